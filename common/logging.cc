@@ -1,0 +1,82 @@
+#include "common/logging.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "common/mutex.h"
+
+namespace tessera {
+namespace {
+
+std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
+Mutex g_label_mu;
+std::string* g_label TESSERA_GUARDED_BY(g_label_mu) = nullptr;
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarning:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool ParseLogLevel(std::string_view text, LogLevel* level) {
+  if (text == "debug") *level = LogLevel::kDebug;
+  else if (text == "info") *level = LogLevel::kInfo;
+  else if (text == "warning" || text == "warn") *level = LogLevel::kWarning;
+  else if (text == "error") *level = LogLevel::kError;
+  else return false;
+  return true;
+}
+
+void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
+
+void SetLogNodeLabel(std::string_view label) {
+  MutexLock lock(&g_label_mu);
+  if (g_label == nullptr) g_label = new std::string;  // never freed: used until exit
+  *g_label = std::string(label);
+}
+
+bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+
+void LogLine(LogLevel level, std::string_view message) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  int millis = static_cast<int>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+      1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char stamp[96];
+  std::snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  std::string line;
+  line.reserve(message.size() + 64);
+  line += stamp;
+  line += ' ';
+  line += LevelName(level);
+  line += ' ';
+  {
+    MutexLock lock(&g_label_mu);
+    line += (g_label == nullptr || g_label->empty()) ? std::string("tessera") : *g_label;
+  }
+  line += ' ';
+  line += message;
+  line += '\n';
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace tessera
