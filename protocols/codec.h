@@ -1,0 +1,197 @@
+// The only code that builds or verifies wire buffers. Every received buffer
+// passes the FlatBuffers verifier (plus identifier, version and body checks)
+// in DecodedMessage::Decode() before any field is read.
+//
+// Encoding returns one Frame holding a finished FlatBuffer; data-plane
+// encoders take "fill" callbacks so keys and values are written straight into
+// the buffer (one copy from the caller's memory, none after). Decoded data
+// views point into the received Frame and stay valid while it lives.
+//
+// Example (server side):
+//   TESSERA_ASSIGN_OR_RETURN(DecodedMessage msg, DecodedMessage::Decode(frame));
+//   if (msg.type() == MessageType::kPullRequest) {
+//     TESSERA_ASSIGN_OR_RETURN(PullView pull, msg.AsPull());
+//     Frame reply = EncodeValuesReply(ReplyHeader(msg.header(), self, token),
+//                                     pull.keys.size() * dim,
+//                                     [&](std::span<float> out) { table.Pull(pull.keys, out); });
+//   }
+#ifndef TESSERA_PROTOCOLS_CODEC_H_
+#define TESSERA_PROTOCOLS_CODEC_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "common/sharding.h"
+#include "common/status.h"
+#include "common/table_config.h"
+#include "common/transport.h"
+#include "common/types.h"
+
+namespace tessera::wire {
+struct Envelope;
+}  // namespace tessera::wire
+
+namespace tessera::protocol {
+
+// Bumped on any incompatible schema change; peers with another version are
+// refused (see protocols/README.md).
+inline constexpr uint16_t kProtocolVersion = 1;
+
+enum class MessageType : uint8_t {
+  kNone = 0,
+  kRegisterRequest,
+  kRegisterReply,
+  kClusterView,
+  kConfigureTables,
+  kHeartbeat,
+  kBarrierRequest,
+  kShutdownRequest,
+  kAck,
+  kPullRequest,
+  kPushRequest,
+  kPushPullRequest,
+  kValuesReply,
+  kDensePullRequest,
+  kDensePushRequest,
+};
+std::string_view MessageTypeName(MessageType type);
+
+// Fields every message carries.
+struct Header {
+  uint64_t request_id = 0;
+  bool is_reply = false;
+  NodeId sender;
+  std::string token;
+  Status status;  // replies only; OK otherwise
+};
+
+// The header of a reply to `request` sent by `self`.
+Header ReplyHeader(const Header& request, NodeId self, std::string_view token,
+                   Status status = OkStatus());
+
+struct NodeInfo {
+  NodeId id;
+  std::string endpoint;
+  int32_t metrics_port = 0;
+  int64_t pid = 0;
+  std::string host;
+  friend bool operator==(const NodeInfo&, const NodeInfo&) = default;
+};
+
+struct RegisterRequest {
+  Role role = Role::kWorker;
+  int32_t requested_rank = kUnassignedRank;
+  std::string endpoint;
+  int32_t metrics_port = 0;
+  int64_t pid = 0;
+  std::string host;
+  friend bool operator==(const RegisterRequest&, const RegisterRequest&) = default;
+};
+
+struct ClusterView {
+  uint64_t epoch = 0;
+  ShardMap shard_map;
+  std::vector<NodeInfo> servers;  // index = server rank
+  std::vector<NodeInfo> workers;  // index = worker rank
+  std::vector<TableConfig> tables;
+  uint32_t heartbeat_interval_ms = 0;
+};
+
+enum class BarrierGroup : uint8_t { kWorkers = 0, kAll = 1 };
+
+struct PullView {
+  TableId table = 0;
+  std::span<const Key> keys;
+};
+struct PushView {  // also PushPull
+  TableId table = 0;
+  std::span<const Key> keys;
+  std::span<const float> grads;
+};
+struct DensePullView {
+  TableId table = 0;
+  uint64_t begin = 0;
+  uint64_t count = 0;
+};
+struct DensePushView {
+  TableId table = 0;
+  uint64_t begin = 0;
+  std::span<const float> grads;
+};
+
+// ---- encoding ---------------------------------------------------------------
+Frame EncodeRegisterRequest(const Header& header, const RegisterRequest& request);
+Frame EncodeRegisterReply(const Header& header, NodeId assigned);
+Frame EncodeClusterView(const Header& header, const ClusterView& view);
+Frame EncodeConfigureTables(const Header& header, std::span<const TableConfig> tables);
+Frame EncodeHeartbeat(const Header& header);
+Frame EncodeBarrierRequest(const Header& header, BarrierGroup group);
+Frame EncodeShutdownRequest(const Header& header, std::string_view reason);
+// Also the body of error replies (header.status not OK).
+Frame EncodeAck(const Header& header);
+
+using KeysFill = absl::FunctionRef<void(std::span<Key>)>;
+using ValuesFill = absl::FunctionRef<void(std::span<float>)>;
+using KeysValuesFill = absl::FunctionRef<void(std::span<Key>, std::span<float>)>;
+
+Frame EncodePull(const Header& header, TableId table, size_t num_keys, KeysFill fill);
+Frame EncodePull(const Header& header, TableId table, std::span<const Key> keys);
+// `fill` gets num_keys keys and num_grads gradient floats to write.
+Frame EncodePush(const Header& header, TableId table, size_t num_keys, size_t num_grads,
+                 KeysValuesFill fill);
+Frame EncodePush(const Header& header, TableId table, std::span<const Key> keys,
+                 std::span<const float> grads);
+Frame EncodePushPull(const Header& header, TableId table, size_t num_keys, size_t num_grads,
+                     KeysValuesFill fill);
+Frame EncodeValuesReply(const Header& header, size_t num_values, ValuesFill fill);
+Frame EncodeValuesReply(const Header& header, std::span<const float> values);
+Frame EncodeDensePull(const Header& header, TableId table, uint64_t begin, uint64_t count);
+Frame EncodeDensePush(const Header& header, TableId table, uint64_t begin,
+                      std::span<const float> grads);
+
+// ---- decoding ---------------------------------------------------------------
+
+// A verified message. Cheap to move; holds the Frame it points into.
+class DecodedMessage {
+ public:
+  // Verifies the buffer (FlatBuffers verifier, file identifier, protocol
+  // version, a body present unless this is an error reply) and reads the
+  // header. InvalidArgument for malformed input, FailedPrecondition for a
+  // version mismatch. Never crashes on hostile input.
+  static StatusOr<DecodedMessage> Decode(Frame frame);
+
+  MessageType type() const { return type_; }
+  const Header& header() const { return header_; }
+  const Frame& frame() const { return frame_; }
+
+  // Each accessor checks type() and semantic validity (e.g. table configs
+  // pass ValidateTableConfig, slot owners index existing servers, NodeIds are
+  // in range) and returns InvalidArgument otherwise.
+  StatusOr<RegisterRequest> AsRegisterRequest() const;
+  StatusOr<NodeId> AsRegisterReply() const;
+  StatusOr<ClusterView> AsClusterView() const;
+  StatusOr<std::vector<TableConfig>> AsConfigureTables() const;
+  StatusOr<BarrierGroup> AsBarrierRequest() const;
+  StatusOr<std::string> AsShutdownRequest() const;
+  StatusOr<PullView> AsPull() const;
+  StatusOr<PushView> AsPush() const;      // kPushRequest
+  StatusOr<PushView> AsPushPull() const;  // kPushPullRequest
+  StatusOr<std::span<const float>> AsValuesReply() const;
+  StatusOr<DensePullView> AsDensePull() const;
+  StatusOr<DensePushView> AsDensePush() const;
+
+ private:
+  DecodedMessage() = default;
+  Frame frame_;
+  const wire::Envelope* envelope_ = nullptr;
+  MessageType type_ = MessageType::kNone;
+  Header header_;
+};
+
+}  // namespace tessera::protocol
+
+#endif  // TESSERA_PROTOCOLS_CODEC_H_
