@@ -29,6 +29,7 @@ using absl::ResourceExhaustedError;
 using absl::UnavailableError;
 using absl::UnimplementedError;
 using absl::AlreadyExistsError;
+using absl::UnknownError;
 
 // Maps an integer received from the network to a StatusCode; unknown values
 // become kUnknown so a hostile peer cannot inject an out-of-range enum.

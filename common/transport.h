@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/deadline.h"
 #include "common/status.h"
 #include "common/types.h"
 
@@ -54,7 +55,7 @@ struct Message {
   size_t ByteSize() const;
 };
 
-using SteadyTime = std::chrono::steady_clock::time_point;
+// SteadyTime comes from common/deadline.h.
 
 // Thread-safe: Send() may be called from any thread concurrently; Receive()
 // is meant for one receiving thread (concurrent calls are serialized).

@@ -1,0 +1,97 @@
+// What every non-scheduler node does to be part of a cluster: bind, register
+// with the scheduler, receive the cluster view (and connect to the peers it
+// lists), send heartbeats, take part in barriers, and learn about shutdown.
+// Servers and workers each own one and forward kClusterView and
+// kShutdownRequest messages to it.
+//
+// Thread-safe. The heartbeat thread starts when the first view arrives and
+// is joined by Stop().
+#ifndef TESSERA_PROTOCOLS_CLUSTER_MEMBER_H_
+#define TESSERA_PROTOCOLS_CLUSTER_MEMBER_H_
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/deadline.h"
+#include "common/mutex.h"
+#include "common/transport.h"
+#include "protocols/codec.h"
+#include "protocols/messenger.h"
+
+namespace tessera::protocol {
+
+struct MemberOptions {
+  Role role = Role::kWorker;
+  // Endpoint to bind; "tcp://0.0.0.0:0" binds every interface on a free port.
+  std::string bind_endpoint = "tcp://127.0.0.1:0";
+  // Host other nodes use to reach this one (replaces 0.0.0.0 / * in the
+  // bound endpoint).
+  std::string advertise_host = "127.0.0.1";
+  std::string scheduler_endpoint;
+  int32_t requested_rank = kUnassignedRank;
+  int32_t metrics_port = 0;
+  // Send heartbeats from a thread at the view's interval. Tests that drive a
+  // SimulatedClock turn it off and call SendHeartbeat().
+  bool heartbeat_thread = true;
+};
+
+// Turns a bound endpoint into one peers can connect to.
+std::string AdvertisedEndpoint(const std::string& bound, const std::string& host);
+
+class ClusterMember {
+ public:
+  // `messenger` is borrowed and must outlive this; it must be started.
+  ClusterMember(MemberOptions options, Messenger* messenger);
+  ~ClusterMember();  // Stop()s.
+
+  // Binds this node's endpoint. Returns the advertised endpoint.
+  StatusOr<std::string> Bind();
+  // Registers with the scheduler and waits for the assigned id (set as the
+  // messenger's identity). REQUIRES: Bind() succeeded.
+  StatusOr<NodeId> Register(SteadyTime deadline);
+
+  // Message hooks, called by the role's request handler.
+  void OnClusterView(ClusterView view);
+  void OnShutdown(const std::string& reason);
+
+  // Blocks until the first cluster view arrived (or shutdown / deadline).
+  StatusOr<ClusterView> WaitForView(SteadyTime deadline) const;
+  std::optional<ClusterView> view() const;
+  // Blocks until the scheduler ordered a shutdown or the deadline passes.
+  Status WaitForShutdown(SteadyTime deadline) const;
+  bool shutdown_requested() const;
+
+  Status SendHeartbeat();
+  // Waits at the scheduler's barrier for `group`.
+  Status Barrier(BarrierGroup group, SteadyTime deadline);
+  // Asks the scheduler to stop the whole cluster and waits for its ack.
+  Status RequestClusterShutdown(const std::string& reason, SteadyTime deadline);
+  // A blocking request/reply round trip through the messenger.
+  StatusOr<DecodedMessage> Call(NodeId to, HeaderEncoder encode, SteadyTime deadline);
+
+  NodeId id() const { return messenger_->self(); }
+  const std::string& endpoint() const { return endpoint_; }
+  void Stop();
+
+ private:
+  void HeartbeatLoop(std::chrono::milliseconds interval);
+
+  const MemberOptions options_;
+  Messenger* const messenger_;
+  std::string endpoint_;
+  Notification stop_heartbeats_;
+  std::thread heartbeat_thread_;
+
+  mutable Mutex mu_;
+  // protected by mu_
+  std::optional<ClusterView> view_ TESSERA_GUARDED_BY(mu_);
+  bool shutdown_ TESSERA_GUARDED_BY(mu_) = false;
+  std::string shutdown_reason_ TESSERA_GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::protocol
+
+#endif  // TESSERA_PROTOCOLS_CLUSTER_MEMBER_H_

@@ -1,0 +1,266 @@
+#include "scheduler/scheduler_node.h"
+
+#include <unistd.h>
+
+#include <utility>
+
+#include "common/deadline.h"
+#include "common/logging.h"
+
+namespace tessera::scheduler {
+
+using protocol::DecodedMessage;
+using protocol::Header;
+using protocol::MessageType;
+
+SchedulerNode::SchedulerNode(SchedulerOptions options, Transport* transport, const Clock* clock,
+                             MetricsRegistry* metrics)
+    : options_(std::move(options)),
+      transport_(transport),
+      clock_(clock),
+      metrics_(metrics),
+      messenger_({transport, options_.token, metrics, "scheduler"},
+                 [this](DecodedMessage msg) { Handle(std::move(msg)); }),
+      heartbeats_(metrics->GetCounter("tessera_scheduler_heartbeats_received_total",
+                                      "Heartbeats received from nodes.")),
+      declared_dead_(metrics->GetCounter(
+          "tessera_scheduler_nodes_declared_dead_total",
+          "Nodes declared dead after missing heartbeats for the timeout.")),
+      alive_nodes_(metrics->GetGauge("tessera_scheduler_alive_nodes",
+                                     "Registered nodes not declared dead.")),
+      membership_(options_.num_servers, options_.num_workers),
+      detector_(clock, options_.heartbeat_timeout) {
+  messenger_.set_self(kSchedulerId);
+}
+
+SchedulerNode::~SchedulerNode() { Stop(); }
+
+StatusOr<std::string> SchedulerNode::Start() {
+  TESSERA_ASSIGN_OR_RETURN(std::string endpoint, transport_->Bind(options_.bind_endpoint));
+  messenger_.Start();
+  if (options_.liveness_thread) {
+    liveness_thread_ = std::thread([this] { LivenessLoop(); });
+  }
+  TESSERA_LOG(kInfo) << "scheduler listening on " << endpoint << ", waiting for "
+                     << options_.num_servers << " servers and " << options_.num_workers
+                     << " workers";
+  return endpoint;
+}
+
+void SchedulerNode::Stop() {
+  if (!stop_liveness_.HasBeenNotified()) stop_liveness_.Notify();
+  if (liveness_thread_.joinable()) liveness_thread_.join();
+  messenger_.Stop();
+}
+
+bool SchedulerNode::running() const {
+  MutexLock lock(&mu_);
+  return running_;
+}
+
+Status SchedulerNode::WaitRunning(SteadyTime deadline) const {
+  MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ || shutdown_; };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&ready), ToAbslTime(deadline))) {
+    return DeadlineExceededError(
+        "scheduler: cluster not complete: " +
+        std::to_string(membership_.registered(Role::kServer)) + "/" +
+        std::to_string(options_.num_servers) + " servers, " +
+        std::to_string(membership_.registered(Role::kWorker)) + "/" +
+        std::to_string(options_.num_workers) + " workers registered");
+  }
+  return running_ ? OkStatus() : CancelledError("scheduler: cluster shut down");
+}
+
+Status SchedulerNode::WaitForShutdown(SteadyTime deadline) const {
+  MutexLock lock(&mu_);
+  auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return shutdown_; };
+  if (!mu_.AwaitWithDeadline(absl::Condition(&done), ToAbslTime(deadline))) {
+    return DeadlineExceededError("scheduler: no shutdown before the deadline");
+  }
+  return OkStatus();
+}
+
+void SchedulerNode::ShutdownCluster(const std::string& reason) {
+  MutexLock lock(&mu_);
+  BroadcastShutdown(reason);
+}
+
+std::optional<protocol::ClusterView> SchedulerNode::cluster_view() const {
+  MutexLock lock(&mu_);
+  return view_;
+}
+
+std::vector<protocol::NodeInfo> SchedulerNode::nodes() const {
+  MutexLock lock(&mu_);
+  return membership_.all();
+}
+
+std::vector<NodeId> SchedulerNode::dead_nodes() const {
+  MutexLock lock(&mu_);
+  return dead_;
+}
+
+std::vector<NodeId> SchedulerNode::CheckLiveness() {
+  MutexLock lock(&mu_);
+  std::vector<NodeId> newly_dead = detector_.CheckNewlyDead();
+  for (NodeId node : newly_dead) {
+    dead_.push_back(node);
+    declared_dead_.Increment();
+    TESSERA_LOG(kError) << node.ToString() << " missed heartbeats for "
+                        << options_.heartbeat_timeout.count()
+                        << " ms: declared dead (recovery is not implemented yet)";
+  }
+  alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
+  return newly_dead;
+}
+
+void SchedulerNode::LivenessLoop() {
+  const auto period = std::max(options_.heartbeat_interval / 2, std::chrono::milliseconds(10));
+  while (!stop_liveness_.WaitForNotificationWithTimeout(absl::FromChrono(period))) {
+    CheckLiveness();
+  }
+}
+
+void SchedulerNode::Handle(DecodedMessage msg) {
+  switch (msg.type()) {
+    case MessageType::kRegisterRequest:
+      HandleRegister(msg);
+      return;
+    case MessageType::kHeartbeat: {
+      heartbeats_.Increment();
+      MutexLock lock(&mu_);
+      detector_.Beat(msg.header().sender);
+      return;
+    }
+    case MessageType::kBarrierRequest:
+      HandleBarrier(std::move(msg));
+      return;
+    case MessageType::kShutdownRequest:
+      HandleShutdown(msg);
+      return;
+    default:
+      (void)messenger_.ReplyError(
+          msg, InvalidArgumentError("scheduler: unexpected " +
+                                    std::string(protocol::MessageTypeName(msg.type()))));
+  }
+}
+
+void SchedulerNode::HandleRegister(const DecodedMessage& msg) {
+  StatusOr<protocol::RegisterRequest> request = msg.AsRegisterRequest();
+  if (!request.ok()) {
+    TESSERA_LOG(kWarning) << "bad register request: " << request.status();
+    return;  // cannot route a reply to a node without a valid endpoint
+  }
+  MutexLock lock(&mu_);
+  StatusOr<NodeId> id = running_ ? StatusOr<NodeId>(FailedPreconditionError(
+                                       "scheduler: the cluster is already running; node "
+                                       "replacement comes with the reliability issue"))
+                                 : membership_.Register(*request);
+  // Route the reply through the endpoint the node gave: it has no id yet.
+  NodeId route = id.ok() ? *id : NodeId{request->role, kUnassignedRank};
+  if (Status s = transport_->Connect(route, request->endpoint); !s.ok()) {
+    TESSERA_LOG(kWarning) << "cannot connect to registering node at " << request->endpoint
+                          << ": " << s;
+    return;
+  }
+  NodeId assigned = id.ok() ? *id : route;
+  Header reply = protocol::ReplyHeader(msg.header(), kSchedulerId, options_.token, id.status());
+  (void)transport_->Send(Message{kSchedulerId, route, {protocol::EncodeRegisterReply(reply, assigned)}});
+  if (!id.ok()) {
+    TESSERA_LOG(kWarning) << "refused registration from " << request->endpoint << ": "
+                          << id.status();
+    (void)transport_->Disconnect(route);
+    return;
+  }
+  detector_.Watch(*id);
+  TESSERA_LOG(kInfo) << "registered " << id->ToString() << " at " << request->endpoint << " ("
+                     << membership_.registered(Role::kServer) << "/" << options_.num_servers
+                     << " servers, " << membership_.registered(Role::kWorker) << "/"
+                     << options_.num_workers << " workers)";
+  alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
+  if (membership_.complete() && !view_.has_value()) OnAllRegistered();
+}
+
+void SchedulerNode::OnAllRegistered() {
+  protocol::ClusterView view;
+  view.epoch = 1;
+  view.shard_map = ShardMap::Uniform(options_.num_slots, options_.num_servers);
+  view.servers = membership_.nodes(Role::kServer);
+  view.workers = membership_.nodes(Role::kWorker);
+  view.tables = options_.tables;
+  view.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+  view_ = view;
+  for (const protocol::NodeInfo& server : view.servers) {
+    (void)messenger_.SendOneWay(server.id, [&](const Header& h) {
+      return protocol::EncodeClusterView(h, view);
+    });
+    NodeId id = server.id;
+    StatusOr<uint64_t> sent = messenger_.SendRequest(
+        id, [&](const Header& h) { return protocol::EncodeConfigureTables(h, view.tables); },
+        [this, id](StatusOr<DecodedMessage> reply) {
+          OnTablesAcked(id, reply.ok() ? reply->header().status : reply.status());
+        });
+    if (!sent.ok()) TESSERA_LOG(kError) << "cannot configure " << id.ToString() << ": " << sent.status();
+  }
+  if (view.servers.empty()) {
+    running_ = true;
+    for (const protocol::NodeInfo& w : view.workers) {
+      (void)messenger_.SendOneWay(w.id, [&](const Header& h) { return protocol::EncodeClusterView(h, view); });
+    }
+  }
+}
+
+void SchedulerNode::OnTablesAcked(NodeId server, Status status) {
+  MutexLock lock(&mu_);
+  if (!status.ok()) {
+    TESSERA_LOG(kError) << server.ToString() << " rejected the table configuration: " << status;
+    BroadcastShutdown("table configuration rejected by " + server.ToString());
+    return;
+  }
+  if (++servers_configured_ != options_.num_servers) return;
+  running_ = true;
+  TESSERA_LOG(kInfo) << "all " << options_.num_servers
+                     << " servers configured; cluster running with " << options_.num_workers
+                     << " workers";
+  const protocol::ClusterView& view = *view_;
+  for (const protocol::NodeInfo& w : view.workers) {
+    (void)messenger_.SendOneWay(w.id, [&](const Header& h) { return protocol::EncodeClusterView(h, view); });
+  }
+}
+
+void SchedulerNode::HandleBarrier(DecodedMessage msg) {
+  StatusOr<protocol::BarrierGroup> group = msg.AsBarrierRequest();
+  if (!group.ok()) {
+    (void)messenger_.ReplyError(msg, group.status());
+    return;
+  }
+  MutexLock lock(&mu_);
+  std::vector<DecodedMessage> released =
+      *group == protocol::BarrierGroup::kWorkers
+          ? worker_barrier_.Arrive(options_.num_workers, std::move(msg))
+          : all_barrier_.Arrive(options_.num_workers + options_.num_servers, std::move(msg));
+  for (const DecodedMessage& waiter : released) {
+    (void)messenger_.Reply(waiter, [](const Header& h) { return protocol::EncodeAck(h); });
+  }
+}
+
+void SchedulerNode::HandleShutdown(const DecodedMessage& msg) {
+  StatusOr<std::string> reason = msg.AsShutdownRequest();
+  (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); });
+  MutexLock lock(&mu_);
+  BroadcastShutdown(reason.ok() ? *reason : "requested");
+}
+
+void SchedulerNode::BroadcastShutdown(const std::string& reason) {
+  if (shutdown_) return;
+  shutdown_ = true;
+  TESSERA_LOG(kInfo) << "shutting the cluster down: " << reason;
+  for (const protocol::NodeInfo& node : membership_.all()) {
+    (void)messenger_.SendOneWay(node.id, [&](const Header& h) {
+      return protocol::EncodeShutdownRequest(h, reason);
+    });
+  }
+}
+
+}  // namespace tessera::scheduler
