@@ -1,0 +1,270 @@
+#include "server/server_node.h"
+
+#include <chrono>
+#include <utility>
+
+#include "common/logging.h"
+
+namespace tessera::server {
+
+using protocol::DecodedMessage;
+using protocol::Header;
+using protocol::MessageType;
+
+namespace {
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
+
+ServerNode::ServerNode(ServerOptions options, Transport* transport, const Clock* clock,
+                       MetricsRegistry* metrics)
+    : options_([&] {
+        options.member.role = Role::kServer;
+        return std::move(options);
+      }()),
+      clock_(clock),
+      metrics_(metrics),
+      messenger_({transport, options_.token, metrics, "server"},
+                 [this](DecodedMessage msg) { Handle(std::move(msg)); }),
+      member_(options_.member, &messenger_),
+      pull_(MakeOpMetrics("pull")),
+      push_(MakeOpMetrics("push")),
+      push_pull_(MakeOpMetrics("push_pull")),
+      dense_pull_(MakeOpMetrics("dense_pull")),
+      dense_push_(MakeOpMetrics("dense_push")),
+      bytes_received_(metrics->GetCounter("tessera_server_received_bytes_total",
+                                          "Bytes of data-plane requests received.")),
+      bytes_sent_(metrics->GetCounter("tessera_server_sent_bytes_total",
+                                      "Bytes of data-plane replies sent.")),
+      bad_requests_(metrics->GetCounter(
+          "tessera_server_bad_requests_total",
+          "Verified requests refused as invalid (unknown table, size mismatch, keys not owned).")) {
+}
+
+ServerNode::~ServerNode() { Stop(); }
+
+ServerNode::OpMetrics ServerNode::MakeOpMetrics(const std::string& op) {
+  return OpMetrics{
+      &metrics_->GetCounter("tessera_server_requests_total", "Data-plane requests handled.",
+                            {{"op", op}}),
+      &metrics_->GetCounter("tessera_server_keys_total",
+                            "Keys (sparse) or floats (dense) pulled or pushed.", {{"op", op}}),
+      &metrics_->GetHistogram("tessera_server_request_duration_seconds",
+                              "Time to apply a request and encode its reply.", LatencyBuckets(),
+                              {{"op", op}})};
+}
+
+Status ServerNode::Start(SteadyTime deadline) {
+  TESSERA_RETURN_IF_ERROR(member_.Bind().status());
+  messenger_.Start();
+  TESSERA_ASSIGN_OR_RETURN(NodeId id, member_.Register(deadline));
+  rank_ = id.rank;
+  SetLogNodeLabel(id.ToString());
+  TESSERA_LOG(kInfo) << "registered as " << id.ToString() << " at " << member_.endpoint();
+  return OkStatus();
+}
+
+void ServerNode::Stop() {
+  member_.Stop();
+  messenger_.Stop();
+}
+
+void ServerNode::Handle(DecodedMessage msg) {
+  switch (msg.type()) {
+    case MessageType::kClusterView: {
+      StatusOr<protocol::ClusterView> view = msg.AsClusterView();
+      if (!view.ok()) {
+        TESSERA_LOG(kError) << "bad cluster view: " << view.status();
+        return;
+      }
+      shard_map_ = view->shard_map;
+      member_.OnClusterView(std::move(view).value());
+      return;
+    }
+    case MessageType::kConfigureTables:
+      HandleConfigure(msg);
+      return;
+    case MessageType::kShutdownRequest: {
+      StatusOr<std::string> reason = msg.AsShutdownRequest();
+      member_.OnShutdown(reason.ok() ? *reason : "requested");
+      return;
+    }
+    case MessageType::kPullRequest:
+    case MessageType::kPushRequest:
+    case MessageType::kPushPullRequest:
+    case MessageType::kDensePullRequest:
+    case MessageType::kDensePushRequest: {
+      bytes_received_.Increment(static_cast<double>(msg.frame().size()));
+      Status s = (msg.type() == MessageType::kDensePullRequest ||
+                  msg.type() == MessageType::kDensePushRequest)
+                     ? HandleDense(msg)
+                     : HandleSparse(msg);
+      if (!s.ok()) {
+        bad_requests_.Increment();
+        TESSERA_LOG(kDebug) << "refused " << protocol::MessageTypeName(msg.type()) << " from "
+                            << msg.header().sender.ToString() << ": " << s;
+        (void)messenger_.ReplyError(msg, s);
+      }
+      return;
+    }
+    default:
+      bad_requests_.Increment();
+      (void)messenger_.ReplyError(
+          msg, InvalidArgumentError("server: unexpected " +
+                                    std::string(protocol::MessageTypeName(msg.type()))));
+  }
+}
+
+void ServerNode::HandleConfigure(const DecodedMessage& msg) {
+  StatusOr<std::vector<TableConfig>> configs = msg.AsConfigureTables();
+  Status s = configs.status();
+  if (s.ok() && shard_map_.num_slots() == 0) {
+    s = FailedPreconditionError("server: table configuration before the cluster view");
+  }
+  if (s.ok()) s = tables_.Apply(*configs, shard_map_, rank_);
+  if (s.ok()) {
+    for (const ServerTable* t : tables_.All()) UpdateTableGauges(*t);
+    ready_ = true;
+    TESSERA_LOG(kInfo) << "configured " << tables_.size() << " tables";
+  } else {
+    TESSERA_LOG(kError) << "table configuration refused: " << s;
+  }
+  (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); }, s);
+}
+
+StatusOr<const ServerTable*> ServerNode::FindTable(TableId id, TableKind kind) const {
+  const ServerTable* table = tables_.Find(id);
+  if (table == nullptr) return NotFoundError("server: unknown table " + std::to_string(id));
+  if (table->config.kind != kind) {
+    return InvalidArgumentError("server: table '" + table->config.name + "' is " +
+                                (table->config.kind == TableKind::kDense ? "dense" : "sparse"));
+  }
+  return table;
+}
+
+Status ServerNode::CheckOwnership(std::span<const Key> keys) const {
+  for (Key key : keys) {
+    if (shard_map_.OwnerOfKey(key) != rank_) {
+      return FailedPreconditionError("server: key " + std::to_string(key) + " belongs to server " +
+                                     std::to_string(shard_map_.OwnerOfKey(key)) +
+                                     " (stale shard map?)");
+    }
+  }
+  return OkStatus();
+}
+
+Status ServerNode::HandleSparse(const DecodedMessage& msg) {
+  const auto start = std::chrono::steady_clock::now();
+  const bool is_pull = msg.type() == MessageType::kPullRequest;
+  protocol::PushView req;
+  if (is_pull) {
+    TESSERA_ASSIGN_OR_RETURN(protocol::PullView pull, msg.AsPull());
+    req.table = pull.table;
+    req.keys = pull.keys;
+  } else if (msg.type() == MessageType::kPushRequest) {
+    TESSERA_ASSIGN_OR_RETURN(req, msg.AsPush());
+  } else {
+    TESSERA_ASSIGN_OR_RETURN(req, msg.AsPushPull());
+  }
+  TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kSparse));
+  const size_t dim = table->config.dim;
+  if (!is_pull && req.grads.size() != req.keys.size() * dim) {
+    return InvalidArgumentError("server: table '" + table->config.name + "' expects " +
+                                std::to_string(req.keys.size() * dim) + " gradient floats (" +
+                                std::to_string(req.keys.size()) + " keys x dim " +
+                                std::to_string(dim) + "), got " + std::to_string(req.grads.size()));
+  }
+  TESSERA_RETURN_IF_ERROR(CheckOwnership(req.keys));
+  EmbeddingTable& rows = *table->sparse;
+  const int64_t now = clock_->UnixSeconds();
+  size_t reply_bytes = 0;
+  Status sent;
+  OpMetrics* op = &pull_;
+  if (is_pull) {
+    sent = messenger_.Reply(msg, [&](const Header& h) {
+      Frame f = protocol::EncodeValuesReply(h, req.keys.size() * dim,
+                                            [&](std::span<float> out) { rows.Pull(req.keys, out); });
+      reply_bytes = f.size();
+      return f;
+    });
+  } else if (msg.type() == MessageType::kPushRequest) {
+    op = &push_;
+    rows.Push(req.keys, req.grads, now);
+    sent = messenger_.Reply(msg, [&](const Header& h) {
+      Frame f = protocol::EncodeAck(h);
+      reply_bytes = f.size();
+      return f;
+    });
+  } else {
+    op = &push_pull_;
+    sent = messenger_.Reply(msg, [&](const Header& h) {
+      Frame f = protocol::EncodeValuesReply(h, req.keys.size() * dim, [&](std::span<float> out) {
+        rows.PushPull(req.keys, req.grads, out, now);
+      });
+      reply_bytes = f.size();
+      return f;
+    });
+  }
+  if (!is_pull) UpdateTableGauges(*table);
+  op->requests->Increment();
+  op->keys->Increment(static_cast<double>(req.keys.size()));
+  op->latency->Observe(SecondsSince(start));
+  bytes_sent_.Increment(static_cast<double>(reply_bytes));
+  if (!sent.ok()) TESSERA_LOG(kWarning) << "reply not sent: " << sent;
+  return OkStatus();
+}
+
+Status ServerNode::HandleDense(const DecodedMessage& msg) {
+  const auto start = std::chrono::steady_clock::now();
+  size_t reply_bytes = 0;
+  Status sent;
+  OpMetrics* op;
+  uint64_t floats;
+  if (msg.type() == MessageType::kDensePullRequest) {
+    TESSERA_ASSIGN_OR_RETURN(protocol::DensePullView req, msg.AsDensePull());
+    TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
+    std::vector<float> values(req.count);
+    TESSERA_RETURN_IF_ERROR(table->dense->Pull(req.begin, req.begin + req.count, values));
+    sent = messenger_.Reply(msg, [&](const Header& h) {
+      Frame f = protocol::EncodeValuesReply(h, values);
+      reply_bytes = f.size();
+      return f;
+    });
+    op = &dense_pull_;
+    floats = req.count;
+  } else {
+    TESSERA_ASSIGN_OR_RETURN(protocol::DensePushView req, msg.AsDensePush());
+    TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
+    TESSERA_RETURN_IF_ERROR(table->dense->Push(req.begin, req.grads));
+    sent = messenger_.Reply(msg, [&](const Header& h) {
+      Frame f = protocol::EncodeAck(h);
+      reply_bytes = f.size();
+      return f;
+    });
+    op = &dense_push_;
+    floats = req.grads.size();
+  }
+  op->requests->Increment();
+  op->keys->Increment(static_cast<double>(floats));
+  op->latency->Observe(SecondsSince(start));
+  bytes_sent_.Increment(static_cast<double>(reply_bytes));
+  if (!sent.ok()) TESSERA_LOG(kWarning) << "reply not sent: " << sent;
+  return OkStatus();
+}
+
+void ServerNode::UpdateTableGauges(const ServerTable& table) {
+  MetricLabels labels{{"table", table.config.name}};
+  Gauge& rows = metrics_->GetGauge("tessera_server_table_rows", "Rows held per table.", labels);
+  Gauge& bytes = metrics_->GetGauge("tessera_server_table_bytes",
+                                    "Memory held per table (rows, state and index).", labels);
+  if (table.sparse) {
+    rows.Set(static_cast<double>(table.sparse->num_rows()));
+    bytes.Set(static_cast<double>(table.sparse->memory_bytes()));
+  } else {
+    rows.Set(0);
+    bytes.Set(static_cast<double>(table.dense->memory_bytes()));
+  }
+}
+
+}  // namespace tessera::server

@@ -1,0 +1,89 @@
+// A parameter server: holds its shards of every table and answers pull,
+// push and push-and-pull requests. A push is acknowledged only after the
+// update has been applied.
+//
+// Threading: requests are handled on the Messenger's receive thread (tables
+// are thread-safe, so more handler threads can be added without changing
+// them). Public methods are thread-safe.
+//
+// Example:
+//   ServerNode server({.member = {.role = Role::kServer, .scheduler_endpoint = ep},
+//                      .token = token}, transport, &clock, &metrics);
+//   TESSERA_RETURN_IF_ERROR(server.Start(DeadlineIn(30s)));
+//   server.WaitForShutdown(...);
+#ifndef TESSERA_SERVER_SERVER_NODE_H_
+#define TESSERA_SERVER_SERVER_NODE_H_
+
+#include <atomic>
+#include <string>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/transport.h"
+#include "protocols/cluster_member.h"
+#include "protocols/messenger.h"
+#include "server/table_set.h"
+
+namespace tessera::server {
+
+struct ServerOptions {
+  protocol::MemberOptions member;  // role is forced to kServer
+  std::string token;
+};
+
+class ServerNode {
+ public:
+  // `transport`, `clock` and `metrics` are borrowed and must outlive this.
+  ServerNode(ServerOptions options, Transport* transport, const Clock* clock,
+             MetricsRegistry* metrics);
+  ~ServerNode();  // Stop()s.
+
+  // Binds, starts the receive thread and registers with the scheduler.
+  Status Start(SteadyTime deadline);
+  void Stop();
+
+  // True once the tables are configured (the server answers requests).
+  bool ready() const { return ready_.load(); }
+  Status WaitForShutdown(SteadyTime deadline) const { return member_.WaitForShutdown(deadline); }
+  NodeId id() const { return member_.id(); }
+  const std::string& endpoint() const { return member_.endpoint(); }
+  protocol::ClusterMember& member() { return member_; }
+  const TableSet& tables() const { return tables_; }
+
+ private:
+  struct OpMetrics {
+    Counter* requests;
+    Counter* keys;
+    Histogram* latency;
+  };
+
+  void Handle(protocol::DecodedMessage msg);
+  void HandleConfigure(const protocol::DecodedMessage& msg);
+  Status HandleSparse(const protocol::DecodedMessage& msg);
+  Status HandleDense(const protocol::DecodedMessage& msg);
+  StatusOr<const ServerTable*> FindTable(TableId id, TableKind kind) const;
+  Status CheckOwnership(std::span<const Key> keys) const;
+  void UpdateTableGauges(const ServerTable& table);
+  OpMetrics MakeOpMetrics(const std::string& op);
+
+  const ServerOptions options_;
+  const Clock* const clock_;
+  MetricsRegistry* const metrics_;
+  protocol::Messenger messenger_;
+  protocol::ClusterMember member_;
+  TableSet tables_;
+  std::atomic<bool> ready_{false};
+  // Set from the first cluster view, before tables are configured; read only
+  // on the receive thread.
+  ShardMap shard_map_;
+  int32_t rank_ = kUnassignedRank;
+
+  OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
+  Counter& bytes_received_;
+  Counter& bytes_sent_;
+  Counter& bad_requests_;
+};
+
+}  // namespace tessera::server
+
+#endif  // TESSERA_SERVER_SERVER_NODE_H_

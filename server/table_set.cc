@@ -1,0 +1,60 @@
+#include "server/table_set.h"
+
+#include <utility>
+
+namespace tessera::server {
+
+Status TableSet::Apply(std::span<const TableConfig> configs, const ShardMap& shard_map,
+                       int32_t self_rank) {
+  MutexLock lock(&mu_);
+  for (const TableConfig& config : configs) {
+    TESSERA_RETURN_IF_ERROR(ValidateTableConfig(config));
+    auto it = tables_.find(config.id);
+    if (it != tables_.end()) {
+      if (it->second->config == config) continue;
+      return FailedPreconditionError("table " + std::to_string(config.id) + " ('" + config.name +
+                                     "') already exists with another configuration");
+    }
+    auto table = std::make_unique<ServerTable>();
+    table->config = config;
+    TESSERA_ASSIGN_OR_RETURN(table->optimizer, NewOptimizer(config.optimizer));
+    if (config.kind == TableKind::kSparse) {
+      EmbeddingTableOptions options;
+      options.id = config.id;
+      options.dim = config.dim;
+      options.optimizer = table->optimizer.get();
+      options.initializer = config.initializer;
+      table->sparse = std::make_unique<EmbeddingTable>(options);
+    } else {
+      DenseShardOptions options;
+      options.id = config.id;
+      options.size = config.size;
+      options.ranges = shard_map.DenseRangesOf(self_rank, config.size);
+      options.optimizer = table->optimizer.get();
+      options.initializer = config.initializer;
+      table->dense = std::make_unique<DenseShard>(options);
+    }
+    tables_.emplace(config.id, std::move(table));
+  }
+  return OkStatus();
+}
+
+const ServerTable* TableSet::Find(TableId id) const {
+  MutexLock lock(&mu_);
+  auto it = tables_.find(id);
+  return it == tables_.end() ? nullptr : it->second.get();
+}
+
+std::vector<const ServerTable*> TableSet::All() const {
+  MutexLock lock(&mu_);
+  std::vector<const ServerTable*> out;
+  for (const auto& [id, table] : tables_) out.push_back(table.get());
+  return out;
+}
+
+size_t TableSet::size() const {
+  MutexLock lock(&mu_);
+  return tables_.size();
+}
+
+}  // namespace tessera::server

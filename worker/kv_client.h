@@ -1,0 +1,96 @@
+// The workers' view of the parameter servers: sliced, parallel Pull / Push /
+// PushPull of sparse rows and dense ranges, with tickets and deadlines
+// (ps-lite's KVWorker, plus Status and deadlines, minus the singleton).
+//
+// Keys are deduplicated per request: a pull fetches each unique key once and
+// copies its row to every position; a push sums the gradients of duplicate
+// keys and sends each unique key once. Keys are split by the shard map and
+// sent to every owning server in parallel; results come back in the caller's
+// key order.
+//
+// Thread-safe. Completion work runs on the Messenger's receive thread.
+//
+// Example:
+//   KvClient kv(&messenger, view, &metrics);
+//   std::vector<float> rows(keys.size() * dim);
+//   TESSERA_ASSIGN_OR_RETURN(KvClient::Ticket t, kv.Pull(table, keys, rows));
+//   TESSERA_RETURN_IF_ERROR(kv.Wait(t, DeadlineIn(5s)));
+#ifndef TESSERA_WORKER_KV_CLIENT_H_
+#define TESSERA_WORKER_KV_CLIENT_H_
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/deadline.h"
+#include "common/metrics.h"
+#include "common/mutex.h"
+#include "protocols/codec.h"
+#include "protocols/messenger.h"
+
+namespace tessera::worker {
+
+class KvClient {
+ public:
+  using Ticket = uint64_t;
+
+  // `messenger` and `metrics` are borrowed and must outlive this client.
+  KvClient(protocol::Messenger* messenger, protocol::ClusterView view, MetricsRegistry* metrics);
+  ~KvClient();
+
+  // Starts pulling the rows of `keys` into `out` (dim floats per key).
+  // REQUIRES: keys and out stay alive and untouched until Wait() returns.
+  StatusOr<Ticket> Pull(TableId table, std::span<const Key> keys, std::span<float> out);
+  // Starts pushing `grads` (dim floats per key). Acknowledged once applied.
+  // REQUIRES: keys and grads stay alive until Wait() returns.
+  StatusOr<Ticket> Push(TableId table, std::span<const Key> keys, std::span<const float> grads);
+  // Push, then receive the updated rows into `out`.
+  StatusOr<Ticket> PushPull(TableId table, std::span<const Key> keys,
+                            std::span<const float> grads, std::span<float> out);
+  // The whole dense table (config.size floats) into `out`.
+  StatusOr<Ticket> DensePull(TableId table, std::span<float> out);
+  // Gradients for the whole dense table.
+  StatusOr<Ticket> DensePush(TableId table, std::span<const float> grads);
+
+  // Waits for a ticket. Returns the first error of any server's reply,
+  // DeadlineExceeded (the operation is abandoned: no buffer is touched after
+  // Wait returns), or NotFound for an unknown or already waited ticket.
+  Status Wait(Ticket ticket, SteadyTime deadline);
+
+  const protocol::ClusterView& view() const { return view_; }
+  // The configuration of `table`, or nullptr.
+  const TableConfig* FindTable(TableId table) const;
+  const TableConfig* FindTable(const std::string& name) const;
+
+ private:
+  struct Op;
+  struct OpMetrics {
+    Counter* requests;
+    Counter* keys;
+    Histogram* latency;
+  };
+  enum class Kind { kPull, kPush, kPushPull };
+
+  StatusOr<Ticket> Sparse(Kind kind, TableId table, std::span<const Key> keys,
+                          std::span<const float> grads, std::span<float> out);
+  StatusOr<Ticket> Dense(bool pull, TableId table, std::span<const float> grads,
+                         std::span<float> out);
+  Ticket Register(std::shared_ptr<Op> op);
+  void OnReply(const std::shared_ptr<Op>& op, int part, StatusOr<protocol::DecodedMessage> reply);
+  OpMetrics MakeOpMetrics(const std::string& op);
+
+  protocol::Messenger* const messenger_;
+  const protocol::ClusterView view_;
+  MetricsRegistry* const metrics_;
+  OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
+
+  Mutex mu_;
+  // protected by mu_
+  Ticket next_ticket_ TESSERA_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<Ticket, std::shared_ptr<Op>> ops_ TESSERA_GUARDED_BY(mu_);
+};
+
+}  // namespace tessera::worker
+
+#endif  // TESSERA_WORKER_KV_CLIENT_H_

@@ -1,0 +1,72 @@
+#include "worker/worker_node.h"
+
+#include <utility>
+
+#include "common/logging.h"
+
+namespace tessera::worker {
+
+using protocol::DecodedMessage;
+using protocol::MessageType;
+
+WorkerNode::WorkerNode(WorkerOptions options, Transport* transport, const Clock* clock,
+                       MetricsRegistry* metrics)
+    : options_([&] {
+        options.member.role = Role::kWorker;
+        return std::move(options);
+      }()),
+      clock_(clock),
+      metrics_(metrics),
+      messenger_({transport, options_.token, metrics, "worker"},
+                 [this](DecodedMessage msg) { Handle(std::move(msg)); }),
+      member_(options_.member, &messenger_) {}
+
+WorkerNode::~WorkerNode() { Stop(); }
+
+Status WorkerNode::Start(SteadyTime deadline) {
+  TESSERA_RETURN_IF_ERROR(member_.Bind().status());
+  messenger_.Start();
+  TESSERA_ASSIGN_OR_RETURN(NodeId id, member_.Register(deadline));
+  SetLogNodeLabel(id.ToString());
+  TESSERA_ASSIGN_OR_RETURN(protocol::ClusterView view, member_.WaitForView(deadline));
+  kv_ = std::make_unique<KvClient>(&messenger_, std::move(view), metrics_);
+  TESSERA_LOG(kInfo) << "registered as " << id.ToString() << "; cluster has "
+                     << kv_->view().servers.size() << " servers";
+  return OkStatus();
+}
+
+void WorkerNode::Stop() {
+  member_.Stop();
+  kv_.reset();
+  messenger_.Stop();
+}
+
+int WorkerNode::num_workers() const {
+  auto view = member_.view();
+  return view ? static_cast<int>(view->workers.size()) : 0;
+}
+
+void WorkerNode::Handle(DecodedMessage msg) {
+  switch (msg.type()) {
+    case MessageType::kClusterView: {
+      StatusOr<protocol::ClusterView> view = msg.AsClusterView();
+      if (!view.ok()) {
+        TESSERA_LOG(kError) << "bad cluster view: " << view.status();
+        return;
+      }
+      member_.OnClusterView(std::move(view).value());
+      return;
+    }
+    case MessageType::kShutdownRequest: {
+      StatusOr<std::string> reason = msg.AsShutdownRequest();
+      member_.OnShutdown(reason.ok() ? *reason : "requested");
+      return;
+    }
+    default:
+      (void)messenger_.ReplyError(
+          msg, InvalidArgumentError("worker: unexpected " +
+                                    std::string(protocol::MessageTypeName(msg.type()))));
+  }
+}
+
+}  // namespace tessera::worker
