@@ -144,13 +144,31 @@ bool ClusterMember::shutdown_requested() const {
 }
 
 Status ClusterMember::SendHeartbeat() {
-  return messenger_->SendOneWay(kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); });
+  return messenger_
+      ->SendRequest(
+          kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); },
+          [](StatusOr<DecodedMessage>) {})
+      .status();
+}
+
+Status ClusterMember::HeartbeatAndWait(SteadyTime deadline) {
+  return Call(kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); }, deadline)
+      .status();
 }
 
 void ClusterMember::HeartbeatLoop(std::chrono::milliseconds interval) {
+  uint64_t previous = 0;
   do {
-    if (Status s = SendHeartbeat(); !s.ok()) {
-      TESSERA_LOG(kWarning) << "heartbeat not sent: " << s;
+    // An unanswered heartbeat is abandoned when the next one goes out, so a
+    // dead scheduler does not make pending requests pile up.
+    if (previous != 0) messenger_->Cancel(previous);
+    StatusOr<uint64_t> sent = messenger_->SendRequest(
+        kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); },
+        [](StatusOr<DecodedMessage>) {});
+    if (sent.ok()) {
+      previous = *sent;
+    } else {
+      TESSERA_LOG(kWarning) << "heartbeat not sent: " << sent.status();
     }
   } while (!stop_heartbeats_.WaitForNotificationWithTimeout(absl::FromChrono(interval)));
 }

@@ -64,7 +64,10 @@ class ClusterMember {
   Status WaitForShutdown(SteadyTime deadline) const;
   bool shutdown_requested() const;
 
+  // Sends a heartbeat without waiting for the scheduler's ack.
   Status SendHeartbeat();
+  // Sends a heartbeat and waits until the scheduler acknowledged it.
+  Status HeartbeatAndWait(SteadyTime deadline);
   // Waits at the scheduler's barrier for `group`.
   Status Barrier(BarrierGroup group, SteadyTime deadline);
   // Asks the scheduler to stop the whole cluster and waits for its ack.

@@ -129,8 +129,11 @@ void SchedulerNode::Handle(DecodedMessage msg) {
       return;
     case MessageType::kHeartbeat: {
       heartbeats_.Increment();
-      MutexLock lock(&mu_);
-      detector_.Beat(msg.header().sender);
+      {
+        MutexLock lock(&mu_);
+        detector_.Beat(msg.header().sender);
+      }
+      (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); });
       return;
     }
     case MessageType::kBarrierRequest:

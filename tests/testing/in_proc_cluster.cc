@@ -1,0 +1,97 @@
+#include "tests/testing/in_proc_cluster.h"
+
+#include <thread>
+#include <utility>
+
+#include "common/zmq_transport.h"
+
+namespace tessera::testing {
+namespace {
+constexpr std::chrono::seconds kWait(10);
+}  // namespace
+
+InProcCluster::InProcCluster(InProcClusterOptions options, const Clock* clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+InProcCluster::~InProcCluster() { Stop(); }
+
+std::unique_ptr<Transport> InProcCluster::NewTransport() {
+  if (options_.transport == ClusterTransport::kInProc) return network_.NewTransport();
+  StatusOr<std::unique_ptr<Transport>> t = NewZmqTransport(ZmqTransportOptions{});
+  return t.ok() ? std::move(t).value() : nullptr;
+}
+
+Status InProcCluster::Start(std::chrono::milliseconds timeout) {
+  const std::string bind =
+      options_.transport == ClusterTransport::kInProc ? "mem://" : "tcp://127.0.0.1:0";
+  const SteadyTime deadline = DeadlineIn(timeout);
+
+  scheduler::SchedulerOptions so;
+  so.bind_endpoint = bind;
+  so.num_servers = options_.num_servers;
+  so.num_workers = options_.num_workers;
+  so.tables = options_.tables;
+  so.token = options_.token;
+  so.heartbeat_interval = options_.heartbeat_interval;
+  so.heartbeat_timeout = options_.heartbeat_timeout;
+  so.liveness_thread = options_.heartbeat_threads;
+  transports_.push_back(NewTransport());
+  scheduler_ = std::make_unique<scheduler::SchedulerNode>(so, transports_.back().get(), clock_,
+                                                          &scheduler_metrics_);
+  TESSERA_ASSIGN_OR_RETURN(std::string scheduler_endpoint, scheduler_->Start());
+
+  protocol::MemberOptions member;
+  member.bind_endpoint = bind;
+  member.scheduler_endpoint = scheduler_endpoint;
+  member.heartbeat_thread = options_.heartbeat_threads;
+  for (int i = 0; i < options_.num_servers; ++i) {
+    server_metrics_.push_back(std::make_unique<MetricsRegistry>());
+    transports_.push_back(NewTransport());
+    member.requested_rank = i;
+    servers_.push_back(std::make_unique<server::ServerNode>(
+        server::ServerOptions{member, options_.token}, transports_.back().get(), clock_,
+        server_metrics_.back().get()));
+    server_alive_.push_back(true);
+  }
+  for (int i = 0; i < options_.num_workers; ++i) {
+    worker_metrics_.push_back(std::make_unique<MetricsRegistry>());
+    transports_.push_back(NewTransport());
+    member.requested_rank = i;
+    workers_.push_back(std::make_unique<worker::WorkerNode>(
+        worker::WorkerOptions{member, options_.token}, transports_.back().get(), clock_,
+        worker_metrics_.back().get()));
+  }
+  // Workers block in Start() until every node registered: start all at once.
+  std::vector<Status> results(servers_.size() + workers_.size());
+  std::vector<std::thread> starters;
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    starters.emplace_back([&, i] { results[i] = servers_[i]->Start(deadline); });
+  }
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    starters.emplace_back(
+        [&, i] { results[servers_.size() + i] = workers_[i]->Start(deadline); });
+  }
+  for (std::thread& t : starters) t.join();
+  for (const Status& s : results) TESSERA_RETURN_IF_ERROR(s);
+  return scheduler_->WaitRunning(deadline);
+}
+
+void InProcCluster::Stop() {
+  for (auto& w : workers_) w->Stop();
+  for (auto& s : servers_) s->Stop();
+  if (scheduler_) scheduler_->Stop();
+}
+
+void InProcCluster::KillServer(int i) {
+  servers_[i]->Stop();
+  server_alive_[i] = false;
+}
+
+void InProcCluster::SendHeartbeats() {
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    if (server_alive_[i]) (void)servers_[i]->member().HeartbeatAndWait(DeadlineIn(kWait));
+  }
+  for (auto& w : workers_) (void)w->member().HeartbeatAndWait(DeadlineIn(kWait));
+}
+
+}  // namespace tessera::testing

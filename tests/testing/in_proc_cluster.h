@@ -1,0 +1,87 @@
+// A whole cluster (scheduler, servers, workers) in one process, for cluster
+// tests: ps-lite's local.sh, as objects. Nodes talk over InProcTransport
+// (deterministic, no sockets) or over real ZeroMQ on tcp://127.0.0.1.
+//
+// Example:
+//   SimulatedClock clock;
+//   InProcCluster c({.num_servers = 2, .num_workers = 3, .tables = {...}}, &clock);
+//   ASSERT_OK(c.Start());
+//   c.worker(0).kv().Pull(...);
+//   c.KillServer(1);
+//
+// Thread-compatible: drive it from the test thread.
+#ifndef TESSERA_TESTS_TESTING_IN_PROC_CLUSTER_H_
+#define TESSERA_TESTS_TESTING_IN_PROC_CLUSTER_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/inproc_transport.h"
+#include "common/metrics.h"
+#include "common/table_config.h"
+#include "common/transport.h"
+#include "scheduler/scheduler_node.h"
+#include "server/server_node.h"
+#include "worker/worker_node.h"
+
+namespace tessera::testing {
+
+enum class ClusterTransport { kInProc, kZmqTcp };
+
+struct InProcClusterOptions {
+  int num_servers = 2;
+  int num_workers = 2;
+  std::vector<TableConfig> tables;
+  ClusterTransport transport = ClusterTransport::kInProc;
+  std::string token = "in-proc-cluster-token";
+  // Heartbeat threads are off by default: tests send heartbeats with
+  // SendHeartbeats() and advance the SimulatedClock.
+  bool heartbeat_threads = false;
+  std::chrono::milliseconds heartbeat_interval{100};
+  std::chrono::milliseconds heartbeat_timeout{1000};
+};
+
+class InProcCluster {
+ public:
+  // `clock` is borrowed and must outlive the cluster.
+  InProcCluster(InProcClusterOptions options, const Clock* clock);
+  ~InProcCluster();  // Stop()s.
+
+  // Starts every node and waits until the workers have the cluster view.
+  Status Start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  void Stop();
+
+  scheduler::SchedulerNode& scheduler() { return *scheduler_; }
+  server::ServerNode& server(int i) { return *servers_[i]; }
+  worker::WorkerNode& worker(int i) { return *workers_[i]; }
+  MetricsRegistry& server_metrics(int i) { return *server_metrics_[i]; }
+  MetricsRegistry& scheduler_metrics() { return scheduler_metrics_; }
+  // A fresh transport on the cluster's network (to play a rogue peer).
+  std::unique_ptr<Transport> NewTransport();
+
+  // Stops server i abruptly (its transport goes away; peers are not told).
+  void KillServer(int i);
+  // Every live server and worker sends one heartbeat; returns once the
+  // scheduler acknowledged them all.
+  void SendHeartbeats();
+
+ private:
+  const InProcClusterOptions options_;
+  const Clock* const clock_;
+  InProcNetwork network_;
+  MetricsRegistry scheduler_metrics_;
+  std::vector<std::unique_ptr<MetricsRegistry>> server_metrics_;
+  std::vector<std::unique_ptr<MetricsRegistry>> worker_metrics_;
+  std::vector<std::unique_ptr<Transport>> transports_;
+  std::unique_ptr<scheduler::SchedulerNode> scheduler_;
+  std::vector<std::unique_ptr<server::ServerNode>> servers_;
+  std::vector<std::unique_ptr<worker::WorkerNode>> workers_;
+  std::vector<bool> server_alive_;
+};
+
+}  // namespace tessera::testing
+
+#endif  // TESSERA_TESTS_TESTING_IN_PROC_CLUSTER_H_
