@@ -1,0 +1,509 @@
+// EmbeddingTable: lock striping over per-stripe RowStores.
+//
+// A RowStore is an open-addressing index plus a chunked row arena (both in
+// this file so that the hot path inlines). Index slots are 4 bytes:
+//   slot = (tag << bits) | (row_id + 1),   0 = empty,
+// where 2^bits is the slot count. Row ids stay below the slot count (the
+// arena is dense and the load factor is < 1), so the low `bits` bits hold the
+// id and the remaining 32 - bits bits hold hash bits that reject almost every
+// non-matching slot without touching its row. Probing is linear; Erase uses
+// backward-shift deletion, so there are no tombstones.
+//
+// Hash bits: h = Mix64(key ^ salt). The top stripe_bits pick the stripe, the
+// next `bits` the home slot, the low 32 - bits the tag. The salt keeps the
+// stripe independent of SlotOfKey() (which hashes with Mix64(key)): all keys
+// on one server share a few slot ranges, but spread over every stripe.
+//
+// Over 400 lines: the index, the arena and the batch pipeline are one
+// hot path, kept together so the compiler sees all of it.
+#include "server/embedding_table.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "common/logging.h"
+#include "common/mutex.h"
+#include "common/sharding.h"
+#include "server/initializer.h"
+
+namespace tessera::server {
+namespace {
+
+constexpr uint64_t kIndexSalt = 0x2545f4914f6cdd1dULL;
+inline uint64_t HashKey(Key key) { return Mix64(key ^ kIndexSalt); }
+
+constexpr int kMaxStripeBits = 10;
+// The index grows (doubles) when it would exceed 4/5 full.
+constexpr uint64_t kMaxLoadNumerator = 4;
+constexpr uint64_t kMaxLoadDenominator = 5;
+constexpr int kMinIndexBits = 4;
+constexpr int kMaxIndexBits = 31;  // Leaves at least one tag bit.
+// Arena chunks: the first holds kFirstChunkRows rows, then sizes double up to
+// about kMaxChunkBytes, so small stripes stay small and big ones allocate
+// rarely.
+constexpr uint32_t kFirstChunkRows = 8;
+constexpr size_t kMaxChunkBytes = 64 << 10;
+// Batch pipeline distances (in keys of one stripe): the index slot of key
+// j + kSlotAhead and the row of key j + kRowAhead are prefetched while key j
+// is processed.
+constexpr size_t kSlotAhead = 16;
+constexpr size_t kRowAhead = 8;
+// Scratch vectors above this many elements are freed after a call.
+constexpr size_t kMaxKeptScratch = 1 << 16;
+
+[[noreturn]] void Die(const char* what) {
+  TESSERA_LOG(kError) << "EmbeddingTable: " << what;
+  std::abort();
+}
+
+void PrefetchBytes(const std::byte* p, size_t bytes) {
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 1, 3);
+}
+
+EmbeddingTable::RowHeader* Header(std::byte* row) {
+  return reinterpret_cast<EmbeddingTable::RowHeader*>(row);
+}
+Key KeyOf(const std::byte* row) {
+  return reinterpret_cast<const EmbeddingTable::RowHeader*>(row)->key;
+}
+float* Floats(std::byte* row) {
+  return reinterpret_cast<float*>(row + sizeof(EmbeddingTable::RowHeader));
+}
+
+// Rows of one stripe, appended in chunks that never move. Thread-compatible.
+// Chunk 0 holds B = 2^first_bits rows, chunk c in 1..k holds B * 2^(c-1)
+// (so chunks 0..k cover ids [0, M) with M = B * 2^k = 2^max_bits), and every
+// later chunk holds M rows.
+class RowArena {
+ public:
+  // REQUIRES: called once, before anything else.
+  void Configure(size_t row_bytes) {
+    row_bytes_ = row_bytes;
+    max_bits_ = static_cast<int>(std::bit_width(std::max<size_t>(kMaxChunkBytes / row_bytes, 1))) - 1;
+    first_bits_ = std::min(static_cast<int>(std::bit_width(kFirstChunkRows)) - 1, max_bits_);
+  }
+
+  uint32_t size() const { return size_; }
+
+  std::byte* row(uint32_t id) const {
+    uint32_t chunk, offset;
+    if (id >> max_bits_) {
+      chunk = (max_bits_ - first_bits_) + (id >> max_bits_);
+      offset = id & ((1u << max_bits_) - 1);
+    } else {
+      chunk = static_cast<uint32_t>(std::bit_width(id >> first_bits_));
+      offset = chunk == 0 ? id : id - (1u << (first_bits_ + chunk - 1));
+    }
+    return chunks_[chunk].get() + offset * row_bytes_;
+  }
+
+  // Appends an uninitialized row; returns its id.
+  uint32_t Append() {
+    if (size_ == capacity_) {
+      const size_t rows = ChunkRows(chunks_.size());
+      chunks_.emplace_back(new std::byte[rows * row_bytes_]);
+      capacity_ += rows;
+    }
+    return size_++;
+  }
+
+  // Drops the last row. Frees the last chunk once the one before it is empty
+  // too, keeping one spare chunk against alloc/free churn at a boundary.
+  void PopBack() {
+    --size_;
+    const size_t n = chunks_.size();
+    if (n >= 2 && size_ + ChunkRows(n - 1) + ChunkRows(n - 2) <= capacity_) {
+      capacity_ -= ChunkRows(n - 1);
+      chunks_.pop_back();
+    }
+  }
+
+  size_t memory_bytes() const {
+    return capacity_ * row_bytes_ + chunks_.capacity() * sizeof(chunks_[0]);
+  }
+
+ private:
+  size_t ChunkRows(size_t chunk) const {
+    const int k = max_bits_ - first_bits_;
+    if (chunk == 0) return size_t{1} << first_bits_;
+    if (chunk <= static_cast<size_t>(k)) return size_t{1} << (first_bits_ + chunk - 1);
+    return size_t{1} << max_bits_;
+  }
+
+  size_t row_bytes_ = 0;
+  int max_bits_ = 0;
+  int first_bits_ = 0;
+  std::vector<std::unique_ptr<std::byte[]>> chunks_;
+  size_t capacity_ = 0;  // Rows in allocated chunks.
+  uint32_t size_ = 0;
+};
+
+// Index + arena of one stripe. Thread-compatible (the stripe lock guards it).
+class RowStore {
+ public:
+  // A stripe array is default-constructed, so the geometry comes later.
+  // REQUIRES: called once, before anything else.
+  void Configure(size_t row_bytes, int stripe_bits) {
+    row_bytes_ = row_bytes;
+    stripe_bits_ = stripe_bits;
+    arena_.Configure(row_bytes);
+  }
+
+  uint32_t size() const { return arena_.size(); }
+  std::byte* row(uint32_t id) const { return arena_.row(id); }
+
+  std::byte* Find(Key key, uint64_t hash) const {
+    if (bits_ == 0) return nullptr;
+    const uint32_t slot = slots_[Probe(key, hash)];
+    return slot == 0 ? nullptr : row(IdOf(slot));
+  }
+
+  // Returns the row of `key`. A new row (*inserted = true) has only its key
+  // set.
+  std::byte* FindOrInsert(Key key, uint64_t hash, bool* inserted) {
+    if (bits_ == 0) Rehash(kMinIndexBits);
+    uint32_t pos = Probe(key, hash);
+    *inserted = slots_[pos] == 0;
+    if (!*inserted) return row(IdOf(slots_[pos]));
+    if ((uint64_t{size()} + 1) * kMaxLoadDenominator > (uint64_t{1} << bits_) * kMaxLoadNumerator) {
+      if (bits_ == kMaxIndexBits) Die("stripe index full");
+      Rehash(bits_ + 1);
+      pos = Probe(key, hash);
+    }
+    const uint32_t id = arena_.Append();
+    slots_[pos] = Slot(hash, id);
+    std::byte* r = row(id);
+    Header(r)->key = key;
+    return r;
+  }
+
+  // Removes `key`'s row, moving the last row into its place.
+  bool Erase(Key key, uint64_t hash) {
+    if (bits_ == 0) return false;
+    const uint32_t pos = Probe(key, hash);
+    if (slots_[pos] == 0) return false;
+    const uint32_t id = IdOf(slots_[pos]);
+    DeleteSlot(pos);
+    const uint32_t last = size() - 1;
+    if (id != last) {
+      std::memcpy(row(id), row(last), row_bytes_);
+      const Key moved = KeyOf(row(id));
+      uint32_t& slot = slots_[Probe(moved, HashKey(moved))];  // Still names `last`.
+      slot = (slot & ~IdMask()) | (id + 1);
+    }
+    arena_.PopBack();
+    return true;
+  }
+
+  void PrefetchSlot(uint64_t hash) const {
+    if (bits_ != 0) __builtin_prefetch(&slots_[Home(hash)], 0, 3);
+  }
+
+  // Prefetches the row that the first tag match on `hash`'s probe path names:
+  // a guess (no key comparison), right unless tags collide.
+  void PrefetchRow(uint64_t hash, size_t bytes) const {
+    if (bits_ == 0) return;
+    const uint32_t mask = (1u << bits_) - 1;
+    const uint32_t tag = Tag(hash);
+    uint32_t pos = Home(hash);
+    for (int probes = 0; probes < 8; ++probes, pos = (pos + 1) & mask) {
+      const uint32_t slot = slots_[pos];
+      if (slot == 0) return;
+      if ((slot >> bits_) == tag) return PrefetchBytes(row(IdOf(slot)), bytes);
+    }
+  }
+
+  size_t memory_bytes() const {
+    return (bits_ == 0 ? 0 : (size_t{1} << bits_) * sizeof(uint32_t)) + arena_.memory_bytes();
+  }
+
+ private:
+  uint32_t Home(uint64_t hash) const {
+    return static_cast<uint32_t>((hash << stripe_bits_) >> (64 - bits_));
+  }
+  uint32_t Tag(uint64_t hash) const {
+    return static_cast<uint32_t>(hash) & ((1u << (32 - bits_)) - 1);
+  }
+  uint32_t IdMask() const { return (1u << bits_) - 1; }
+  uint32_t IdOf(uint32_t slot) const { return (slot & IdMask()) - 1; }
+  uint32_t Slot(uint64_t hash, uint32_t id) const { return (Tag(hash) << bits_) | (id + 1); }
+
+  // Position of `key`'s slot, or of the empty slot that ends its probe path.
+  // REQUIRES: bits_ > 0.
+  uint32_t Probe(Key key, uint64_t hash) const {
+    const uint32_t mask = (1u << bits_) - 1;
+    const uint32_t tag = Tag(hash);
+    for (uint32_t pos = Home(hash);; pos = (pos + 1) & mask) {
+      const uint32_t slot = slots_[pos];
+      if (slot == 0) return pos;
+      if ((slot >> bits_) == tag && KeyOf(row(IdOf(slot))) == key) return pos;
+    }
+  }
+
+  // Backward-shift deletion: moves later members of the cluster into the hole
+  // when the hole lies on their probe path.
+  void DeleteSlot(uint32_t hole) {
+    const uint32_t mask = (1u << bits_) - 1;
+    for (uint32_t j = (hole + 1) & mask; slots_[j] != 0; j = (j + 1) & mask) {
+      const uint32_t home = Home(HashKey(KeyOf(row(IdOf(slots_[j])))));
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        slots_[hole] = slots_[j];
+        hole = j;
+      }
+    }
+    slots_[hole] = 0;
+  }
+
+  // Rebuilds the index with 2^bits slots from the rows (read in arena order).
+  void Rehash(int bits) {
+    bits_ = bits;
+    slots_.reset(new uint32_t[size_t{1} << bits]());
+    const uint32_t mask = (1u << bits) - 1;
+    for (uint32_t id = 0; id < size(); ++id) {
+      const uint64_t hash = HashKey(KeyOf(row(id)));
+      uint32_t pos = Home(hash);
+      while (slots_[pos] != 0) pos = (pos + 1) & mask;
+      slots_[pos] = Slot(hash, id);
+    }
+  }
+
+  size_t row_bytes_ = 0;
+  int stripe_bits_ = 0;
+  int bits_ = 0;  // log2 of the slot count; 0 until the first insert.
+  std::unique_ptr<uint32_t[]> slots_;
+  RowArena arena_;
+};
+
+int StripeBits(int num_stripes) {
+  const int clamped = std::clamp(num_stripes, 1, 1 << kMaxStripeBits);
+  return static_cast<int>(std::bit_width(static_cast<unsigned>(clamped - 1)));
+}
+
+uint32_t ClampUnixSeconds(int64_t now) {
+  return static_cast<uint32_t>(
+      std::clamp<int64_t>(now, 0, std::numeric_limits<uint32_t>::max()));
+}
+
+}  // namespace
+
+// Cache-line aligned so that neighbouring stripes' locks do not share a line.
+struct alignas(64) EmbeddingTable::Stripe {
+  mutable Mutex mu;
+  RowStore store ABSL_GUARDED_BY(mu);
+};
+
+// Per-thread buffers of the batch calls, reused across calls.
+struct EmbeddingTable::Scratch {
+  std::vector<uint64_t> hashes;        // By batch position.
+  std::vector<uint32_t> order;         // Batch positions grouped by stripe.
+  std::vector<uint32_t> group_begin;   // order[group_begin[s], group_begin[s+1]) = stripe s.
+  std::vector<std::byte*> rows;        // By position in `order` (PushPull).
+  std::vector<uint32_t> missing;       // Batch positions without a row (Pull).
+
+  static Scratch& Local() {
+    thread_local Scratch scratch;
+    return scratch;
+  }
+  // Frees what one huge batch left behind.
+  void Trim() {
+    if (order.capacity() > kMaxKeptScratch) *this = Scratch();
+  }
+};
+
+EmbeddingTable::EmbeddingTable(const Options& options)
+    : id_(options.id),
+      dim_(options.dim),
+      state_floats_(options.optimizer == nullptr
+                        ? 0
+                        : options.dim * options.optimizer->state_floats_per_dim()),
+      row_bytes_(sizeof(RowHeader) + (dim_ + state_floats_) * sizeof(float)),
+      optimizer_(options.optimizer),
+      initializer_(options.initializer),
+      stripe_bits_(StripeBits(options.num_stripes)),
+      stripes_(new Stripe[size_t{1} << stripe_bits_]) {
+  if (optimizer_ == nullptr) Die("REQUIRES: Options::optimizer != nullptr");
+  if (dim_ == 0) Die("REQUIRES: Options::dim >= 1");
+  for (int s = 0; s < num_stripes(); ++s) {
+    MutexLock lock(&stripes_[s].mu);  // Not needed before publication; keeps the analysis happy.
+    stripes_[s].store.Configure(row_bytes_, stripe_bits_);
+  }
+}
+
+EmbeddingTable::~EmbeddingTable() = default;
+
+uint32_t EmbeddingTable::StripeOf(uint64_t hash) const {
+  return stripe_bits_ == 0 ? 0 : static_cast<uint32_t>(hash >> (64 - stripe_bits_));
+}
+
+void EmbeddingTable::GroupByStripe(std::span<const Key> keys, Scratch& scratch) const {
+  const size_t n = keys.size();
+  const uint32_t num = 1u << stripe_bits_;
+  scratch.hashes.resize(n);
+  scratch.order.resize(n);
+  scratch.group_begin.assign(num + 1, 0);
+  // Counting sort: stable, so a stripe's positions stay in batch order.
+  for (size_t i = 0; i < n; ++i) {
+    scratch.hashes[i] = HashKey(keys[i]);
+    ++scratch.group_begin[StripeOf(scratch.hashes[i]) + 1];
+  }
+  for (uint32_t s = 0; s < num; ++s) scratch.group_begin[s + 1] += scratch.group_begin[s];
+  // group_begin[s] serves as stripe s's cursor, ending at group_begin[s + 1];
+  // shifting by one stripe afterwards restores the starts.
+  for (size_t i = 0; i < n; ++i) {
+    scratch.order[scratch.group_begin[StripeOf(scratch.hashes[i])]++] = static_cast<uint32_t>(i);
+  }
+  for (uint32_t s = num; s > 0; --s) scratch.group_begin[s] = scratch.group_begin[s - 1];
+  scratch.group_begin[0] = 0;
+}
+
+void EmbeddingTable::InitRow(std::byte* row, Key key) const {
+  RowHeader* header = Header(row);
+  header->key = key;
+  header->update_count = 0;
+  header->last_update_unix_s = 0;
+  float* floats = Floats(row);
+  InitializeRow(initializer_, id_, key, {floats, dim_});
+  optimizer_->InitState({floats + dim_, state_floats_});
+}
+
+void EmbeddingTable::ApplyGradient(std::byte* row, const float* grad, uint32_t now) const {
+  RowHeader* header = Header(row);
+  if (header->update_count != std::numeric_limits<uint32_t>::max()) ++header->update_count;
+  header->last_update_unix_s = now;
+  float* floats = Floats(row);
+  optimizer_->Update({floats, dim_}, {floats + dim_, state_floats_}, {grad, dim_},
+                     header->update_count);
+}
+
+void EmbeddingTable::Pull(std::span<const Key> keys, std::span<float> out) const {
+  if (out.size() != keys.size() * dim_) Die("REQUIRES: out.size() == keys.size() * dim");
+  if (keys.empty()) return;
+  Scratch& scratch = Scratch::Local();
+  GroupByStripe(keys, scratch);
+  scratch.missing.clear();
+  for (uint32_t s = 0; s < (1u << stripe_bits_); ++s) {
+    const uint32_t begin = scratch.group_begin[s], end = scratch.group_begin[s + 1];
+    if (begin != end) PullStripe(s, keys, out, scratch, begin, end);
+  }
+  // Initial values of missing keys are computed outside every lock.
+  for (uint32_t i : scratch.missing) {
+    InitializeRow(initializer_, id_, keys[i], out.subspan(size_t{i} * dim_, dim_));
+  }
+  scratch.Trim();
+}
+
+void EmbeddingTable::PullStripe(uint32_t s, std::span<const Key> keys, std::span<float> out,
+                                Scratch& scratch, uint32_t begin, uint32_t end) const {
+  const Stripe& stripe = stripes_[s];
+  absl::ReaderMutexLock lock(&stripe.mu);
+  const RowStore& store = stripe.store;
+  const uint32_t* order = scratch.order.data();
+  const uint64_t* hashes = scratch.hashes.data();
+  const size_t value_bytes = sizeof(RowHeader) + dim_ * sizeof(float);
+  for (uint32_t j = begin; j < end; ++j) {
+    if (j + kSlotAhead < end) store.PrefetchSlot(hashes[order[j + kSlotAhead]]);
+    if (j + kRowAhead < end) store.PrefetchRow(hashes[order[j + kRowAhead]], value_bytes);
+    const uint32_t i = order[j];
+    const std::byte* row = store.Find(keys[i], hashes[i]);
+    if (row == nullptr) {
+      scratch.missing.push_back(i);
+    } else {
+      std::memcpy(&out[size_t{i} * dim_], row + sizeof(RowHeader), dim_ * sizeof(float));
+    }
+  }
+}
+
+void EmbeddingTable::Push(std::span<const Key> keys, std::span<const float> grads,
+                          int64_t now_unix_s) {
+  if (grads.size() != keys.size() * dim_) Die("REQUIRES: grads.size() == keys.size() * dim");
+  Update(keys, grads, {}, now_unix_s, Mode::kPush);
+}
+
+void EmbeddingTable::PushPull(std::span<const Key> keys, std::span<const float> grads,
+                              std::span<float> out, int64_t now_unix_s) {
+  if (grads.size() != keys.size() * dim_ || out.size() != grads.size()) {
+    Die("REQUIRES: grads.size() == out.size() == keys.size() * dim");
+  }
+  Update(keys, grads, out, now_unix_s, Mode::kPushPull);
+}
+
+void EmbeddingTable::Update(std::span<const Key> keys, std::span<const float> grads,
+                            std::span<float> out, int64_t now_unix_s, Mode mode) {
+  if (keys.empty()) return;
+  Scratch& scratch = Scratch::Local();
+  GroupByStripe(keys, scratch);
+  if (mode == Mode::kPushPull) scratch.rows.resize(keys.size());
+  const uint32_t now = ClampUnixSeconds(now_unix_s);
+  for (uint32_t s = 0; s < (1u << stripe_bits_); ++s) {
+    const uint32_t begin = scratch.group_begin[s], end = scratch.group_begin[s + 1];
+    if (begin != end) UpdateStripe(s, keys, grads, out, now, mode, scratch, begin, end);
+  }
+  scratch.Trim();
+}
+
+void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
+                                  std::span<const float> grads, std::span<float> out,
+                                  uint32_t now, Mode mode, Scratch& scratch, uint32_t begin,
+                                  uint32_t end) {
+  Stripe& stripe = stripes_[s];
+  MutexLock lock(&stripe.mu);
+  RowStore& store = stripe.store;
+  const uint32_t* order = scratch.order.data();
+  const uint64_t* hashes = scratch.hashes.data();
+  for (uint32_t j = begin; j < end; ++j) {
+    if (j + kSlotAhead < end) store.PrefetchSlot(hashes[order[j + kSlotAhead]]);
+    if (j + kRowAhead < end) store.PrefetchRow(hashes[order[j + kRowAhead]], row_bytes_);
+    const uint32_t i = order[j];
+    bool inserted;
+    std::byte* row = store.FindOrInsert(keys[i], hashes[i], &inserted);
+    if (inserted) InitRow(row, keys[i]);
+    ApplyGradient(row, &grads[size_t{i} * dim_], now);
+    if (mode == Mode::kPushPull) scratch.rows[j] = row;
+  }
+  if (mode != Mode::kPushPull) return;
+  // After every gradient of the stripe, so a repeated key reads its final value.
+  for (uint32_t j = begin; j < end; ++j) {
+    std::memcpy(&out[size_t{order[j]} * dim_], Floats(scratch.rows[j]), dim_ * sizeof(float));
+  }
+}
+
+bool EmbeddingTable::Erase(Key key) {
+  const uint64_t hash = HashKey(key);
+  Stripe& stripe = stripes_[StripeOf(hash)];
+  MutexLock lock(&stripe.mu);
+  return stripe.store.Erase(key, hash);
+}
+
+void EmbeddingTable::ForEachRow(const std::function<void(const RowView&)>& fn) const {
+  for (int s = 0; s < num_stripes(); ++s) {
+    const Stripe& stripe = stripes_[s];
+    absl::ReaderMutexLock lock(&stripe.mu);
+    for (uint32_t id = 0; id < stripe.store.size(); ++id) {
+      fn(RowView(stripe.store.row(id), dim_, state_floats_));
+    }
+  }
+}
+
+size_t EmbeddingTable::num_rows() const {
+  size_t rows = 0;
+  for (int s = 0; s < num_stripes(); ++s) {
+    absl::ReaderMutexLock lock(&stripes_[s].mu);
+    rows += stripes_[s].store.size();
+  }
+  return rows;
+}
+
+size_t EmbeddingTable::memory_bytes() const {
+  size_t bytes = sizeof(*this) + sizeof(Stripe) * num_stripes();
+  for (int s = 0; s < num_stripes(); ++s) {
+    absl::ReaderMutexLock lock(&stripes_[s].mu);
+    bytes += stripes_[s].store.memory_bytes();
+  }
+  return bytes;
+}
+
+}  // namespace tessera::server
