@@ -143,6 +143,13 @@ StatusOr<const ServerTable*> ServerNode::FindTable(TableId id, TableKind kind) c
   return table;
 }
 
+Status ServerNode::CheckDenseOwned(const ServerTable& table) const {
+  if (table.dense == nullptr) {
+    return OutOfRangeError("server: owns no part of dense table '" + table.config.name + "'");
+  }
+  return OkStatus();
+}
+
 Status ServerNode::CheckOwnership(std::span<const Key> keys) const {
   for (Key key : keys) {
     if (shard_map_.OwnerOfKey(key) != rank_) {
@@ -224,6 +231,7 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
   if (msg.type() == MessageType::kDensePullRequest) {
     TESSERA_ASSIGN_OR_RETURN(protocol::DensePullView req, msg.AsDensePull());
     TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
+    TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table));
     std::vector<float> values(req.count);
     TESSERA_RETURN_IF_ERROR(table->dense->Pull(req.begin, req.begin + req.count, values));
     sent = messenger_.Reply(msg, [&](const Header& h) {
@@ -236,6 +244,7 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
   } else {
     TESSERA_ASSIGN_OR_RETURN(protocol::DensePushView req, msg.AsDensePush());
     TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
+    TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table));
     TESSERA_RETURN_IF_ERROR(table->dense->Push(req.begin, req.grads));
     sent = messenger_.Reply(msg, [&](const Header& h) {
       Frame f = protocol::EncodeAck(h);
@@ -263,7 +272,7 @@ void ServerNode::UpdateTableGauges(const ServerTable& table) {
     bytes.Set(static_cast<double>(table.sparse->memory_bytes()));
   } else {
     rows.Set(0);
-    bytes.Set(static_cast<double>(table.dense->memory_bytes()));
+    bytes.Set(table.dense ? static_cast<double>(table.dense->memory_bytes()) : 0.0);
   }
 }
 

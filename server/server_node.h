@@ -63,6 +63,7 @@ class ServerNode {
   Status HandleDense(const protocol::DecodedMessage& msg);
   StatusOr<const ServerTable*> FindTable(TableId id, TableKind kind) const;
   Status CheckOwnership(std::span<const Key> keys) const;
+  Status CheckDenseOwned(const ServerTable& table) const;
   void UpdateTableGauges(const ServerTable& table);
   OpMetrics MakeOpMetrics(const std::string& op);
 

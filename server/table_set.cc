@@ -19,20 +19,24 @@ Status TableSet::Apply(std::span<const TableConfig> configs, const ShardMap& sha
     table->config = config;
     TESSERA_ASSIGN_OR_RETURN(table->optimizer, NewOptimizer(config.optimizer));
     if (config.kind == TableKind::kSparse) {
-      EmbeddingTableOptions options;
+      EmbeddingTable::Options options;
       options.id = config.id;
       options.dim = config.dim;
       options.optimizer = table->optimizer.get();
       options.initializer = config.initializer;
       table->sparse = std::make_unique<EmbeddingTable>(options);
     } else {
-      DenseShardOptions options;
+      DenseShard::Options options;
       options.id = config.id;
       options.size = config.size;
       options.ranges = shard_map.DenseRangesOf(self_rank, config.size);
       options.optimizer = table->optimizer.get();
       options.initializer = config.initializer;
-      table->dense = std::make_unique<DenseShard>(options);
+      // A server may own no element of a small dense table: then it has no
+      // shard, and clients never send it that table's requests.
+      if (!options.ranges.empty()) {
+        TESSERA_ASSIGN_OR_RETURN(table->dense, DenseShard::Create(options));
+      }
     }
     tables_.emplace(config.id, std::move(table));
   }

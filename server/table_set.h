@@ -26,7 +26,7 @@ struct ServerTable {
   TableConfig config;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<EmbeddingTable> sparse;  // kind == kSparse
-  std::unique_ptr<DenseShard> dense;       // kind == kDense
+  std::unique_ptr<DenseShard> dense;       // kind == kDense; null if no range owned
 };
 
 class TableSet {

@@ -59,7 +59,9 @@ class KvClusterTest : public ::testing::TestWithParam<ClusterTransport> {
     std::vector<float> out(keys.size() * kDim);
     auto t = kv.Pull(table, keys, out);
     EXPECT_OK(t);
-    if (t.ok()) EXPECT_OK(kv.Wait(*t, DeadlineIn(kWait)));
+    if (t.ok()) {
+      EXPECT_OK(kv.Wait(*t, DeadlineIn(kWait)));
+    }
     return out;
   }
 
@@ -85,12 +87,13 @@ TEST_P(KvClusterTest, ConcurrentPushesEqualTheSingleNodeSgdReference) {
       for (int r = 0; r < kRounds; ++r) {
         std::vector<Key> batch;
         std::vector<size_t> index;
-        for (size_t i = w * 100; i < w * 100 + 350; ++i) {
+        const size_t first = static_cast<size_t>(w) * 100;
+        for (size_t i = first; i < first + 350; ++i) {
           batch.push_back(keys[i]);
           index.push_back(i);
         }
-        batch.push_back(keys[w * 100]);  // a duplicate
-        index.push_back(w * 100);
+        batch.push_back(keys[first]);  // a duplicate
+        index.push_back(first);
         std::vector<float> g(batch.size() * kDim);
         for (size_t j = 0; j < g.size(); ++j) {
           g[j] = grad(rng);
