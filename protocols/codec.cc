@@ -37,7 +37,8 @@ TESSERA_SAME_TAG_(kDensePullRequest, DensePullRequest);
 TESSERA_SAME_TAG_(kDensePushRequest, DensePushRequest);
 #undef TESSERA_SAME_TAG_
 
-static_assert(static_cast<uint8_t>(Role::kScheduler) == static_cast<uint8_t>(wire::Role::Scheduler));
+static_assert(static_cast<uint8_t>(Role::kScheduler) ==
+              static_cast<uint8_t>(wire::Role::Scheduler));
 static_assert(static_cast<uint8_t>(Role::kServer) == static_cast<uint8_t>(wire::Role::Server));
 static_assert(static_cast<uint8_t>(Role::kWorker) == static_cast<uint8_t>(wire::Role::Worker));
 
@@ -183,6 +184,11 @@ Frame FinishEnvelope(flatbuffers::FlatBufferBuilder& fbb, const Header& header, 
   envelope.add_version(kProtocolVersion);
   envelope.add_is_reply(header.is_reply);
   envelope.add_body_type(type);
+  // Pad the finished buffer to a multiple of 8 bytes even when it holds no
+  // 8-byte field (e.g. request_id 0 is left out as a default): the buffer
+  // ends at an 8-aligned address of its allocation, so its start then is
+  // 8-aligned too and receivers can read it in place.
+  fbb.TrackMinAlign(kBufferAlignment);
   wire::FinishEnvelopeBuffer(fbb, envelope.Finish());
 
   // Zero copy: the Frame shares the builder's own allocation.
@@ -195,7 +201,7 @@ Frame FinishEnvelope(flatbuffers::FlatBufferBuilder& fbb, const Header& header, 
 Status ExpectType(MessageType actual, MessageType wanted) {
   if (actual == wanted) return OkStatus();
   return InvalidArgumentError(internal::Cat("expected a ", MessageTypeName(wanted),
-                                           " message, got ", MessageTypeName(actual)));
+                                            " message, got ", MessageTypeName(actual)));
 }
 
 wire::NodeIdW NodeIdToWire(NodeId id) {
@@ -238,14 +244,14 @@ StatusOr<DecodedMessage> DecodedMessage::Decode(Frame frame) {
   const uint8_t* buf = frame.data();
   const size_t size = frame.size();
   if (!wire::EnvelopeBufferHasIdentifier(buf)) {
-    return InvalidArgumentError(internal::Cat("envelope: file identifier is not \"",
-                                             wire::EnvelopeIdentifier(), "\""));
+    return InvalidArgumentError(
+        internal::Cat("envelope: file identifier is not \"", wire::EnvelopeIdentifier(), "\""));
   }
   TESSERA_ASSIGN_OR_RETURN(const uint16_t version, ReadVersion(buf, size));
   if (version != kProtocolVersion) {
     return FailedPreconditionError(internal::Cat("protocol version mismatch: message has version ",
-                                                version, ", this node speaks version ",
-                                                kProtocolVersion));
+                                                 version, ", this node speaks version ",
+                                                 kProtocolVersion));
   }
   flatbuffers::Verifier verifier(buf, size, VerifierOptions());
   if (!wire::VerifyEnvelopeBuffer(verifier)) {
@@ -263,11 +269,11 @@ StatusOr<DecodedMessage> DecodedMessage::Decode(Frame frame) {
   msg.header_.token = std::string(StringOf(env->token()));
   if (env->status_code() != 0) {
     const std::string_view text = StringOf(env->status_message());
-    msg.header_.status = Status(StatusCodeFromWire(env->status_code()),
-                                absl::string_view(text.data(), text.size()));
+    msg.header_.status =
+        Status(StatusCodeFromWire(env->status_code()), absl::string_view(text.data(), text.size()));
   }
   msg.type_ = type;
-  msg.envelope_ = env;          // points into frame's bytes, which moving keeps
+  msg.envelope_ = env;  // points into frame's bytes, which moving keeps
   msg.frame_ = std::move(frame);
   return msg;
 }

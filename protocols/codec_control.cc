@@ -1,8 +1,6 @@
 // Control messages: registration, cluster view, table configuration,
 // heartbeat, barrier, shutdown, ack. Encoders write whatever they are given;
 // the As*() accessors check the semantics of what arrived.
-#include "protocols/codec.h"
-
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "flatbuffers/flatbuffers.h"
+#include "protocols/codec.h"
 #include "protocols/codec_internal.h"
 #include "protocols/tessera_generated.h"
 
@@ -50,11 +49,11 @@ flatbuffers::Offset<wire::TableConfigW> TableConfigToWire(flatbuffers::FlatBuffe
   const FbString name = StringOrNull(fbb, c.name);
   const OptimizerConfig& o = c.optimizer;
   const auto optimizer = wire::CreateOptimizerConfigW(
-      fbb, static_cast<wire::OptimizerType>(o.type), o.learning_rate, o.beta1, o.beta2,
-      o.epsilon, o.initial_accumulator, o.ftrl_beta, o.l1, o.l2);
-  const auto initializer = wire::CreateInitializerConfigW(
-      fbb, static_cast<wire::InitializerType>(c.initializer.type), c.initializer.scale,
-      c.initializer.seed);
+      fbb, static_cast<wire::OptimizerType>(o.type), o.learning_rate, o.beta1, o.beta2, o.epsilon,
+      o.initial_accumulator, o.ftrl_beta, o.l1, o.l2);
+  const auto initializer =
+      wire::CreateInitializerConfigW(fbb, static_cast<wire::InitializerType>(c.initializer.type),
+                                     c.initializer.scale, c.initializer.seed);
   const auto admission = wire::CreateAdmissionConfigW(fbb, c.admission.min_count);
   const auto eviction = wire::CreateEvictionConfigW(fbb, c.eviction.ttl_s, c.eviction.max_rows);
   return wire::CreateTableConfigW(fbb, c.id, name, static_cast<wire::TableKind>(c.kind), c.dim,
@@ -193,8 +192,8 @@ StatusOr<ShardMap> ShardMapFromWire(const wire::ClusterView& w, size_t num_serve
   const flatbuffers::Vector<int32_t>* owners = w.slot_owner();
   const size_t num_owners = owners == nullptr ? 0 : owners->size();
   if (num_owners != w.num_slots()) {
-    return InvalidArgumentError(internal::Cat("cluster view: ", num_owners,
-                                             " slot owners for num_slots ", w.num_slots()));
+    return InvalidArgumentError(
+        internal::Cat("cluster view: ", num_owners, " slot owners for num_slots ", w.num_slots()));
   }
   // The verifier's table limit keeps num_servers far below INT32_MAX.
   const auto servers = static_cast<int32_t>(num_servers);
@@ -202,7 +201,7 @@ StatusOr<ShardMap> ShardMapFromWire(const wire::ClusterView& w, size_t num_serve
   for (size_t s = 0; s < slot_owner.size(); ++s) {
     if (slot_owner[s] < 0 || slot_owner[s] >= servers) {
       return InvalidArgumentError(internal::Cat("cluster view: slot ", s, " owned by server ",
-                                               slot_owner[s], " of ", servers));
+                                                slot_owner[s], " of ", servers));
     }
   }
   return ShardMap(std::move(slot_owner), servers);
@@ -217,10 +216,9 @@ Frame EncodeRegisterRequest(const Header& header, const RegisterRequest& request
       InitialBuilderSize(header, request.endpoint.size() + request.host.size()));
   const FbString endpoint = StringOrNull(fbb, request.endpoint);
   const FbString host = StringOrNull(fbb, request.host);
-  const auto body =
-      wire::CreateRegisterRequest(fbb, static_cast<wire::Role>(request.role),
-                                  request.requested_rank, endpoint, request.metrics_port,
-                                  request.pid, host);
+  const auto body = wire::CreateRegisterRequest(fbb, static_cast<wire::Role>(request.role),
+                                                request.requested_rank, endpoint,
+                                                request.metrics_port, request.pid, host);
   return FinishEnvelope(fbb, header, wire::Body::RegisterRequest, body.Union());
 }
 
@@ -239,9 +237,8 @@ Frame EncodeClusterView(const Header& header, const ClusterView& view) {
   const auto servers = NodesToWire(fbb, view.servers);
   const auto workers = NodesToWire(fbb, view.workers);
   const auto tables = TablesToWire(fbb, view.tables);
-  const auto body =
-      wire::CreateClusterView(fbb, view.epoch, view.shard_map.num_slots(), slot_owner, servers,
-                              workers, tables, view.heartbeat_interval_ms);
+  const auto body = wire::CreateClusterView(fbb, view.epoch, view.shard_map.num_slots(), slot_owner,
+                                            servers, workers, tables, view.heartbeat_interval_ms);
   return FinishEnvelope(fbb, header, wire::Body::ClusterView, body.Union());
 }
 
@@ -323,8 +320,7 @@ StatusOr<std::vector<TableConfig>> DecodedMessage::AsConfigureTables() const {
 
 StatusOr<BarrierGroup> DecodedMessage::AsBarrierRequest() const {
   TESSERA_RETURN_IF_ERROR(internal::ExpectType(type_, MessageType::kBarrierRequest));
-  return EnumFromWire<BarrierGroup>(envelope_->body_as_BarrierRequest()->group(),
-                                    "barrier group");
+  return EnumFromWire<BarrierGroup>(envelope_->body_as_BarrierRequest()->group(), "barrier group");
 }
 
 StatusOr<std::string> DecodedMessage::AsShutdownRequest() const {

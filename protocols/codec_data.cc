@@ -2,14 +2,13 @@
 // Keys (u64) and values (f32) travel as FlatBuffers scalar vectors: contiguous
 // little-endian arrays. Encoders let the caller write them straight into the
 // builder's memory; accessors return spans into the received Frame.
-#include "protocols/codec.h"
-
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <limits>
 
 #include "flatbuffers/flatbuffers.h"
+#include "protocols/codec.h"
 #include "protocols/codec_internal.h"
 #include "protocols/tessera_generated.h"
 
@@ -52,8 +51,9 @@ Frame EncodeKeysGrads(const Header& header, wire::Body type, TableId table, size
   grads_data = MutableData(fbb, grads);
   fill(std::span<Key>(keys_data, num_keys), std::span<float>(grads_data, num_grads));
   const flatbuffers::Offset<void> body =
-      type == wire::Body::PushRequest ? wire::CreatePushRequest(fbb, table, keys, grads).Union()
-                                      : wire::CreatePushPullRequest(fbb, table, keys, grads).Union();
+      type == wire::Body::PushRequest
+          ? wire::CreatePushRequest(fbb, table, keys, grads).Union()
+          : wire::CreatePushPullRequest(fbb, table, keys, grads).Union();
   return FinishEnvelope(fbb, header, type, body);
 }
 

@@ -20,10 +20,8 @@ namespace tessera::protocol::internal {
 // which Debian's abseil builds as its own type, not std::string_view.)
 inline void AppendPiece(std::string& out, std::string_view piece) { out.append(piece); }
 template <typename T>
-  requires std::integral<T> || std::floating_point<T>
-void AppendPiece(std::string& out, T value) {
-  out.append(std::to_string(value));
-}
+requires std::integral<T> || std::floating_point<T>
+void AppendPiece(std::string& out, T value) { out.append(std::to_string(value)); }
 template <typename... Pieces>
 std::string Cat(const Pieces&... pieces) {
   std::string out;

@@ -15,12 +15,12 @@
 namespace tessera::protocol {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::ElementsAreArray;
-using ::testing::HasSubstr;
 using testing::AllKindsOfTables;
 using testing::Craft;
 using testing::CraftOptions;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
 using testing::HeartbeatBody;
 using testing::MakeClusterView;
 using testing::MakeHeader;
@@ -241,9 +241,9 @@ TEST(CodecTest, PushPullRoundTrip) {
 }
 
 TEST(CodecTest, PushWithNoKeys) {
-  ASSERT_OK_AND_ASSIGN(DecodedMessage msg, DecodedMessage::Decode(EncodePush(
-                                               MakeHeader(), 2, std::span<const Key>(),
-                                               std::span<const float>())));
+  ASSERT_OK_AND_ASSIGN(DecodedMessage msg,
+                       DecodedMessage::Decode(EncodePush(MakeHeader(), 2, std::span<const Key>(),
+                                                         std::span<const float>())));
   ASSERT_OK_AND_ASSIGN(PushView push, msg.AsPush());
   EXPECT_TRUE(push.keys.empty());
   EXPECT_TRUE(push.grads.empty());
@@ -259,7 +259,8 @@ TEST(CodecTest, ValuesReplyReadsValuesInPlace) {
   EXPECT_THAT(got, ElementsAreArray(values));
   EXPECT_TRUE(PointsInto(got.data(), msg.frame()));
 
-  ASSERT_OK_AND_ASSIGN(DecodedMessage empty, DecodedMessage::Decode(EncodeValuesReply(h, 0, [](std::span<float>) {})));
+  ASSERT_OK_AND_ASSIGN(DecodedMessage empty,
+                       DecodedMessage::Decode(EncodeValuesReply(h, 0, [](std::span<float>) {})));
   ASSERT_OK_AND_ASSIGN(std::span<const float> none, empty.AsValuesReply());
   EXPECT_TRUE(none.empty());
 }
@@ -316,9 +317,10 @@ TEST(CodecTest, UnknownStatusCodeBecomesUnknown) {
   o.is_reply = true;
   o.status_code = 999;
   o.status_message = "from the future";
-  ASSERT_OK_AND_ASSIGN(DecodedMessage msg, DecodedMessage::Decode(Craft(wire::Body::Ack, [](auto& fbb) {
-                         return wire::CreateAck(fbb).Union();
-                       }, o)));
+  ASSERT_OK_AND_ASSIGN(
+      DecodedMessage msg,
+      DecodedMessage::Decode(Craft(
+          wire::Body::Ack, [](auto& fbb) { return wire::CreateAck(fbb).Union(); }, o)));
   EXPECT_EQ(msg.header().status.code(), StatusCode::kUnknown);
   EXPECT_EQ(msg.header().status.message(), "from the future");
 }
@@ -334,9 +336,22 @@ TEST(CodecTest, EncodedFramesAreAlignedOwnedAndIdentified) {
   }
 }
 
+TEST(CodecTest, FramesWithoutEightByteFieldsAreAligned) {
+  // request_id 0 is a default and left out, so no field needs 8 bytes.
+  const Header h = MakeHeader(0);
+  for (const Frame& frame :
+       {EncodeHeartbeat(h), EncodeAck(h), EncodeBarrierRequest(h, BarrierGroup::kWorkers),
+        EncodePull(h, 0, std::span<const Key>()), EncodeShutdownRequest(h, "x")}) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(frame.data()) % 8, 0u);
+    EXPECT_EQ(frame.size() % 8, 0u);
+    ASSERT_OK_AND_ASSIGN(DecodedMessage msg, DecodedMessage::Decode(frame));
+    EXPECT_EQ(msg.frame().data(), frame.data());  // read in place, not copied
+  }
+}
+
 TEST(CodecTest, MisalignedFrameDecodes) {
-  const Frame original = EncodePush(MakeHeader(), 2, SampleKeys(),
-                                    std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  const Frame original =
+      EncodePush(MakeHeader(), 2, SampleKeys(), std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
   for (size_t shift : {1, 2, 3, 4, 5, 6, 7}) {
     SCOPED_TRACE(shift);
     auto storage = std::make_shared<std::vector<uint64_t>>(original.size() / 8 + 2);
@@ -355,7 +370,8 @@ TEST(CodecTest, MisalignedFrameDecodes) {
 }
 
 TEST(CodecTest, DecodedMessageOutlivesCallersFrameAndMoves) {
-  StatusOr<DecodedMessage> decoded = DecodedMessage::Decode(EncodePull(MakeHeader(), 3, SampleKeys()));
+  StatusOr<DecodedMessage> decoded =
+      DecodedMessage::Decode(EncodePull(MakeHeader(), 3, SampleKeys()));
   ASSERT_OK(decoded);
   DecodedMessage moved = std::move(decoded).value();
   DecodedMessage copy = moved;
@@ -395,7 +411,8 @@ TEST(CodecTest, RejectsWrongIdentifier) {
 TEST(CodecTest, RejectsWrongVersionWithFailedPrecondition) {
   CraftOptions o;
   o.version = kProtocolVersion + 1;
-  StatusOr<DecodedMessage> got = DecodedMessage::Decode(Craft(wire::Body::Heartbeat, HeartbeatBody(), o));
+  StatusOr<DecodedMessage> got =
+      DecodedMessage::Decode(Craft(wire::Body::Heartbeat, HeartbeatBody(), o));
   EXPECT_EQ(got.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(got.status().message()),
               HasSubstr("version " + std::to_string(kProtocolVersion + 1)));
@@ -500,8 +517,8 @@ TEST(CodecTest, RejectsTableConfigWithoutOptimizer) {
   auto body = [](flatbuffers::FlatBufferBuilder& fbb) {
     const auto name = fbb.CreateString("t");
     const auto init = wire::CreateInitializerConfigW(fbb);
-    const auto table = wire::CreateTableConfigW(fbb, 1, name, wire::TableKind::Sparse, 8, 0, 0,
-                                                init);
+    const auto table =
+        wire::CreateTableConfigW(fbb, 1, name, wire::TableKind::Sparse, 8, 0, 0, init);
     std::vector<flatbuffers::Offset<wire::TableConfigW>> tables = {table};
     return wire::CreateConfigureTables(fbb, fbb.CreateVector(tables)).Union();
   };
@@ -593,7 +610,8 @@ TEST(CodecTest, RejectsMissingDataVectors) {
   auto pull = [](flatbuffers::FlatBufferBuilder& fbb) {
     return wire::CreatePullRequest(fbb, 1).Union();
   };
-  ASSERT_OK_AND_ASSIGN(DecodedMessage msg, DecodedMessage::Decode(Craft(wire::Body::PullRequest, pull)));
+  ASSERT_OK_AND_ASSIGN(DecodedMessage msg,
+                       DecodedMessage::Decode(Craft(wire::Body::PullRequest, pull)));
   EXPECT_EQ(msg.AsPull().status().code(), StatusCode::kInvalidArgument);
 
   auto push = [](flatbuffers::FlatBufferBuilder& fbb) {

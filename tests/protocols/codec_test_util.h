@@ -61,14 +61,15 @@ inline TableConfig MakeTable(TableId id, OptimizerType optimizer, InitializerTyp
 inline std::vector<TableConfig> AllKindsOfTables() {
   std::vector<TableConfig> tables;
   TableId id = 0;
-  for (OptimizerType o : {OptimizerType::kSgd, OptimizerType::kAdagrad, OptimizerType::kAdam,
-                          OptimizerType::kFtrl}) {
+  for (OptimizerType o :
+       {OptimizerType::kSgd, OptimizerType::kAdagrad, OptimizerType::kAdam, OptimizerType::kFtrl}) {
     for (InitializerType i :
          {InitializerType::kZeros, InitializerType::kUniform, InitializerType::kNormal}) {
       tables.push_back(MakeTable(id++, o, i));
     }
   }
-  tables.push_back(MakeTable(id++, OptimizerType::kAdam, InitializerType::kNormal, TableKind::kDense));
+  tables.push_back(
+      MakeTable(id++, OptimizerType::kAdam, InitializerType::kNormal, TableKind::kDense));
   return tables;
 }
 
@@ -122,7 +123,7 @@ inline Frame Craft(uint8_t body_type, const BodyBuilder& body, const CraftOption
   const flatbuffers::Offset<void> body_offset = body ? body(fbb) : flatbuffers::Offset<void>();
   const auto token = fbb.CreateString(o.token);
   const auto message = o.status_message.empty() ? flatbuffers::Offset<flatbuffers::String>()
-                                                 : fbb.CreateString(o.status_message);
+                                                : fbb.CreateString(o.status_message);
   const wire::NodeIdW sender(static_cast<wire::Role>(o.sender_role), o.sender_rank);
   const auto root = wire::CreateEnvelope(fbb, o.version, o.request_id, o.is_reply,
                                          o.with_sender ? &sender : nullptr, token, o.status_code,
@@ -142,7 +143,8 @@ inline BodyBuilder HeartbeatBody() {
 // One valid frame of every message type (and an error reply).
 inline std::vector<std::pair<std::string, Frame>> SampleFrames() {
   const Header h = MakeHeader();
-  const std::vector<float> grads = {0.5f, -1.5f, 2.25f, 0.0f, -0.0f, 1e30f, -1e-30f, 3.0f, 4.0f, 5.0f};
+  const std::vector<float> grads = {0.5f,  -1.5f,   2.25f, 0.0f, -0.0f,
+                                    1e30f, -1e-30f, 3.0f,  4.0f, 5.0f};
   RegisterRequest reg{Role::kServer, 2, "tcp://127.0.0.1:5555", 9100, 4242, "node-a"};
   std::vector<std::pair<std::string, Frame>> frames;
   frames.emplace_back("RegisterRequest", EncodeRegisterRequest(h, reg));
@@ -157,8 +159,8 @@ inline std::vector<std::pair<std::string, Frame>> SampleFrames() {
   frames.emplace_back("BarrierRequest", EncodeBarrierRequest(h, BarrierGroup::kAll));
   frames.emplace_back("ShutdownRequest", EncodeShutdownRequest(h, "job finished"));
   frames.emplace_back("Ack", EncodeAck(ReplyHeader(h, kSchedulerId, "t")));
-  frames.emplace_back("ErrorReply", EncodeAck(ReplyHeader(h, kSchedulerId, "t",
-                                                          NotFoundError("no table 7"))));
+  frames.emplace_back("ErrorReply",
+                      EncodeAck(ReplyHeader(h, kSchedulerId, "t", NotFoundError("no table 7"))));
   frames.emplace_back("Pull", EncodePull(h, 3, SampleKeys()));
   frames.emplace_back("Push", EncodePush(h, 3, std::span<const Key>(SampleKeys()).first(5),
                                          std::span<const float>(grads)));
