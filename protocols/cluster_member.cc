@@ -83,6 +83,13 @@ StatusOr<NodeId> ClusterMember::Register(SteadyTime deadline) {
 }
 
 void ClusterMember::OnClusterView(ClusterView view) {
+  // The view may overtake the registration reply's processing on the
+  // registering thread: learn our id from the view itself.
+  for (const auto* nodes : {&view.servers, &view.workers}) {
+    for (const NodeInfo& node : *nodes) {
+      if (node.endpoint == endpoint_ && node.id.role == options_.role) messenger_->set_self(node.id);
+    }
+  }
   for (const auto* nodes : {&view.servers, &view.workers}) {
     for (const NodeInfo& node : *nodes) {
       if (node.id == id()) continue;

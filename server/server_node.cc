@@ -59,7 +59,6 @@ Status ServerNode::Start(SteadyTime deadline) {
   TESSERA_RETURN_IF_ERROR(member_.Bind().status());
   messenger_.Start();
   TESSERA_ASSIGN_OR_RETURN(NodeId id, member_.Register(deadline));
-  rank_ = id.rank;
   SetLogNodeLabel(id.ToString());
   TESSERA_LOG(kInfo) << "registered as " << id.ToString() << " at " << member_.endpoint();
   return OkStatus();
@@ -80,6 +79,7 @@ void ServerNode::Handle(DecodedMessage msg) {
       }
       shard_map_ = view->shard_map;
       member_.OnClusterView(std::move(view).value());
+      rank_ = member_.id().rank;
       return;
     }
     case MessageType::kConfigureTables:

@@ -74,8 +74,8 @@ class ServerNode {
   protocol::ClusterMember member_;
   TableSet tables_;
   std::atomic<bool> ready_{false};
-  // Set from the first cluster view, before tables are configured; read only
-  // on the receive thread.
+  // Set from the cluster view, before tables are configured; used only on
+  // the receive thread.
   ShardMap shard_map_;
   int32_t rank_ = kUnassignedRank;
 

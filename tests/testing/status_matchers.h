@@ -17,10 +17,17 @@ const Status& GetStatus(const StatusOr<T>& s) {
 
 }  // namespace tessera::testing
 
-#define EXPECT_OK(expr) EXPECT_TRUE(::tessera::testing::GetStatus(expr).ok()) \
-    << ::tessera::testing::GetStatus(expr)
-#define ASSERT_OK(expr) ASSERT_TRUE(::tessera::testing::GetStatus(expr).ok()) \
-    << ::tessera::testing::GetStatus(expr)
+// Each evaluates `expr` exactly once.
+#define EXPECT_OK(expr)                                                  \
+  do {                                                                   \
+    const ::tessera::Status _tessera_s = ::tessera::testing::GetStatus(expr); \
+    EXPECT_TRUE(_tessera_s.ok()) << _tessera_s;                          \
+  } while (0)
+#define ASSERT_OK(expr)                                                  \
+  do {                                                                   \
+    const ::tessera::Status _tessera_s = ::tessera::testing::GetStatus(expr); \
+    ASSERT_TRUE(_tessera_s.ok()) << _tessera_s;                          \
+  } while (0)
 
 // `lhs = value of expr` or fails the test.
 #define ASSERT_OK_AND_ASSIGN(lhs, expr) \
