@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: installs every package (tools/install_deps.sh), builds
+# (tools/build.sh) and runs every CTest label (unit, cluster, e2e, mpirun).
+# Prints the duration of each stage. Run as root or with sudo available.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage_start=$(date +%s)
+stage() {
+  local now; now=$(date +%s)
+  echo "=== [check] $1 (previous stage took $((now - stage_start)) s)"
+  stage_start=$now
+}
+stage "install packages"
+tools/install_deps.sh
+stage "configure + build"
+tools/build.sh
+stage "ctest"
+tools/test.sh
+stage "done"
