@@ -301,7 +301,9 @@ int RunTransportBench(const std::vector<std::string>& args) {
               "reply", "iters", "raw p50", "raw p99", "raw rt/s", "raw MB/s", "tr p50", "tr p99",
               "tr rt/s", "tr MB/s", "p50 x", "p99 x", "rt/s x");
   int exit_code = 0;
-  for (const auto& [req, rep] : opts.sizes) {
+  for (const auto& size : opts.sizes) {
+    const size_t req = size.first;  // Not a structured binding: clang 14 cannot capture those.
+    const size_t rep = size.second;
     const int iters = opts.iterations > 0 ? opts.iterations : DefaultIterations(req + rep);
     const RawZmqResult raw =
         MedianOf(opts.repetitions, [&] { return MeasureRawZmqRoundTrip(req, rep, iters); });

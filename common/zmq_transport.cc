@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -131,19 +130,16 @@ class ZmqTransport final : public Transport {
  public:
   ZmqTransport(const ZmqTransportOptions& options, int wake_fd)
       : options_(options), wake_fd_(wake_fd) {
-    if (MetricsRegistry* m = options.metrics; m != nullptr) {
-      const MetricLabels& l = options.metric_labels;
-      sent_messages_ = &m->GetCounter("tessera_transport_sent_messages_total",
-                                      "Messages queued by Send()", l);
-      sent_bytes_ = &m->GetCounter("tessera_transport_sent_bytes_total",
-                                   "Payload bytes queued by Send()", l);
-      received_messages_ = &m->GetCounter("tessera_transport_received_messages_total",
-                                          "Messages returned by Receive()", l);
-      received_bytes_ = &m->GetCounter("tessera_transport_received_bytes_total",
-                                       "Payload bytes returned by Receive()", l);
-      rejected_messages_ = &m->GetCounter("tessera_transport_rejected_messages_total",
-                                          "Received messages dropped: malformed header", l);
-    }
+    if (options.metrics == nullptr) return;
+    auto counter = [&](const char* what, const char* help) {
+      return &options.metrics->GetCounter(absl::StrCat("tessera_transport_", what, "_total"),
+                                          help, options.metric_labels);
+    };
+    sent_messages_ = counter("sent_messages", "Messages queued by Send()");
+    sent_bytes_ = counter("sent_bytes", "Payload bytes queued by Send()");
+    received_messages_ = counter("received_messages", "Messages returned by Receive()");
+    received_bytes_ = counter("received_bytes", "Payload bytes returned by Receive()");
+    rejected_messages_ = counter("rejected_messages", "Received messages with a bad header");
   }
 
   ~ZmqTransport() override {
@@ -174,16 +170,15 @@ class ZmqTransport final : public Transport {
 
   StatusOr<std::string> Bind(std::string_view endpoint) override {
     MutexLock lock(&router_mu_);
-    if (shutdown_) return UnavailableError("transport is shut down");
-    if (!bound_endpoint_.empty()) {
-      return FailedPreconditionError(absl::StrCat("already bound to ", bound_endpoint_));
-    }
     // Take the ROUTER from a receiver blocked in zmq_poll.
     ++router_waiters_;
     Wake();
     router_mu_.Await(absl::Condition(this, &ZmqTransport::ShutdownOrRouterIdle));
     --router_waiters_;
     if (shutdown_) return UnavailableError("transport is shut down");
+    if (!bound_endpoint_.empty()) {
+      return FailedPreconditionError(absl::StrCat("already bound to ", bound_endpoint_));
+    }
     try {
       router_.bind(std::string(endpoint));
       bound_endpoint_ = router_.get(zmq::sockopt::last_endpoint);
@@ -368,7 +363,7 @@ class ZmqTransport final : public Transport {
         std::optional<Message> msg;
         TESSERA_RETURN_IF_ERROR(ReadMessage(&msg));
         if (msg.has_value()) return *std::move(msg);
-        continue;  // Malformed (counted) or spurious wakeup.
+        // Malformed (counted) or spurious: keep waiting, deadline permitting.
       }
       if (std::chrono::steady_clock::now() >= deadline) {
         return DeadlineExceededError("no message before the Receive deadline");
