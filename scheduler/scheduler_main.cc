@@ -1,0 +1,102 @@
+#include "scheduler/scheduler_main.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/deadline.h"
+#include "common/http_server.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "common/shutdown_signals.h"
+#include "common/zmq_transport.h"
+#include "protocols/cluster_member.h"
+
+namespace tessera::scheduler {
+namespace {
+
+// Long enough to mean "until told otherwise"; waits loop on it.
+constexpr std::chrono::hours kForever(24);
+
+// Waits until the cluster runs. OK also when a signal stopped it first.
+Status WaitRunning(const SchedulerNode& node, const SchedulerMainArgs& args,
+                   const std::atomic<int>& signals) {
+  const bool bounded = args.startup_timeout.count() > 0;
+  Status running;
+  do {
+    running = node.WaitRunning(DeadlineIn(bounded ? args.startup_timeout : kForever));
+  } while (!bounded && absl::IsDeadlineExceeded(running));
+  if (absl::IsCancelled(running) && signals.load() > 0) return OkStatus();
+  if (absl::IsCancelled(running)) {
+    return FailedPreconditionError("cluster shut down before it was running");
+  }
+  return running;
+}
+
+Status Run(const SchedulerMainArgs& args) {
+  SetLogNodeLabel(kSchedulerId.ToString());
+  RealClock clock;
+  MetricsRegistry metrics;
+  ZmqTransportOptions transport_options;
+  transport_options.metrics = &metrics;
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
+                           NewZmqTransport(transport_options));
+  SchedulerOptions options = args.node;
+  options.liveness_thread = true;
+  SchedulerNode node(options, transport.get(), &clock, &metrics);
+
+  HttpServer http;  // stops before `node` is destroyed: its routes read it
+  AddObservabilityRoutes(&http, &metrics, [&node] { return node.running(); });
+  TESSERA_ASSIGN_OR_RETURN(int metrics_port, http.Start(args.metrics_host, args.metrics_port));
+  TESSERA_ASSIGN_OR_RETURN(std::string bound, node.Start());
+  const std::string endpoint = protocol::AdvertisedEndpoint(bound, args.advertise_host);
+  TESSERA_LOG(kInfo) << "scheduler address " << endpoint << ", metrics on port " << metrics_port;
+
+  std::atomic<int> signals{0};
+  ShutdownSignalWatcher watcher([&](int signo) {
+    if (signals.fetch_add(1) > 0) {
+      TESSERA_LOG(kWarning) << "second " << ShutdownSignalName(signo) << ": exiting now";
+      _exit(128 + signo);
+    }
+    node.ShutdownCluster(std::string("scheduler received ") + ShutdownSignalName(signo));
+  });
+
+  const protocol::NodeInfo self{kSchedulerId, endpoint, metrics_port, ::getpid(),
+                               args.advertise_host};
+  Status result = args.on_bound ? args.on_bound(self) : OkStatus();
+  if (result.ok()) result = WaitRunning(node, args, signals);
+  if (result.ok() && node.running() && args.on_running) {
+    result = args.on_running(self, *node.cluster_view());
+  }
+  if (!result.ok()) node.ShutdownCluster("scheduler: " + std::string(result.message()));
+  while (absl::IsDeadlineExceeded(node.WaitForShutdown(DeadlineIn(kForever)))) {
+  }
+  // The shutdown broadcast is queued on ZeroMQ sockets that close with
+  // linger 0; give it a moment to leave before they close. No node is waiting
+  // on this, so a fixed grace is enough.
+  std::this_thread::sleep_for(args.shutdown_drain);
+  http.Stop();
+  node.Stop();
+  if (!node.dead_nodes().empty()) {
+    TESSERA_LOG(kWarning) << node.dead_nodes().size() << " node(s) were declared dead";
+  }
+  return result;
+}
+
+}  // namespace
+
+int RunScheduler(const SchedulerMainArgs& args) {
+  Status s = Run(args);
+  if (!s.ok()) {
+    TESSERA_LOG(kError) << "scheduler failed: " << s;
+    return 1;
+  }
+  TESSERA_LOG(kInfo) << "scheduler exiting after orderly shutdown";
+  return 0;
+}
+
+}  // namespace tessera::scheduler

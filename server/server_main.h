@@ -1,0 +1,36 @@
+// Entry function of a parameter-server process. The CLI (tools/cli) parses
+// flags and the environment into ServerMainArgs; this builds the real pieces
+// (RealClock, MetricsRegistry, the /metrics /healthz /readyz HTTP server,
+// ZmqTransport), runs a ServerNode until the scheduler orders shutdown or
+// SIGINT/SIGTERM arrives, and returns the process exit code.
+#ifndef TESSERA_SERVER_SERVER_MAIN_H_
+#define TESSERA_SERVER_SERVER_MAIN_H_
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "server/server_node.h"
+
+namespace tessera::server {
+
+struct ServerMainArgs {
+  // Bind endpoint, advertised host, scheduler endpoint, requested rank and
+  // token. member.metrics_port is filled in with the bound metrics port.
+  ServerOptions node;
+  // Interface and port of the HTTP observability server (0 picks a port).
+  std::string metrics_host = "0.0.0.0";
+  int metrics_port = 0;
+  // Registration with the scheduler must finish within this time.
+  std::chrono::seconds startup_timeout{300};
+};
+
+// Returns 0 after an orderly shutdown, 1 on failure, 128+signo when
+// interrupted before it registered.
+// REQUIRES: BlockShutdownSignals() was called before any thread started.
+int RunServer(const ServerMainArgs& args);
+
+}  // namespace tessera::server
+
+#endif  // TESSERA_SERVER_SERVER_MAIN_H_

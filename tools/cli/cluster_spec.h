@@ -1,0 +1,48 @@
+// What a cluster launcher starts: the shape of the cluster, the worker
+// program and its tables. Shared by `tessera local`, `tessera bench kv` and
+// their MPI variants (tools/cli/mpi_bootstrap.h).
+#ifndef TESSERA_TOOLS_CLI_CLUSTER_SPEC_H_
+#define TESSERA_TOOLS_CLI_CLUSTER_SPEC_H_
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/cli/worker_programs.h"
+
+namespace tessera::cli {
+
+struct ClusterSpec {
+  int servers = 1;
+  int workers = 1;
+  // Whether --workers was given; under MPI the worker count otherwise
+  // follows from the number of ranks.
+  bool workers_given = false;
+  std::string program;                    // a WorkerProgramRegistry name
+  std::vector<std::string> program_args;  // passed to the program
+  std::vector<std::string> table_specs;   // --table; empty: the program's tables
+  int heartbeat_interval_ms = 1000;
+  int heartbeat_timeout_ms = 5000;
+  std::string log_level = "info";
+  // Where cluster.json (and the scheduler's address file) go; empty: a new
+  // directory under $TMPDIR (or /tmp).
+  std::string output_dir;
+  std::string token_file;  // else TESSERA_CLUSTER_TOKEN, else a fresh token
+  int startup_timeout_s = 120;
+};
+
+// --servers, --workers, --table, --output-dir, --token-file,
+// --heartbeat-interval-ms, --heartbeat-timeout-ms, --startup-timeout-s,
+// --log-level. Call MarkGivenFlags() after parsing.
+void AddClusterFlags(CLI::App* app, ClusterSpec* spec);
+void MarkGivenFlags(const CLI::App& app, ClusterSpec* spec);
+
+// Starts the cluster and returns the exit code: under mpirun the ranks
+// become the nodes (RunMpiCluster), otherwise this process launches every
+// node as a child process (RunLocalCluster).
+int LaunchCluster(const ClusterSpec& spec, const WorkerProgramRegistry& programs);
+
+}  // namespace tessera::cli
+
+#endif  // TESSERA_TOOLS_CLI_CLUSTER_SPEC_H_

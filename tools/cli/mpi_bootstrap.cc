@@ -1,0 +1,151 @@
+#include "tools/cli/mpi_bootstrap.h"
+
+// The C API only: without these, mpi.h pulls in the deprecated C++ bindings
+// (libmpi_cxx), which we neither use nor link.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/logging.h"
+#include "tools/cli/node_flags.h"
+#include "tools/cli/role_commands.h"
+
+namespace tessera::cli {
+namespace {
+
+struct Bootstrap {
+  std::string scheduler;  // empty: rank 0 failed to start
+  std::string token;
+};
+
+// Collective. Rank 0 passes its values; every rank returns rank 0's.
+Bootstrap Broadcast(const Bootstrap& mine) {
+  std::string packed = mine.scheduler + "\n" + mine.token;
+  int size = static_cast<int>(packed.size());
+  MPI_Bcast(&size, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  packed.resize(static_cast<size_t>(size));
+  MPI_Bcast(packed.data(), size, MPI_CHAR, 0, MPI_COMM_WORLD);
+  size_t newline = packed.find('\n');
+  if (newline == std::string::npos) return {};
+  return {packed.substr(0, newline), packed.substr(newline + 1)};
+}
+
+// Collective. Loopback when every rank shares this host.
+std::string AdvertisedHost(int world_size) {
+  MPI_Comm local;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+  int local_size = 0;
+  MPI_Comm_size(local, &local_size);
+  MPI_Comm_free(&local);
+  if (local_size == world_size) return "127.0.0.1";
+  char name[256] = {};
+  ::gethostname(name, sizeof(name) - 1);
+  return name;
+}
+
+// Same answer on every rank (no communication), so all ranks agree to fail.
+Status Validate(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int world_size) {
+  const int workers = world_size - 1 - spec.servers;
+  if (spec.servers < 0 || workers < 1) {
+    return InvalidArgumentError("mpirun -np " + std::to_string(world_size) + " with --servers " +
+                                std::to_string(spec.servers) +
+                                " leaves no worker (need np >= servers + 2)");
+  }
+  if (spec.workers_given && spec.workers != workers) {
+    return InvalidArgumentError("--workers " + std::to_string(spec.workers) + " contradicts np " +
+                                std::to_string(world_size) + " - 1 - --servers " +
+                                std::to_string(spec.servers) + " = " + std::to_string(workers));
+  }
+  if (programs.Find(spec.program) == nullptr) {
+    return InvalidArgumentError("unknown worker program '" + spec.program + "'");
+  }
+  return programs.TablesFor(spec.table_specs, spec.program).status();
+}
+
+int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, NodeFlags node,
+             int workers) {
+  StatusOr<std::string> token = ReadOrGenerateClusterToken(spec.token_file);
+  if (!token.ok()) {
+    TESSERA_LOG(kError) << token.status();
+    Broadcast({});
+    return 1;
+  }
+  scheduler::SchedulerMainArgs args =
+      MakeSchedulerArgs(node, spec.servers, workers,
+                        *programs.TablesFor(spec.table_specs, spec.program), *token,
+                        {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
+  bool broadcast = false;
+  args.on_bound = [&](const protocol::NodeInfo& self) {
+    Broadcast({self.endpoint, *token});
+    broadcast = true;
+    return OkStatus();
+  };
+  if (!spec.output_dir.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(spec.output_dir, error);
+    args.on_running = ClusterFileWriter(spec.output_dir + "/cluster.json");
+  }
+  int code = scheduler::RunScheduler(args);
+  if (!broadcast) Broadcast({});  // unblock the other ranks: they fail too
+  return code;
+}
+
+int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int rank, int size) {
+  if (Status s = ApplyLogLevel(spec.log_level); !s.ok()) {
+    if (rank == 0) TESSERA_LOG(kError) << s;
+    return 2;
+  }
+  if (Status s = Validate(spec, programs, size); !s.ok()) {
+    if (rank == 0) TESSERA_LOG(kError) << s;
+    return 2;
+  }
+  NodeFlags node;
+  node.host = AdvertisedHost(size);
+  node.bind = node.host == "127.0.0.1" ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:0";
+  node.metrics_host = node.host == "127.0.0.1" ? "127.0.0.1" : "0.0.0.0";
+  node.startup_timeout_s = spec.startup_timeout_s;
+  if (rank == 0) return RunRank0(spec, programs, node, size - 1 - spec.servers);
+
+  Bootstrap bootstrap = Broadcast({});
+  if (bootstrap.scheduler.empty()) {
+    TESSERA_LOG(kError) << "rank 0 could not start the scheduler";
+    return 1;
+  }
+  node.scheduler = bootstrap.scheduler;
+  if (rank <= spec.servers) {
+    node.rank = rank - 1;
+    return server::RunServer(MakeServerArgs(node, bootstrap.token));
+  }
+  node.rank = rank - 1 - spec.servers;
+  return worker::RunWorker(
+      MakeWorkerArgs(node, bootstrap.token, *programs.Find(spec.program), spec.program_args));
+}
+
+}  // namespace
+
+bool LaunchedByMpi() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"}) {
+    if (std::getenv(var) != nullptr) return true;
+  }
+  return false;
+}
+
+int RunMpiCluster(const ClusterSpec& spec, const WorkerProgramRegistry& programs) {
+  MPI_Init(nullptr, nullptr);
+  int rank = 0;
+  int size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  SetLogNodeLabel("mpi/" + std::to_string(rank));
+  int code = RunRank(spec, programs, rank, size);
+  MPI_Finalize();
+  return code;
+}
+
+}  // namespace tessera::cli

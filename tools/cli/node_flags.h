@@ -1,0 +1,53 @@
+// Flags shared by the subcommands that start nodes, and the cluster token.
+//
+// The cluster token is a shared secret every message carries. It comes from
+// the environment (TESSERA_CLUSTER_TOKEN) or a file (--token-file), never
+// from a command-line value (which `ps` would show to every user).
+#ifndef TESSERA_TOOLS_CLI_NODE_FLAGS_H_
+#define TESSERA_TOOLS_CLI_NODE_FLAGS_H_
+
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/status.h"
+
+namespace tessera::cli {
+
+inline constexpr char kTokenEnv[] = "TESSERA_CLUSTER_TOKEN";
+inline constexpr char kSchedulerEnv[] = "TESSERA_SCHEDULER";
+
+// Where a node listens and how it presents itself. Defaults suit a
+// container: bind every interface on a free port.
+struct NodeFlags {
+  std::string scheduler;  // data-plane address of the scheduler
+  int rank = -1;          // requested rank within the role; -1: any
+  std::string bind = "tcp://0.0.0.0:0";
+  std::string host = "127.0.0.1";  // advertised to peers in place of 0.0.0.0
+  std::string metrics_host = "0.0.0.0";
+  int metrics_port = 0;  // 0 picks a free port
+  std::string token_file;
+  int startup_timeout_s = 300;
+};
+
+// --log-level (debug|info|warning|error).
+void AddLogLevelFlag(CLI::App* app, std::string* level);
+// Sets the process's log level. InvalidArgument for an unknown name.
+Status ApplyLogLevel(const std::string& level);
+
+// --bind, --host, --metrics-host, --metrics-port, --token-file,
+// --startup-timeout-s; with `member_flags` also --scheduler (env
+// TESSERA_SCHEDULER) and --rank.
+void AddNodeFlags(CLI::App* app, NodeFlags* flags, bool member_flags);
+
+// The token from TESSERA_CLUSTER_TOKEN or, if unset, from `token_file`
+// (surrounding whitespace trimmed). NotFound if neither gives one.
+StatusOr<std::string> ReadClusterToken(const std::string& token_file);
+// ReadClusterToken(), or a fresh random token when none is configured.
+StatusOr<std::string> ReadOrGenerateClusterToken(const std::string& token_file);
+// 32 hex characters from /dev/urandom.
+StatusOr<std::string> GenerateClusterToken();
+
+}  // namespace tessera::cli
+
+#endif  // TESSERA_TOOLS_CLI_NODE_FLAGS_H_

@@ -1,0 +1,63 @@
+#include "tools/cli/worker_programs.h"
+
+#include <cassert>
+#include <utility>
+
+#include "tools/cli/smoke_program.h"
+#include "tools/cli/table_spec.h"
+
+#ifdef TESSERA_HAVE_KV_BENCH
+#include "bench/kv_bench.h"
+#endif
+
+namespace tessera::cli {
+
+void WorkerProgramRegistry::Add(WorkerProgramSpec spec) {
+  std::string name = spec.name;
+  bool inserted = programs_.emplace(std::move(name), std::move(spec)).second;
+  assert(inserted && "worker program registered twice");
+  (void)inserted;
+}
+
+const WorkerProgramSpec* WorkerProgramRegistry::Find(std::string_view name) const {
+  auto it = programs_.find(name);
+  return it == programs_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> WorkerProgramRegistry::Names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, spec] : programs_) names.push_back(name);
+  return names;
+}
+
+std::string WorkerProgramRegistry::Describe() const {
+  std::string text;
+  for (const auto& [name, spec] : programs_) text += "  " + name + ": " + spec.help + "\n";
+  return text;
+}
+
+StatusOr<std::vector<TableConfig>> WorkerProgramRegistry::TablesFor(
+    const std::vector<std::string>& table_specs, std::string_view program) const {
+  if (!table_specs.empty()) return ParseTableSpecs(table_specs);
+  if (program.empty()) return std::vector<TableConfig>{};
+  const WorkerProgramSpec* spec = Find(program);
+  if (spec == nullptr) {
+    return NotFoundError("unknown worker program '" + std::string(program) + "'");
+  }
+  return spec->tables ? spec->tables() : std::vector<TableConfig>{};
+}
+
+WorkerProgramRegistry BuiltinWorkerPrograms() {
+  WorkerProgramRegistry registry;
+  registry.Add({"smoke",
+                "pushes and pulls a few keys and dense values and verifies them "
+                "(args: --hold keeps the cluster up until it is stopped)",
+                RunSmokeProgram, SmokeTables});
+#ifdef TESSERA_HAVE_KV_BENCH
+  registry.Add({"kvbench", "the KV benchmark (bench/kv_bench.h); pass --help for its options",
+                bench::RunKvBenchProgram, bench::KvBenchTables});
+#endif
+  return registry;
+}
+
+}  // namespace tessera::cli
