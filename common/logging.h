@@ -37,9 +37,9 @@ class LogMessage {
 }  // namespace tessera
 
 // Usage: TESSERA_LOG(kInfo) << "bound " << endpoint;
-#define TESSERA_LOG(level)                                   \
-  if (!::tessera::LogEnabled(::tessera::LogLevel::level)) { \
-  } else                                                     \
-    ::tessera::internal::LogMessage(::tessera::LogLevel::level).stream()
+#define TESSERA_LOG(level)                                                          \
+  for (bool _tessera_log_on = ::tessera::LogEnabled(::tessera::LogLevel::level);  \
+       _tessera_log_on; _tessera_log_on = false)                                   \
+  ::tessera::internal::LogMessage(::tessera::LogLevel::level).stream()
 
 #endif  // TESSERA_COMMON_LOGGING_H_
