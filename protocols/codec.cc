@@ -35,6 +35,11 @@ TESSERA_SAME_TAG_(kPushPullRequest, PushPullRequest);
 TESSERA_SAME_TAG_(kValuesReply, ValuesReply);
 TESSERA_SAME_TAG_(kDensePullRequest, DensePullRequest);
 TESSERA_SAME_TAG_(kDensePushRequest, DensePushRequest);
+TESSERA_SAME_TAG_(kDataRequest, DataRequest);
+TESSERA_SAME_TAG_(kDataChunkReply, DataChunkReply);
+TESSERA_SAME_TAG_(kClockRequest, ClockRequest);
+TESSERA_SAME_TAG_(kClockReply, ClockReply);
+TESSERA_SAME_TAG_(kSaveRequest, SaveRequest);
 #undef TESSERA_SAME_TAG_
 
 static_assert(static_cast<uint8_t>(Role::kScheduler) ==
@@ -144,6 +149,16 @@ std::string_view MessageTypeName(MessageType type) {
       return "DensePullRequest";
     case MessageType::kDensePushRequest:
       return "DensePushRequest";
+    case MessageType::kDataRequest:
+      return "DataRequest";
+    case MessageType::kDataChunkReply:
+      return "DataChunkReply";
+    case MessageType::kClockRequest:
+      return "ClockRequest";
+    case MessageType::kClockReply:
+      return "ClockReply";
+    case MessageType::kSaveRequest:
+      return "SaveRequest";
   }
   return "Unknown";
 }

@@ -19,6 +19,7 @@
 #define TESSERA_PROTOCOLS_CODEC_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +58,11 @@ enum class MessageType : uint8_t {
   kValuesReply,
   kDensePullRequest,
   kDensePushRequest,
+  kDataRequest,
+  kDataChunkReply,
+  kClockRequest,
+  kClockReply,
+  kSaveRequest,
 };
 std::string_view MessageTypeName(MessageType type);
 
@@ -123,6 +129,27 @@ struct DensePushView {
   std::span<const float> grads;
 };
 
+// Training coordination.
+struct DataChunkInfo {
+  bool done = false;  // nothing left for this worker
+  uint64_t id = 0;
+  uint32_t epoch = 0;
+  std::string path;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint64_t chunks_total = 0;
+  uint64_t chunks_completed = 0;
+  friend bool operator==(const DataChunkInfo&, const DataChunkInfo&) = default;
+};
+struct ClockInfo {
+  uint64_t step = 0;
+  bool done = false;
+};
+struct ClockReplyInfo {
+  bool all_done = false;
+  uint64_t spread = 0;  // steps between the fastest and slowest running worker
+};
+
 // ---- encoding ---------------------------------------------------------------
 Frame EncodeRegisterRequest(const Header& header, const RegisterRequest& request);
 Frame EncodeRegisterReply(const Header& header, NodeId assigned);
@@ -133,6 +160,11 @@ Frame EncodeBarrierRequest(const Header& header, BarrierGroup group);
 Frame EncodeShutdownRequest(const Header& header, std::string_view reason);
 // Also the body of error replies (header.status not OK).
 Frame EncodeAck(const Header& header);
+Frame EncodeDataRequest(const Header& header, std::optional<uint64_t> completed);
+Frame EncodeDataChunkReply(const Header& header, const DataChunkInfo& chunk);
+Frame EncodeClockRequest(const Header& header, const ClockInfo& clock);
+Frame EncodeClockReply(const Header& header, const ClockReplyInfo& reply);
+Frame EncodeSaveRequest(const Header& header, std::string_view dir);
 
 using KeysFill = absl::FunctionRef<void(std::span<Key>)>;
 using ValuesFill = absl::FunctionRef<void(std::span<float>)>;
@@ -183,6 +215,11 @@ class DecodedMessage {
   StatusOr<std::span<const float>> AsValuesReply() const;
   StatusOr<DensePullView> AsDensePull() const;
   StatusOr<DensePushView> AsDensePush() const;
+  StatusOr<std::optional<uint64_t>> AsDataRequest() const;
+  StatusOr<DataChunkInfo> AsDataChunkReply() const;
+  StatusOr<ClockInfo> AsClockRequest() const;
+  StatusOr<ClockReplyInfo> AsClockReply() const;
+  StatusOr<std::string> AsSaveRequest() const;
 
  private:
   DecodedMessage() = default;
