@@ -1,0 +1,319 @@
+#include "models/job_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace tessera::models {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads one YAML mapping, remembering which keys were consumed so unknown
+// keys can be reported. Errors name the full key path.
+class Section {
+ public:
+  Section(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {}
+
+  bool Has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
+  std::string Path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  Section Sub(const std::string& key) {
+    seen_.insert(key);
+    return Section(Has(key) ? node_[key] : YAML::Node(), Path(key));
+  }
+
+  Status CheckMap() const {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) {
+      return InvalidArgumentError(Where() + " must be a mapping");
+    }
+    return OkStatus();
+  }
+
+  Status String(const std::string& key, std::string* out) {
+    if (!Take(key)) return OkStatus();
+    if (!node_[key].IsScalar()) return InvalidArgumentError(Path(key) + " must be a string");
+    *out = node_[key].as<std::string>();
+    return OkStatus();
+  }
+
+  Status StringList(const std::string& key, std::vector<std::string>* out) {
+    if (!Take(key)) return OkStatus();
+    const YAML::Node& n = node_[key];
+    out->clear();
+    if (n.IsScalar()) {
+      out->push_back(n.as<std::string>());
+      return OkStatus();
+    }
+    if (!n.IsSequence()) return InvalidArgumentError(Path(key) + " must be a string or a list");
+    for (const YAML::Node& item : n) {
+      if (!item.IsScalar()) return InvalidArgumentError(Path(key) + " items must be strings");
+      out->push_back(item.as<std::string>());
+    }
+    return OkStatus();
+  }
+
+  Status Double(const std::string& key, double* out, double lo, double hi) {
+    if (!Take(key)) return OkStatus();
+    double v;
+    if (!node_[key].IsScalar() || !YAML::convert<double>::decode(node_[key], v) ||
+        !std::isfinite(v) || v < lo || v > hi) {
+      return InvalidArgumentError(Path(key) + " must be a number in [" + Num(lo) + ", " +
+                                  Num(hi) + "], got '" + Text(key) + "'");
+    }
+    *out = v;
+    return OkStatus();
+  }
+
+  Status Float(const std::string& key, float* out, double lo, double hi) {
+    double v = *out;
+    TESSERA_RETURN_IF_ERROR(Double(key, &v, lo, hi));
+    *out = static_cast<float>(v);
+    return OkStatus();
+  }
+
+  template <typename T>
+  Status Int(const std::string& key, T* out, int64_t lo, int64_t hi) {
+    if (!Take(key)) return OkStatus();
+    int64_t v;
+    if (!node_[key].IsScalar() || !YAML::convert<int64_t>::decode(node_[key], v) || v < lo ||
+        v > hi) {
+      return InvalidArgumentError(Path(key) + " must be an integer in [" + std::to_string(lo) +
+                                  ", " + std::to_string(hi) + "], got '" + Text(key) + "'");
+    }
+    *out = static_cast<T>(v);
+    return OkStatus();
+  }
+
+  Status IntList(const std::string& key, std::vector<uint32_t>* out, int64_t lo, int64_t hi) {
+    if (!Take(key)) return OkStatus();
+    const YAML::Node& n = node_[key];
+    if (!n.IsSequence()) return InvalidArgumentError(Path(key) + " must be a list of integers");
+    out->clear();
+    for (const YAML::Node& item : n) {
+      int64_t v;
+      if (!item.IsScalar() || !YAML::convert<int64_t>::decode(item, v) || v < lo || v > hi) {
+        return InvalidArgumentError(Path(key) + " items must be integers in [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      }
+      out->push_back(static_cast<uint32_t>(v));
+    }
+    return OkStatus();
+  }
+
+  Status Choice(const std::string& key, std::string* out, const std::vector<std::string>& allowed) {
+    std::string v = *out;
+    TESSERA_RETURN_IF_ERROR(String(key, &v));
+    for (const std::string& a : allowed) {
+      if (a == v) {
+        *out = v;
+        return OkStatus();
+      }
+    }
+    std::string list;
+    for (const std::string& a : allowed) list += (list.empty() ? "" : " | ") + a;
+    return InvalidArgumentError(Path(key) + " must be one of " + list + ", got '" + v + "'");
+  }
+
+  // InvalidArgument naming the first key that was never read.
+  Status Finish() const {
+    TESSERA_RETURN_IF_ERROR(CheckMap());
+    if (!node_ || !node_.IsMap()) return OkStatus();
+    for (const auto& kv : node_) {
+      const std::string key = kv.first.as<std::string>();
+      if (seen_.count(key) == 0) return InvalidArgumentError("unknown key " + Path(key));
+    }
+    return OkStatus();
+  }
+
+ private:
+  bool Take(const std::string& key) {
+    seen_.insert(key);
+    return Has(key) && !node_[key].IsNull();
+  }
+  std::string Text(const std::string& key) const {
+    return node_[key].IsScalar() ? node_[key].Scalar() : std::string("<not a scalar>");
+  }
+  std::string Where() const { return path_.empty() ? "the job file" : path_; }
+  static std::string Num(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+Status ReadOptimizer(Section s, OptimizerConfig* o) {
+  TESSERA_RETURN_IF_ERROR(s.CheckMap());
+  std::string type(OptimizerTypeName(o->type));
+  TESSERA_RETURN_IF_ERROR(s.Choice("type", &type, {"sgd", "adagrad", "adam", "ftrl"}));
+  ParseOptimizerType(type, &o->type);
+  TESSERA_RETURN_IF_ERROR(s.Float("lr", &o->learning_rate, 1e-9, 1e3));
+  TESSERA_RETURN_IF_ERROR(s.Float("beta1", &o->beta1, 0, 0.999999));
+  TESSERA_RETURN_IF_ERROR(s.Float("beta2", &o->beta2, 0, 0.999999));
+  TESSERA_RETURN_IF_ERROR(s.Float("epsilon", &o->epsilon, 0, 1));
+  TESSERA_RETURN_IF_ERROR(s.Float("initial_accumulator", &o->initial_accumulator, 0, 1e6));
+  TESSERA_RETURN_IF_ERROR(s.Float("beta", &o->ftrl_beta, 0, 1e6));
+  TESSERA_RETURN_IF_ERROR(s.Float("l1", &o->l1, 0, 1e6));
+  TESSERA_RETURN_IF_ERROR(s.Float("l2", &o->l2, 0, 1e6));
+  return s.Finish();
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path == "-" || fs::path(path).is_absolute() || path.find("://") != std::string::npos) {
+    return path;
+  }
+  return (fs::path(base_dir) / path).lexically_normal().string();
+}
+
+Status ApplyOverride(YAML::Node* root, const std::string& assignment) {
+  size_t eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return InvalidArgumentError("--set expects key.path=value, got '" + assignment + "'");
+  }
+  std::vector<std::string> parts;
+  std::stringstream keys(assignment.substr(0, eq));
+  for (std::string part; std::getline(keys, part, '.');) {
+    if (part.empty()) return InvalidArgumentError("--set: empty key segment in '" + assignment + "'");
+    parts.push_back(part);
+  }
+  std::vector<YAML::Node> chain{*root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (next && !next.IsMap() && !next.IsNull()) {
+      return InvalidArgumentError("--set: " + parts[i] + " in '" + assignment + "' is not a section");
+    }
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = YAML::Load(assignment.substr(eq + 1));
+  return OkStatus();
+}
+
+Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job) {
+  Section top(root, "");
+  TESSERA_RETURN_IF_ERROR(top.CheckMap());
+  {
+    Section d = top.Sub("data");
+    TESSERA_RETURN_IF_ERROR(d.CheckMap());
+    TESSERA_RETURN_IF_ERROR(d.String("schema", &job->data.schema));
+    TESSERA_RETURN_IF_ERROR(d.StringList("train", &job->data.train));
+    TESSERA_RETURN_IF_ERROR(d.String("eval", &job->data.eval));
+    TESSERA_RETURN_IF_ERROR(d.Double("max_bad_ratio", &job->data.max_bad_ratio, 0, 1));
+    TESSERA_RETURN_IF_ERROR(d.String("group_field", &job->data.group_field));
+    uint64_t chunk_mb = job->data.chunk_bytes >> 20;
+    TESSERA_RETURN_IF_ERROR(d.Int("chunk_mb", &chunk_mb, 1, 1 << 16));
+    job->data.chunk_bytes = chunk_mb << 20;
+    TESSERA_RETURN_IF_ERROR(d.Finish());
+  }
+  {
+    Section m = top.Sub("model");
+    TESSERA_RETURN_IF_ERROR(m.CheckMap());
+    TESSERA_RETURN_IF_ERROR(m.Choice("type", &job->model.type, {"lr", "fm", "deepfm"}));
+    TESSERA_RETURN_IF_ERROR(m.Int("embedding_dim", &job->model.embedding_dim, 1, 1024));
+    TESSERA_RETURN_IF_ERROR(m.IntList("hidden", &job->model.hidden, 1, 65536));
+    TESSERA_RETURN_IF_ERROR(m.Int("seed", &job->model.seed, 0, INT64_MAX));
+    TESSERA_RETURN_IF_ERROR(m.Finish());
+  }
+  {
+    Section o = top.Sub("optimizer");
+    TESSERA_RETURN_IF_ERROR(o.CheckMap());
+    TESSERA_RETURN_IF_ERROR(ReadOptimizer(o.Sub("sparse"), &job->sparse_optimizer));
+    TESSERA_RETURN_IF_ERROR(ReadOptimizer(o.Sub("dense"), &job->dense_optimizer));
+    TESSERA_RETURN_IF_ERROR(o.Finish());
+  }
+  {
+    Section t = top.Sub("train");
+    TESSERA_RETURN_IF_ERROR(t.CheckMap());
+    TESSERA_RETURN_IF_ERROR(t.Int("batch_size", &job->train.batch_size, 1, 1 << 20));
+    TESSERA_RETURN_IF_ERROR(t.Int("epochs", &job->train.epochs, 1, 10000));
+    std::string consistency(ConsistencyName(job->train.consistency));
+    TESSERA_RETURN_IF_ERROR(t.Choice("consistency", &consistency, {"async", "ssp", "sync"}));
+    job->train.consistency = consistency == "sync"  ? Consistency::kSync
+                             : consistency == "ssp" ? Consistency::kSsp
+                                                    : Consistency::kAsync;
+    TESSERA_RETURN_IF_ERROR(t.Int("staleness", &job->train.staleness, 0, 1000000));
+    TESSERA_RETURN_IF_ERROR(t.Double("progress_every_s", &job->train.progress_every_s, 0.1, 3600));
+    TESSERA_RETURN_IF_ERROR(t.Int("eval_every_steps", &job->train.eval_every_steps, 0, INT64_MAX));
+    TESSERA_RETURN_IF_ERROR(t.Finish());
+  }
+  {
+    Section c = top.Sub("cluster");
+    TESSERA_RETURN_IF_ERROR(c.CheckMap());
+    TESSERA_RETURN_IF_ERROR(c.Int("servers", &job->cluster.servers, 1, 4096));
+    TESSERA_RETURN_IF_ERROR(c.Int("workers", &job->cluster.workers, 1, 4096));
+    TESSERA_RETURN_IF_ERROR(c.Int("heartbeat_interval_ms", &job->cluster.heartbeat_interval_ms, 10, 600000));
+    TESSERA_RETURN_IF_ERROR(c.Int("heartbeat_timeout_ms", &job->cluster.heartbeat_timeout_ms, 30, 3600000));
+    TESSERA_RETURN_IF_ERROR(c.Finish());
+  }
+  TESSERA_RETURN_IF_ERROR(top.String("output_dir", &job->output_dir));
+  TESSERA_RETURN_IF_ERROR(top.Finish());
+
+  if (job->data.schema.empty()) return InvalidArgumentError("data.schema is required");
+  if (job->data.train.empty()) return InvalidArgumentError("data.train is required");
+  if (job->cluster.heartbeat_timeout_ms <= job->cluster.heartbeat_interval_ms) {
+    return InvalidArgumentError("cluster.heartbeat_timeout_ms must exceed cluster.heartbeat_interval_ms");
+  }
+  if (job->train.consistency != Consistency::kSsp && root["train"] && root["train"]["staleness"]) {
+    return InvalidArgumentError("train.staleness goes with train.consistency: ssp");
+  }
+  job->data.schema = Resolve(base_dir, job->data.schema);
+  for (std::string& t : job->data.train) t = Resolve(base_dir, t);
+  job->data.eval = Resolve(base_dir, job->data.eval);
+  job->output_dir = Resolve(base_dir, job->output_dir);
+  return OkStatus();
+}
+
+}  // namespace
+
+std::string_view ConsistencyName(Consistency c) {
+  switch (c) {
+    case Consistency::kAsync:
+      return "async";
+    case Consistency::kSsp:
+      return "ssp";
+    case Consistency::kSync:
+      return "sync";
+  }
+  return "async";
+}
+
+StatusOr<JobConfig> ParseJobConfig(const std::string& yaml, const std::string& source,
+                                   const std::string& base_dir,
+                                   const std::vector<std::string>& overrides) {
+  JobConfig job;
+  job.path = source;
+  job.sparse_optimizer.type = OptimizerType::kAdagrad;
+  job.sparse_optimizer.learning_rate = 0.05f;
+  job.dense_optimizer.type = OptimizerType::kAdam;
+  job.dense_optimizer.learning_rate = 0.001f;
+  try {
+    YAML::Node root = YAML::Load(yaml);
+    if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+    for (const std::string& o : overrides) TESSERA_RETURN_IF_ERROR(ApplyOverride(&root, o));
+    Status s = ReadSections(root, base_dir, &job);
+    if (!s.ok()) return InvalidArgumentError(source + ": " + std::string(s.message()));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgumentError(source + ": invalid YAML: " + e.what());
+  }
+  return job;
+}
+
+StatusOr<JobConfig> LoadJobConfig(const std::string& path,
+                                  const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) return NotFoundError("cannot read job file " + path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string base = fs::path(path).parent_path().string();
+  if (base.empty()) base = ".";
+  return ParseJobConfig(text.str(), path, base, overrides);
+}
+
+}  // namespace tessera::models

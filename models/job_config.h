@@ -1,0 +1,71 @@
+// The job file (YAML): what to train, on which data, with which cluster.
+// Every key, its default and its range is documented in
+// docs/configuration.md. Unknown keys, wrong types and bad values are
+// rejected before anything starts, naming the key and the allowed values.
+//
+// Example:
+//   TESSERA_ASSIGN_OR_RETURN(JobConfig job, LoadJobConfig("job.yaml", {"train.epochs=2"}));
+#ifndef TESSERA_MODELS_JOB_CONFIG_H_
+#define TESSERA_MODELS_JOB_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/table_config.h"
+#include "models/model.h"
+
+namespace tessera::models {
+
+enum class Consistency : uint8_t { kAsync, kSsp, kSync };
+
+struct DataConfig {
+  std::string schema;               // path (resolved against the job file's directory)
+  std::vector<std::string> train;   // files, globs, directories (resolved)
+  std::string eval;                 // optional held-out file (resolved)
+  double max_bad_ratio = 0.01;      // the job fails when bad/total lines exceed it
+  std::string group_field;          // GAUC groups (default: first field named user_id, if any)
+  uint64_t chunk_bytes = 64ull << 20;  // size of the byte ranges handed to workers
+};
+
+struct TrainConfig {
+  uint32_t batch_size = 1024;       // per worker
+  uint32_t epochs = 1;
+  Consistency consistency = Consistency::kAsync;
+  uint32_t staleness = 2;           // ssp: max steps ahead of the slowest worker
+  double progress_every_s = 5;      // progress line period
+  uint64_t eval_every_steps = 0;    // 0 = only at the end
+};
+
+struct ClusterConfig {
+  int servers = 1;
+  int workers = 1;
+  uint32_t heartbeat_interval_ms = 1000;
+  uint32_t heartbeat_timeout_ms = 10000;
+};
+
+struct JobConfig {
+  std::string path;        // the job file
+  DataConfig data;
+  ModelConfig model;
+  OptimizerConfig sparse_optimizer;  // defaults: adagrad lr 0.05
+  OptimizerConfig dense_optimizer;   // defaults: adam lr 0.001
+  TrainConfig train;
+  ClusterConfig cluster;
+  std::string output_dir = "runs/default";  // resolved
+};
+
+// Parses YAML text. `base_dir` resolves relative paths; `overrides` are
+// "key.path=value" strings (--set) applied before validation.
+StatusOr<JobConfig> ParseJobConfig(const std::string& yaml, const std::string& source,
+                                   const std::string& base_dir,
+                                   const std::vector<std::string>& overrides);
+StatusOr<JobConfig> LoadJobConfig(const std::string& path,
+                                  const std::vector<std::string>& overrides);
+
+std::string_view ConsistencyName(Consistency c);
+
+}  // namespace tessera::models
+
+#endif  // TESSERA_MODELS_JOB_CONFIG_H_

@@ -1,0 +1,120 @@
+#include "models/job_config.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::models {
+namespace {
+
+constexpr char kJob[] = R"(
+data:
+  schema: schema.yaml
+  train: [train.tsv]
+  eval: test.tsv
+model:
+  type: deepfm
+  embedding_dim: 16
+  hidden: [256, 128]
+optimizer:
+  sparse: {type: adagrad, lr: 0.05}
+  dense: {type: adam, lr: 0.001}
+train:
+  batch_size: 1024
+  epochs: 1
+  consistency: async
+cluster:
+  servers: 2
+  workers: 2
+output_dir: runs/demo
+)";
+
+StatusOr<JobConfig> Parse(const std::string& yaml, std::vector<std::string> overrides = {}) {
+  return ParseJobConfig(yaml, "job.yaml", "/jobs", overrides);
+}
+
+TEST(JobConfigTest, ParsesTheDocumentedExampleAndResolvesPaths) {
+  ASSERT_OK_AND_ASSIGN(JobConfig job, Parse(kJob));
+  EXPECT_EQ(job.data.schema, "/jobs/schema.yaml");
+  EXPECT_EQ(job.data.train, std::vector<std::string>{"/jobs/train.tsv"});
+  EXPECT_EQ(job.data.eval, "/jobs/test.tsv");
+  EXPECT_EQ(job.output_dir, "/jobs/runs/demo");
+  EXPECT_EQ(job.model.type, "deepfm");
+  EXPECT_EQ(job.model.hidden, (std::vector<uint32_t>{256, 128}));
+  EXPECT_EQ(job.sparse_optimizer.type, OptimizerType::kAdagrad);
+  EXPECT_FLOAT_EQ(job.sparse_optimizer.learning_rate, 0.05f);
+  EXPECT_EQ(job.dense_optimizer.type, OptimizerType::kAdam);
+  EXPECT_EQ(job.train.consistency, Consistency::kAsync);
+  EXPECT_EQ(job.cluster.servers, 2);
+  EXPECT_DOUBLE_EQ(job.data.max_bad_ratio, 0.01);
+}
+
+TEST(JobConfigTest, SetOverridesAnyKeyBeforeValidation) {
+  ASSERT_OK_AND_ASSIGN(JobConfig job,
+                       Parse(kJob, {"train.epochs=3", "model.hidden=[64]",
+                                    "optimizer.sparse.type=ftrl", "train.consistency=ssp",
+                                    "train.staleness=4", "data.max_bad_ratio=0.5"}));
+  EXPECT_EQ(job.train.epochs, 3u);
+  EXPECT_EQ(job.model.hidden, std::vector<uint32_t>{64});
+  EXPECT_EQ(job.sparse_optimizer.type, OptimizerType::kFtrl);
+  EXPECT_EQ(job.train.consistency, Consistency::kSsp);
+  EXPECT_EQ(job.train.staleness, 4u);
+  EXPECT_EQ(Parse(kJob, {"train.epochs=0"}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse(kJob, {"nonsense"}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(JobConfigTest, RejectsUnknownKeysNamingThem) {
+  StatusOr<JobConfig> job = Parse(std::string(kJob) + "trian: {epochs: 2}\n");
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("unknown key trian"), std::string::npos) << job.status();
+  job = Parse(kJob, {"model.dimension=8"});
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("model.dimension"), std::string::npos) << job.status();
+}
+
+TEST(JobConfigTest, RejectsBadValuesNamingKeyAndAllowedValues) {
+  struct Case {
+    std::string set;
+    std::string expect;
+  } cases[] = {
+      {"model.type=xgboost", "model.type must be one of lr | fm | deepfm"},
+      {"optimizer.sparse.type=rmsprop", "optimizer.sparse.type must be one of"},
+      {"optimizer.dense.lr=-1", "optimizer.dense.lr must be a number"},
+      {"train.batch_size=lots", "train.batch_size must be an integer"},
+      {"train.consistency=eventual", "train.consistency must be one of async | ssp | sync"},
+      {"train.staleness=3", "train.staleness goes with train.consistency: ssp"},
+      {"cluster.servers=0", "cluster.servers must be an integer in [1"},
+      {"data.max_bad_ratio=2", "data.max_bad_ratio must be a number in [0, 1]"},
+      {"model.hidden=[0]", "model.hidden items must be integers"},
+  };
+  for (const Case& c : cases) {
+    StatusOr<JobConfig> job = Parse(kJob, {c.set});
+    ASSERT_FALSE(job.ok()) << c.set;
+    EXPECT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(job.status().message().find(c.expect), std::string::npos)
+        << c.set << " -> " << job.status();
+  }
+}
+
+TEST(JobConfigTest, RequiresSchemaAndTrainingData) {
+  EXPECT_EQ(Parse("model: {type: lr}\n").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse("data: {schema: s.yaml}\n").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse("data: [1, 2]\n").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Parse("data: {schema: s.yaml, train: t.tsv}\nmodel: {type: [\n").status().code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(JobConfigTest, DefaultsAreTheDocumentedOnes) {
+  ASSERT_OK_AND_ASSIGN(JobConfig job, Parse("data: {schema: s.yaml, train: t.tsv}\n"));
+  EXPECT_EQ(job.model.type, "deepfm");
+  EXPECT_EQ(job.model.embedding_dim, 16u);
+  EXPECT_EQ(job.train.batch_size, 1024u);
+  EXPECT_EQ(job.train.epochs, 1u);
+  EXPECT_EQ(job.sparse_optimizer.type, OptimizerType::kAdagrad);
+  EXPECT_EQ(job.dense_optimizer.type, OptimizerType::kAdam);
+  EXPECT_EQ(job.cluster.servers, 1);
+  EXPECT_EQ(job.output_dir, "/jobs/runs/default");
+}
+
+}  // namespace
+}  // namespace tessera::models
