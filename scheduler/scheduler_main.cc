@@ -66,7 +66,7 @@ Status Run(const SchedulerMainArgs& args) {
   });
 
   const protocol::NodeInfo self{kSchedulerId, endpoint, metrics_port, ::getpid(),
-                               args.advertise_host};
+                                args.advertise_host};
   Status result = args.on_bound ? args.on_bound(self) : OkStatus();
   if (result.ok()) result = WaitRunning(node, args, signals);
   if (result.ok() && node.running() && args.on_running) {

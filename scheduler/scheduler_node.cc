@@ -28,8 +28,16 @@ SchedulerNode::SchedulerNode(SchedulerOptions options, Transport* transport, con
           "Nodes declared dead after missing heartbeats for the timeout.")),
       alive_nodes_(metrics->GetGauge("tessera_scheduler_alive_nodes",
                                      "Registered nodes not declared dead.")),
+      chunks_completed_(metrics->GetGauge("tessera_scheduler_data_chunks_completed",
+                                          "Training data chunks finished by workers.")),
+      chunks_total_(metrics->GetGauge("tessera_scheduler_data_chunks_total",
+                                      "Training data chunks of the whole job (all epochs).")),
       membership_(options_.num_servers, options_.num_workers),
-      detector_(clock, options_.heartbeat_timeout) {
+      detector_(clock, options_.heartbeat_timeout),
+      data_(options_.data_chunks, options_.epochs, std::max(options_.num_workers, 1),
+            options_.static_data_order),
+      step_clock_(options_.num_workers, options_.staleness) {
+  chunks_total_.Set(static_cast<double>(data_.total()));
   messenger_.set_self(kSchedulerId);
 }
 
@@ -108,8 +116,12 @@ std::vector<NodeId> SchedulerNode::CheckLiveness() {
     dead_.push_back(node);
     declared_dead_.Increment();
     TESSERA_LOG(kError) << node.ToString() << " missed heartbeats for "
-                        << options_.heartbeat_timeout.count()
-                        << " ms: declared dead (recovery is not implemented yet)";
+                        << options_.heartbeat_timeout.count() << " ms: declared dead";
+    if (node.role == Role::kWorker && node.rank < options_.num_workers) {
+      // Its unfinished data goes to the others; it no longer holds them back.
+      data_.Requeue(node.rank);
+      ReplyClock(step_clock_.Remove(node.rank));
+    }
   }
   alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
   return newly_dead;
@@ -141,6 +153,12 @@ void SchedulerNode::Handle(DecodedMessage msg) {
       return;
     case MessageType::kShutdownRequest:
       HandleShutdown(msg);
+      return;
+    case MessageType::kDataRequest:
+      HandleDataRequest(msg);
+      return;
+    case MessageType::kClockRequest:
+      HandleClock(std::move(msg));
       return;
     default:
       (void)messenger_.ReplyError(
@@ -245,6 +263,62 @@ void SchedulerNode::HandleBarrier(DecodedMessage msg) {
           : all_barrier_.Arrive(options_.num_workers + options_.num_servers, std::move(msg));
   for (const DecodedMessage& waiter : released) {
     (void)messenger_.Reply(waiter, [](const Header& h) { return protocol::EncodeAck(h); });
+  }
+}
+
+void SchedulerNode::HandleDataRequest(const DecodedMessage& msg) {
+  StatusOr<std::optional<uint64_t>> completed = msg.AsDataRequest();
+  const NodeId from = msg.header().sender;
+  if (!completed.ok() || from.role != Role::kWorker || from.rank < 0 ||
+      from.rank >= options_.num_workers) {
+    (void)messenger_.ReplyError(
+        msg, completed.ok() ? InvalidArgumentError("data request from " + from.ToString())
+                            : completed.status());
+    return;
+  }
+  protocol::DataChunkInfo info;
+  {
+    MutexLock lock(&mu_);
+    std::optional<Assignment> next = data_.Next(from.rank, *completed);
+    info.done = !next.has_value();
+    if (next) {
+      info.id = next->id;
+      info.epoch = next->epoch;
+      info.path = next->chunk.path;
+      info.begin = next->chunk.begin;
+      info.end = next->chunk.end;
+    }
+    info.chunks_total = data_.total();
+    info.chunks_completed = data_.completed();
+    chunks_completed_.Set(static_cast<double>(data_.completed()));
+  }
+  (void)messenger_.Reply(msg, [&](const Header& h) { return protocol::EncodeDataChunkReply(h, info); });
+}
+
+void SchedulerNode::HandleClock(DecodedMessage msg) {
+  StatusOr<protocol::ClockInfo> clock = msg.AsClockRequest();
+  const NodeId from = msg.header().sender;
+  if (!clock.ok() || from.role != Role::kWorker || from.rank < 0 ||
+      from.rank >= options_.num_workers) {
+    (void)messenger_.ReplyError(
+        msg, clock.ok() ? InvalidArgumentError("clock request from " + from.ToString())
+                        : clock.status());
+    return;
+  }
+  MutexLock lock(&mu_);
+  if (clock->done) {
+    // A finished worker never waits: it only stops holding others back.
+    ReplyClock(step_clock_.Remove(from.rank));
+    ReplyClock({std::move(msg)});
+    return;
+  }
+  ReplyClock(step_clock_.Report(from.rank, clock->step, false, std::move(msg)));
+}
+
+void SchedulerNode::ReplyClock(const std::vector<DecodedMessage>& waiters) {
+  const protocol::ClockReplyInfo info{step_clock_.all_done(), step_clock_.spread()};
+  for (const DecodedMessage& waiter : waiters) {
+    (void)messenger_.Reply(waiter, [&](const Header& h) { return protocol::EncodeClockReply(h, info); });
   }
 }
 

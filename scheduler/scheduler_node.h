@@ -27,6 +27,8 @@
 #include "protocols/codec.h"
 #include "protocols/messenger.h"
 #include "scheduler/barrier.h"
+#include "scheduler/data_assigner.h"
+#include "scheduler/step_clock.h"
 #include "scheduler/failure_detector.h"
 #include "scheduler/membership.h"
 
@@ -47,6 +49,15 @@ struct SchedulerOptions {
   // Run a thread that checks liveness every heartbeat_interval/2. Tests that
   // drive a SimulatedClock turn it off and call CheckLiveness() themselves.
   bool liveness_thread = true;
+  // Training data handed to workers as they ask (empty: workers are told
+  // there is none), for `epochs` passes; static order makes the assignment
+  // a function of the worker count (reproducible sync runs).
+  std::vector<DataChunk> data_chunks;
+  uint32_t epochs = 1;
+  bool static_data_order = false;
+  // ssp/sync: a worker may start step t+1 once every running worker finished
+  // step t - staleness (sync: 0).
+  uint32_t staleness = 0;
 };
 
 class SchedulerNode {
@@ -80,6 +91,10 @@ class SchedulerNode {
   void HandleRegister(const protocol::DecodedMessage& msg);
   void HandleBarrier(protocol::DecodedMessage msg);
   void HandleShutdown(const protocol::DecodedMessage& msg);
+  void HandleDataRequest(const protocol::DecodedMessage& msg);
+  void HandleClock(protocol::DecodedMessage msg);
+  void ReplyClock(const std::vector<protocol::DecodedMessage>& waiters)
+      TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnAllRegistered() TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTablesAcked(NodeId server, Status status);
   void BroadcastShutdown(const std::string& reason) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -93,6 +108,8 @@ class SchedulerNode {
   Counter& heartbeats_;
   Counter& declared_dead_;
   Gauge& alive_nodes_;
+  Gauge& chunks_completed_;
+  Gauge& chunks_total_;
   Notification stop_liveness_;
   std::thread liveness_thread_;
 
@@ -102,6 +119,8 @@ class SchedulerNode {
   FailureDetector detector_ TESSERA_GUARDED_BY(mu_);
   Barrier<protocol::DecodedMessage> worker_barrier_ TESSERA_GUARDED_BY(mu_);
   Barrier<protocol::DecodedMessage> all_barrier_ TESSERA_GUARDED_BY(mu_);
+  DataAssigner data_ TESSERA_GUARDED_BY(mu_);
+  StepClock<protocol::DecodedMessage> step_clock_ TESSERA_GUARDED_BY(mu_);
   std::optional<protocol::ClusterView> view_ TESSERA_GUARDED_BY(mu_);
   int servers_configured_ TESSERA_GUARDED_BY(mu_) = 0;
   bool running_ TESSERA_GUARDED_BY(mu_) = false;
