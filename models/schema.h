@@ -20,6 +20,8 @@ namespace tessera::models {
 enum class FieldType : uint8_t { kCategorical, kNumeric, kSequence };
 enum class Transform : uint8_t { kNone, kLog1p };
 
+inline constexpr uint32_t kMaxSequenceLength = 10000;
+
 struct Field {
   std::string name;
   FieldType type = FieldType::kCategorical;
@@ -28,12 +30,21 @@ struct Field {
   int numeric_index = -1;  // numeric: column in Batch::numeric
   Transform transform = Transform::kNone;
   uint32_t max_len = 50;  // sequence: most recent tokens kept
+
+  friend bool operator==(const Field&, const Field&) = default;
 };
 
 class Schema {
  public:
   // Parses YAML text; `source` names it in errors ("schema.yaml: field 3 ...").
+  // The only top-level key is `fields`; each field takes the keys name, type
+  // (categorical | numeric | sequence), table (categorical and sequence),
+  // transform (numeric: log1p | none, default none) and max_len (sequence,
+  // 1 .. kMaxSequenceLength, default 50). Names and tables use the characters
+  // [A-Za-z0-9_.-]. Unknown keys, duplicate field names and more than 255
+  // tables are InvalidArgument errors naming the field (index and name).
   static StatusOr<Schema> Parse(std::string_view yaml, std::string_view source);
+  // NotFound if the file cannot be read; otherwise as Parse with `path` as the source.
   static StatusOr<Schema> Load(const std::string& path);
 
   const std::vector<Field>& fields() const { return fields_; }
@@ -46,6 +57,8 @@ class Schema {
   int TableIndex(std::string_view name) const;
   // The YAML form (for the model manifest); Parse(ToYaml()) == *this.
   std::string ToYaml() const;
+
+  friend bool operator==(const Schema&, const Schema&) = default;
 
  private:
   std::vector<Field> fields_;

@@ -1,0 +1,148 @@
+// The data path from files to Examples:
+//   ExpandInputs    files, globs and directories -> a sorted list of files
+//   SplitIntoChunks files -> line-aligned byte ranges of about N bytes
+//   LineReader      the lines of one chunk, plain or gzip (streamed)
+//   ExampleReader   parsed Examples of a list of chunks, with counters
+//
+// Chunks use Hadoop's split semantics: a line belongs to the chunk in which
+// it starts. A reader of [begin, end) skips the partial first line unless
+// begin == 0 (a line starting exactly at `begin` is kept) and reads past
+// `end` to finish its last line, so chunks that tile a file read each line
+// exactly once. Gzip files cannot be split: they are one chunk each.
+//
+// Memory is bounded by the read buffer (and the longest line), never by the
+// file: nothing is loaded whole.
+//
+// Thread-compatible: one reader per thread.
+//
+// Example:
+//   ASSIGN_OR_RETURN(auto files, ExpandInputs({"data/train/", "extra/*.tsv.gz"}));
+//   ASSIGN_OR_RETURN(auto chunks, SplitIntoChunks(files, 64 << 20));
+//   ExampleReader reader(&schema, chunks, {});
+//   Example ex;
+//   while (true) {
+//     ASSIGN_OR_RETURN(bool more, reader.Next(&ex));
+//     if (!more) break;
+//     ...
+//   }
+//   RETURN_IF_ERROR(CheckBadRatio(reader.stats(), 0.01));
+#ifndef TESSERA_MODELS_DATA_READER_H_
+#define TESSERA_MODELS_DATA_READER_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "models/batch.h"
+#include "models/batch_builder.h"
+#include "models/schema.h"
+#include "models/tsv_parser.h"
+
+namespace tessera::models {
+
+inline constexpr uint64_t kToEndOfFile = ~uint64_t{0};
+
+// The lines of `path` that start in [begin, end).
+struct FileChunk {
+  std::string path;
+  uint64_t begin = 0;
+  uint64_t end = kToEndOfFile;
+
+  friend bool operator==(const FileChunk&, const FileChunk&) = default;
+};
+
+// True for names ending in ".gz" (read through zlib).
+bool IsGzipPath(std::string_view path);
+
+// Each input is a file, a directory (its regular files, not recursive,
+// skipping names that start with '.' or '_' such as _SUCCESS) or a glob
+// pattern (* ? [...]); each input expands to its files sorted by name, in
+// input order. NotFound for a missing file or a pattern matching nothing.
+StatusOr<std::vector<std::string>> ExpandInputs(std::span<const std::string> inputs);
+
+// Tiles each file with chunks of about `chunk_bytes` (the last one shorter),
+// in file order. Gzip files and all files when chunk_bytes == 0 are one
+// whole-file chunk; empty plain files yield none.
+StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> files,
+                                                 uint64_t chunk_bytes);
+
+// Reads the lines of one chunk through a buffer.
+class LineReader {
+ public:
+  // NotFound if the file cannot be opened; InvalidArgument for a byte range
+  // of a gzip file.
+  static StatusOr<std::unique_ptr<LineReader>> Open(const FileChunk& chunk);
+  virtual ~LineReader() = default;
+
+  // The next line without its '\n', valid until the next call; false at the
+  // end of the chunk. DataLoss on a read error (e.g. a truncated gzip file).
+  virtual StatusOr<bool> Next(std::string_view* line) = 0;
+
+  // Where the last line returned is: "path:N" (line number, 1-based) when
+  // the chunk starts at byte 0, else "path@B" (B = byte offset of the line).
+  virtual std::string Location() const = 0;
+};
+
+// Counters of the lines read. "short" lines are valid examples (counted in
+// examples()); "bad" lines are skipped.
+struct DataStats {
+  static constexpr size_t kMaxBadSamples = 20;
+
+  uint64_t lines = 0;
+  uint64_t short_lines = 0;
+  uint64_t bad_lines = 0;
+  // "location: reason" of the first kMaxBadSamples bad lines.
+  std::vector<std::string> bad_samples;
+
+  uint64_t examples() const { return lines - bad_lines; }
+  double bad_ratio() const { return lines == 0 ? 0.0 : static_cast<double>(bad_lines) / lines; }
+  // Adds `other`'s counts (e.g. from another reader); keeps samples up to the cap.
+  void Merge(const DataStats& other);
+};
+
+// InvalidArgument when bad_ratio() > max_bad_ratio, with the counts and the
+// first reasons ("12 of 1000 lines bad (1.2% > 1%); first: a.tsv:7: ...").
+Status CheckBadRatio(const DataStats& stats, double max_bad_ratio);
+
+struct ExampleReaderOptions {
+  // The first this many bad lines are also logged (warning), with location and reason.
+  int max_logged_bad = 5;
+};
+
+// Parses the valid examples of a list of chunks, in order, skipping (and
+// counting) bad lines.
+class ExampleReader {
+ public:
+  // `schema` is borrowed and must remain live.
+  ExampleReader(const Schema* schema, std::vector<FileChunk> chunks, ExampleReaderOptions options);
+
+  // The next valid example; false after the last chunk. Errors of opening
+  // or reading a file (NotFound, DataLoss) name the file.
+  StatusOr<bool> Next(Example* example);
+
+  // Starts `builder` on *batch, adds up to `max_examples` examples and
+  // finishes it; returns how many (0 at the end of the data).
+  StatusOr<int> NextBatch(BatchBuilder* builder, Batch* batch, int max_examples);
+
+  const DataStats& stats() const { return stats_; }
+
+ private:
+  void RecordBad(std::string_view reason);
+
+  const TsvParser parser_;
+  const std::vector<FileChunk> chunks_;
+  const ExampleReaderOptions options_;
+  size_t next_chunk_ = 0;
+  std::unique_ptr<LineReader> lines_;
+  Example example_;  // NextBatch's scratch
+  std::string reason_;
+  DataStats stats_;
+};
+
+}  // namespace tessera::models
+
+#endif  // TESSERA_MODELS_DATA_READER_H_
