@@ -1,0 +1,27 @@
+// NewModel: dispatch on ModelConfig::type.
+#include <memory>
+#include <string>
+
+#include "models/ctr_models.h"
+#include "models/model.h"
+
+namespace tessera::models {
+
+Status CheckEmbeddingDim(const ModelConfig& config) {
+  if (config.embedding_dim == 0 || config.embedding_dim > kMaxEmbeddingDim) {
+    return InvalidArgumentError("model.embedding_dim: must be in [1, " +
+                                std::to_string(kMaxEmbeddingDim) + "], got " +
+                                std::to_string(config.embedding_dim));
+  }
+  return OkStatus();
+}
+
+StatusOr<std::unique_ptr<Model>> NewModel(const ModelConfig& config, const Schema& schema) {
+  if (config.type == "lr") return NewLrModel(config, schema);
+  if (config.type == "fm") return NewFmModel(config, schema);
+  if (config.type == "deepfm") return NewDeepFmModel(config, schema);
+  return InvalidArgumentError("model.type: unknown model \"" + config.type +
+                              "\" (expected lr, fm or deepfm)");
+}
+
+}  // namespace tessera::models
