@@ -35,6 +35,10 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   so.heartbeat_interval = options_.heartbeat_interval;
   so.heartbeat_timeout = options_.heartbeat_timeout;
   so.liveness_thread = options_.heartbeat_threads;
+  so.data_chunks = options_.data_chunks;
+  so.epochs = options_.epochs;
+  so.static_data_order = options_.static_data_order;
+  so.staleness = options_.staleness;
   transports_.push_back(NewTransport());
   scheduler_ = std::make_unique<scheduler::SchedulerNode>(so, transports_.back().get(), clock_,
                                                           &scheduler_metrics_);

@@ -42,6 +42,11 @@ struct InProcClusterOptions {
   bool heartbeat_threads = false;
   std::chrono::milliseconds heartbeat_interval{100};
   std::chrono::milliseconds heartbeat_timeout{1000};
+  // Training: data the scheduler hands out, epochs, order and staleness.
+  std::vector<scheduler::DataChunk> data_chunks;
+  uint32_t epochs = 1;
+  bool static_data_order = false;
+  uint32_t staleness = 0;
 };
 
 class InProcCluster {
