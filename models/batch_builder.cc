@@ -17,8 +17,8 @@ StatusOr<std::unique_ptr<BatchBuilder>> BatchBuilder::Create(const Schema* schem
           absl::StrCat("group field '", options.group_field, "' is not in the schema"));
     }
     if (schema->fields()[group_field].type != FieldType::kCategorical) {
-      return InvalidArgumentError(absl::StrCat("group field '", options.group_field,
-                                               "' must be categorical"));
+      return InvalidArgumentError(
+          absl::StrCat("group field '", options.group_field, "' must be categorical"));
     }
   }
   return std::unique_ptr<BatchBuilder>(new BatchBuilder(schema, group_field));

@@ -63,11 +63,11 @@ class BatchBuilder {
   uint32_t RowOf(int table, Key key);
 
   const Schema* const schema_;
-  const int group_field_;          // -1: none
+  const int group_field_;           // -1: none
   std::vector<int> sparse_fields_;  // schema indexes of categorical/sequence fields
   // Per table: key -> row in Batch::tables[t].keys.
   std::vector<absl::flat_hash_map<Key, uint32_t>> rows_;
-  std::vector<float> numeric_;     // row-major staging for Batch::numeric
+  std::vector<float> numeric_;  // row-major staging for Batch::numeric
   Batch* batch_ = nullptr;
   int size_ = 0;
 };

@@ -210,8 +210,7 @@ StatusOr<std::vector<std::string>> ExpandInputs(std::span<const std::string> inp
   return files;
 }
 
-StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> files,
-                                                 uint64_t chunk_bytes) {
+StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> files, uint64_t chunk_bytes) {
   std::vector<FileChunk> chunks;
   for (const std::string& path : files) {
     if (IsGzipPath(path) || chunk_bytes == 0) {
@@ -236,7 +235,9 @@ StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk) {
       return InvalidArgumentError(absl::StrCat(chunk.path, ": a gzip file is read whole, not by byte range"));
     }
     gzFile file = gzopen(chunk.path.c_str(), "rb");
-    if (file == nullptr) return NotFoundError(absl::StrCat(chunk.path, ": cannot open: ", std::strerror(errno)));
+    if (file == nullptr) {
+      return NotFoundError(absl::StrCat(chunk.path, ": cannot open: ", std::strerror(errno)));
+    }
     gzbuffer(file, 256 << 10);
     return std::unique_ptr<LineReader>(
         new BufferedLineReader(chunk, std::make_unique<GzSource>(file, chunk.path), 0));
@@ -244,7 +245,9 @@ StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk) {
   const int fd = ::open(chunk.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NotFoundError(absl::StrCat(chunk.path, ": cannot open: ", std::strerror(errno)));
   auto source = std::make_unique<FdSource>(fd, chunk.path);
-  if (chunk.begin == 0) return std::unique_ptr<LineReader>(new BufferedLineReader(chunk, std::move(source), 0));
+  if (chunk.begin == 0) {
+    return std::unique_ptr<LineReader>(new BufferedLineReader(chunk, std::move(source), 0));
+  }
   // Start one byte early: if that byte ends a line, the line at `begin` is ours.
   const uint64_t offset = chunk.begin - 1;
   if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
@@ -270,7 +273,9 @@ Status CheckBadRatio(const DataStats& stats, double max_bad_ratio) {
   std::string message = absl::StrFormat("%d of %d lines bad (%.3g%% > max_bad_ratio %.3g%%)", stats.bad_lines,
                                         stats.lines, 100 * stats.bad_ratio(), 100 * max_bad_ratio);
   const size_t shown = std::min<size_t>(stats.bad_samples.size(), 5);
-  for (size_t i = 0; i < shown; ++i) absl::StrAppend(&message, i == 0 ? "; first: " : "; ", stats.bad_samples[i]);
+  for (size_t i = 0; i < shown; ++i) {
+    absl::StrAppend(&message, i == 0 ? "; first: " : "; ", stats.bad_samples[i]);
+  }
   return InvalidArgumentError(message);
 }
 

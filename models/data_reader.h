@@ -67,8 +67,7 @@ StatusOr<std::vector<std::string>> ExpandInputs(std::span<const std::string> inp
 // Tiles each file with chunks of about `chunk_bytes` (the last one shorter),
 // in file order. Gzip files and all files when chunk_bytes == 0 are one
 // whole-file chunk; empty plain files yield none.
-StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> files,
-                                                 uint64_t chunk_bytes);
+StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> files, uint64_t chunk_bytes);
 
 // Reads the lines of one chunk through a buffer.
 class LineReader {

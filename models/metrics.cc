@@ -48,8 +48,7 @@ std::optional<double> Auc(std::span<const float> predictions, std::span<const fl
   return SortedAuc(items);
 }
 
-std::optional<double> LogLoss(std::span<const float> predictions, std::span<const float> labels,
-                              double eps) {
+std::optional<double> LogLoss(std::span<const float> predictions, std::span<const float> labels, double eps) {
   assert(predictions.size() == labels.size());
   if (predictions.empty()) return std::nullopt;
   double sum = 0;

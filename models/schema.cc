@@ -1,11 +1,11 @@
 #include "models/schema.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <charconv>
 #include <fstream>
 #include <sstream>
 #include <utility>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -34,8 +34,8 @@ std::string_view TypeName(FieldType type) {
 bool ValidName(std::string_view name) {
   if (name.empty() || name == "null" || name == "Null" || name == "NULL") return false;
   for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '.' || c == '-';
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '.' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -57,8 +57,7 @@ class FieldErrors {
   std::string name_;
 };
 
-StatusOr<std::string> ScalarValue(const YAML::Node& value, std::string_view key,
-                                  const FieldErrors& errors) {
+StatusOr<std::string> ScalarValue(const YAML::Node& value, std::string_view key, const FieldErrors& errors) {
   if (!value.IsScalar()) return errors.Error(absl::StrCat("'", Sv(key), "' must be a scalar"));
   return value.Scalar();
 }
@@ -71,8 +70,8 @@ Status ParseType(std::string_view text, Field* field, const FieldErrors& errors)
   } else if (text == "sequence") {
     field->type = FieldType::kSequence;
   } else {
-    return errors.Error(absl::StrCat("unknown type '", Sv(text),
-                                     "'; allowed: categorical, numeric, sequence"));
+    return errors.Error(
+        absl::StrCat("unknown type '", Sv(text), "'; allowed: categorical, numeric, sequence"));
   }
   return OkStatus();
 }
@@ -91,10 +90,9 @@ Status ParseTransform(std::string_view text, Field* field, const FieldErrors& er
 Status ParseMaxLen(std::string_view text, Field* field, const FieldErrors& errors) {
   uint32_t value = 0;
   const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1 ||
-      value > kMaxSequenceLength) {
-    return errors.Error(absl::StrCat("max_len '", Sv(text), "' must be an integer in 1..",
-                                     kMaxSequenceLength));
+  if (ec != std::errc() || ptr != text.data() + text.size() || value < 1 || value > kMaxSequenceLength) {
+    return errors.Error(
+        absl::StrCat("max_len '", Sv(text), "' must be an integer in 1..", kMaxSequenceLength));
   }
   field->max_len = value;
   return OkStatus();
@@ -147,7 +145,8 @@ StatusOr<Field> ParseField(const YAML::Node& node, int index, std::string_view s
     }
     field.table = seen.contains("table") ? table : field.name;
     if (!ValidName(field.table)) {
-      return errors.Error(absl::StrCat("invalid table '", field.table, "'; allowed characters: [A-Za-z0-9_.-]"));
+      return errors.Error(
+          absl::StrCat("invalid table '", field.table, "'; allowed characters: [A-Za-z0-9_.-]"));
     }
   }
   if (field.type == FieldType::kSequence) {
@@ -167,11 +166,14 @@ StatusOr<Schema> Schema::Parse(std::string_view yaml, std::string_view source) {
   } catch (const YAML::Exception& e) {
     return InvalidArgumentError(absl::StrCat(Sv(source), ": invalid YAML: ", e.what()));
   }
-  if (!root.IsMap()) return InvalidArgumentError(absl::StrCat(Sv(source), ": must be a map with key 'fields'"));
+  if (!root.IsMap()) {
+    return InvalidArgumentError(absl::StrCat(Sv(source), ": must be a map with key 'fields'"));
+  }
   for (auto it = root.begin(); it != root.end(); ++it) {
     const std::string key = it->first.IsScalar() ? it->first.Scalar() : "?";
     if (key != "fields") {
-      return InvalidArgumentError(absl::StrCat(Sv(source), ": unknown top-level key '", key, "'; allowed: fields"));
+      return InvalidArgumentError(
+          absl::StrCat(Sv(source), ": unknown top-level key '", key, "'; allowed: fields"));
     }
   }
   const YAML::Node fields = root["fields"];
@@ -185,7 +187,8 @@ StatusOr<Schema> Schema::Parse(std::string_view yaml, std::string_view source) {
     FieldErrors errors(source, fields[i], index);
     errors.set_name(field.name);
     if (schema.FieldIndex(field.name) >= 0) {
-      return errors.Error(absl::StrCat("duplicate field name (also field ", schema.FieldIndex(field.name), ")"));
+      return errors.Error(
+          absl::StrCat("duplicate field name (also field ", schema.FieldIndex(field.name), ")"));
     }
     if (field.type == FieldType::kNumeric) {
       field.numeric_index = schema.num_numeric_++;

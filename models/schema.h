@@ -25,8 +25,8 @@ inline constexpr uint32_t kMaxSequenceLength = 10000;
 struct Field {
   std::string name;
   FieldType type = FieldType::kCategorical;
-  std::string table;  // categorical/sequence: embedding table (default: name)
-  int table_index = -1;  // index into Schema::tables(), -1 for numeric
+  std::string table;       // categorical/sequence: embedding table (default: name)
+  int table_index = -1;    // index into Schema::tables(), -1 for numeric
   int numeric_index = -1;  // numeric: column in Batch::numeric
   Transform transform = Transform::kNone;
   uint32_t max_len = 50;  // sequence: most recent tokens kept

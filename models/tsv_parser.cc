@@ -92,8 +92,7 @@ LineKind TsvParser::Parse(std::string_view line, Example* example, std::string* 
   return is_short ? LineKind::kShort : LineKind::kOk;
 }
 
-bool TsvParser::ParseNumeric(int f, std::string_view text, Example* example,
-                             std::string* reason) const {
+bool TsvParser::ParseNumeric(int f, std::string_view text, Example* example, std::string* reason) const {
   const Field& field = schema_->fields()[f];
   double value = 0;
   if (!text.empty()) {
@@ -111,8 +110,7 @@ bool TsvParser::ParseNumeric(int f, std::string_view text, Example* example,
   return true;
 }
 
-bool TsvParser::ParseCategorical(int f, std::string_view text, Example* example,
-                                 std::string* reason) const {
+bool TsvParser::ParseCategorical(int f, std::string_view text, Example* example, std::string* reason) const {
   if (text.empty()) return true;  // missing: no key
   const Field& field = schema_->fields()[f];
   if (std::memchr(text.data(), ',', text.size()) != nullptr) {

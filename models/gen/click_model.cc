@@ -37,8 +37,7 @@ double Rng::Normal() {
   return std::sqrt(-2 * std::log(u1)) * std::cos(2 * std::numbers::pi * u2);
 }
 
-AliasTable::AliasTable(std::span<const double> weights)
-    : threshold_(weights.size()), alias_(weights.size()) {
+AliasTable::AliasTable(std::span<const double> weights) : threshold_(weights.size()), alias_(weights.size()) {
   const size_t n = weights.size();
   double sum = 0;
   for (double w : weights) sum += w;
@@ -105,9 +104,9 @@ void ClickWorld::BuildItems() {
     item_price_[i] = static_cast<float>(std::exp(log_price));
     const double log_rank = std::log(static_cast<double>(rank[i]) + 1);
     exposure[i] = std::exp(-0.9 * log_rank);
-    item_effect_[i] = static_cast<float>(kPopularity * (0.5 - log_rank / log_n) +
-                                         kQualityStddev * rng_.Normal() +
-                                         kPrice * (log_price - category_log_price[c]));
+    item_effect_[i] =
+        static_cast<float>(kPopularity * (0.5 - log_rank / log_n) + kQualityStddev * rng_.Normal() +
+                           kPrice * (log_price - category_log_price[c]));
   }
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t c = item_category_[i];
@@ -176,7 +175,8 @@ uint32_t ClickWorld::PickCandidate(uint32_t user) {
     const double s = rng_.Uniform();
     int k = 0;
     while (s >= kPreferredPick[k]) ++k;
-    const std::vector<uint32_t>& pool = category_items_[user_preferred_[static_cast<size_t>(user) * kPreferred + k]];
+    const std::vector<uint32_t>& pool =
+        category_items_[user_preferred_[static_cast<size_t>(user) * kPreferred + k]];
     return pool[rng_.Below(static_cast<uint32_t>(pool.size()))];
   }
   const std::span<const uint32_t> history = History(user);

@@ -140,7 +140,7 @@ class ClickWorld {
   std::vector<float> user_bias_;
   std::vector<uint32_t> user_preferred_;  // kPreferred per user
   std::vector<Device> user_device_;
-  std::vector<uint32_t> history_;         // max_len per user, oldest first
+  std::vector<uint32_t> history_;  // max_len per user, oldest first
   std::vector<uint32_t> history_len_;
   AliasTable activity_;
   uint64_t next_time_ = 0;

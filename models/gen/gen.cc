@@ -31,7 +31,9 @@ class TsvWriter {
 
   static StatusOr<std::unique_ptr<TsvWriter>> Open(const std::string& path) {
     std::FILE* file = std::fopen(path.c_str(), "wb");
-    if (file == nullptr) return UnavailableError(absl::StrCat(path, ": cannot create: ", std::strerror(errno)));
+    if (file == nullptr) {
+      return UnavailableError(absl::StrCat(path, ": cannot create: ", std::strerror(errno)));
+    }
     return std::make_unique<TsvWriter>(file, path);
   }
 
@@ -223,7 +225,9 @@ StatusOr<GenOptions> ParseGenFlags(const std::vector<std::string>& args) {
   GenOptions options;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view arg = args[i];
-    if (!arg.starts_with("--")) return InvalidArgumentError(absl::StrCat("unexpected argument '", Sv(arg), "'"));
+    if (!arg.starts_with("--")) {
+      return InvalidArgumentError(absl::StrCat("unexpected argument '", Sv(arg), "'"));
+    }
     arg.remove_prefix(2);
     const size_t eq = arg.find('=');
     if (eq != std::string_view::npos) {
@@ -253,8 +257,11 @@ StatusOr<GenSummary> Generate(const GenOptions& options) {
   summary.test_rows = std::max<uint64_t>(1, static_cast<uint64_t>(options.rows * options.test_fraction));
   summary.test_rows = std::min(summary.test_rows, options.rows);
   summary.train_rows = options.rows - summary.test_rows;
-  ClickWorld world({.users = options.users, .items = options.items, .max_len = options.max_len,
-                    .rows = options.rows, .seed = options.seed});
+  ClickWorld world({.users = options.users,
+                    .items = options.items,
+                    .max_len = options.max_len,
+                    .rows = options.rows,
+                    .seed = options.seed});
   std::vector<float> probabilities, labels;
   probabilities.reserve(summary.test_rows);
   labels.reserve(summary.test_rows);
@@ -298,12 +305,13 @@ Status RunGen(const std::vector<std::string>& args) {
   TESSERA_ASSIGN_OR_RETURN(GenOptions options, ParseGenFlags(args));
   TESSERA_ASSIGN_OR_RETURN(GenSummary s, Generate(options));
   const double rate = s.seconds > 0 ? static_cast<double>(s.train_rows + s.test_rows) / s.seconds : 0;
-  std::fputs(absl::StrFormat("wrote %s: %d train + %d test rows in %.2f s (%.0f rows/s); CTR train %.4f test %.4f; "
-                             "Bayes-optimal test AUC %.4f logloss %.4f\n",
-                             options.out, s.train_rows, s.test_rows, s.seconds, rate, s.train_ctr, s.test_ctr,
-                             s.bayes_auc, s.bayes_logloss)
-                 .c_str(),
-             stdout);
+  std::fputs(
+      absl::StrFormat("wrote %s: %d train + %d test rows in %.2f s (%.0f rows/s); CTR train %.4f test %.4f; "
+                      "Bayes-optimal test AUC %.4f logloss %.4f\n",
+                      options.out, s.train_rows, s.test_rows, s.seconds, rate, s.train_ctr, s.test_ctr,
+                      s.bayes_auc, s.bayes_logloss)
+          .c_str(),
+      stdout);
   return OkStatus();
 }
 

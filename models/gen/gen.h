@@ -25,8 +25,8 @@
 namespace tessera::models::gen {
 
 struct GenOptions {
-  std::string out;             // output directory (created if missing); required
-  uint64_t rows = 200000;      // impressions, train + test
+  std::string out;         // output directory (created if missing); required
+  uint64_t rows = 200000;  // impressions, train + test
   uint32_t users = 10000;
   uint32_t items = 20000;      // categories = items / 100 (>= 10), brands = items / 20
   uint32_t max_len = 30;       // history length (schema max_len of both sequences)

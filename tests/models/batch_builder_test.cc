@@ -1,10 +1,10 @@
 #include "models/batch_builder.h"
 
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 #include "models/feature_hash.h"
 #include "tests/testing/status_matchers.h"

@@ -1,5 +1,7 @@
 #include "models/data_reader.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -8,9 +10,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -72,7 +71,8 @@ TEST(ExpandInputsTest, DirectoriesGlobsAndFilesInOrder) {
   testing::TempDir dir;
   std::filesystem::create_directory(dir.path() / "d");
   std::filesystem::create_directory(dir.path() / "d" / "sub");
-  for (const char* name : {"d/b.tsv", "d/a.tsv.gz", "d/_SUCCESS", "d/.crc", "d/sub/x.tsv", "g2.tsv", "g1.tsv", "z.txt"}) {
+  for (const char* name :
+       {"d/b.tsv", "d/a.tsv.gz", "d/_SUCCESS", "d/.crc", "d/sub/x.tsv", "g2.tsv", "g1.tsv", "z.txt"}) {
     WriteFile(dir.File(name), "1\n");
   }
   const std::vector<std::string> inputs = {dir.File("z.txt"), dir.File("d"), dir.File("g*.tsv")};
@@ -99,9 +99,10 @@ TEST(SplitIntoChunksTest, TilesPlainFilesAndKeepsGzipWhole) {
   WriteGzip(dir.File("b.tsv.gz"), std::string(1000, 'y'));
   const std::vector<std::string> files = {dir.File("a.tsv"), dir.File("empty.tsv"), dir.File("b.tsv.gz")};
   ASSERT_OK_AND_ASSIGN(auto chunks, SplitIntoChunks(files, 100));
-  EXPECT_THAT(chunks, ElementsAre(FileChunk{dir.File("a.tsv"), 0, 100}, FileChunk{dir.File("a.tsv"), 100, 200},
-                                  FileChunk{dir.File("a.tsv"), 200, kToEndOfFile},
-                                  FileChunk{dir.File("b.tsv.gz"), 0, kToEndOfFile}));
+  EXPECT_THAT(chunks,
+              ElementsAre(FileChunk{dir.File("a.tsv"), 0, 100}, FileChunk{dir.File("a.tsv"), 100, 200},
+                          FileChunk{dir.File("a.tsv"), 200, kToEndOfFile},
+                          FileChunk{dir.File("b.tsv.gz"), 0, kToEndOfFile}));
   ASSERT_OK_AND_ASSIGN(auto whole, SplitIntoChunks(files, 0));
   EXPECT_EQ(whole.size(), 3u);
 }
@@ -182,7 +183,9 @@ TEST(LineReaderTest, ChunksCoverEveryLineExactlyOnce) {
     for (int trial = 0; trial < 200; ++trial) {
       std::vector<uint64_t> cuts = {0};
       const int n = std::uniform_int_distribution<int>(1, 12)(rng);
-      for (int i = 0; i < n; ++i) cuts.push_back(std::uniform_int_distribution<uint64_t>(1, text.size() - 1)(rng));
+      for (int i = 0; i < n; ++i) {
+        cuts.push_back(std::uniform_int_distribution<uint64_t>(1, text.size() - 1)(rng));
+      }
       std::sort(cuts.begin(), cuts.end());
       cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
       std::vector<std::string> got;
@@ -249,7 +252,7 @@ TEST(ExampleReaderTest, NextBatchFillsUpToTheLimit) {
   }
   EXPECT_THAT(sizes, ElementsAre(4, 4, 2));
   EXPECT_THAT(users, ElementsAre(3u, 3u, 2u));  // u0 u1 u2 u0 | u1 u2 u0 u1 | u2 u0
-  EXPECT_EQ(batch.size, 0);  // the call at the end finishes an empty batch
+  EXPECT_EQ(batch.size, 0);                     // the call at the end finishes an empty batch
 }
 
 TEST(ExampleReaderTest, MissingFileIsAnError) {

@@ -1,8 +1,8 @@
 #include "models/feature_hash.h"
 
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "absl/container/flat_hash_set.h"
 

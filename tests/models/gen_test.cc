@@ -1,12 +1,12 @@
 #include "models/gen/gen.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "models/data_reader.h"
 #include "models/gen/click_model.h"
@@ -39,7 +39,8 @@ TEST(GenTest, SmallGenerationIsDeterministicAndParses) {
   EXPECT_EQ(a.test_rows, 2000u);
   EXPECT_EQ(a.bayes_auc, b.bayes_auc);
   for (const char* name : {"schema.yaml", "train.tsv", "test.tsv", "bayes.json"}) {
-    EXPECT_EQ(ReadAll(dir.File(std::string("a/") + name)), ReadAll(dir.File(std::string("b/") + name))) << name;
+    EXPECT_EQ(ReadAll(dir.File(std::string("a/") + name)), ReadAll(dir.File(std::string("b/") + name)))
+        << name;
   }
   EXPECT_NE(ReadAll(dir.File("a/train.tsv")), ReadAll(dir.File("c/train.tsv")));
   EXPECT_THAT(ReadAll(dir.File("a/bayes.json")), HasSubstr("\"bayes_auc\": "));
@@ -94,9 +95,9 @@ TEST(GenTest, PlantedEffectsRaiseTheClickRate) {
 }
 
 TEST(GenTest, ParsesFlags) {
-  ASSERT_OK_AND_ASSIGN(GenOptions o, ParseGenFlags({"--out", "/tmp/x", "--rows=1000", "--users", "50",
-                                                    "--items=100", "--seed", "9", "--max_len", "40",
-                                                    "--test_fraction=0.2"}));
+  ASSERT_OK_AND_ASSIGN(
+      GenOptions o, ParseGenFlags({"--out", "/tmp/x", "--rows=1000", "--users", "50", "--items=100", "--seed",
+                                   "9", "--max_len", "40", "--test_fraction=0.2"}));
   EXPECT_EQ(o.out, "/tmp/x");
   EXPECT_EQ(o.rows, 1000u);
   EXPECT_EQ(o.users, 50u);
@@ -105,8 +106,10 @@ TEST(GenTest, ParsesFlags) {
   EXPECT_EQ(o.max_len, 40u);
   EXPECT_DOUBLE_EQ(o.test_fraction, 0.2);
   EXPECT_THAT(ParseGenFlags({"--rows", "10"}).status().message(), HasSubstr("--out is required"));
-  EXPECT_THAT(ParseGenFlags({"--out", "x", "--color", "red"}).status().message(), HasSubstr("unknown flag --color"));
-  EXPECT_THAT(ParseGenFlags({"--out", "x", "--rows", "ten"}).status().message(), HasSubstr("--rows: bad value 'ten'"));
+  EXPECT_THAT(ParseGenFlags({"--out", "x", "--color", "red"}).status().message(),
+              HasSubstr("unknown flag --color"));
+  EXPECT_THAT(ParseGenFlags({"--out", "x", "--rows", "ten"}).status().message(),
+              HasSubstr("--rows: bad value 'ten'"));
   EXPECT_THAT(ParseGenFlags({"--out", "x", "--max_len", "0"}).status().message(), HasSubstr("--max_len"));
   EXPECT_THAT(ParseGenFlags({"--out"}).status().message(), HasSubstr("--out needs a value"));
   EXPECT_OK(RunGen({"--help"}));

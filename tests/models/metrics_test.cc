@@ -1,10 +1,10 @@
 #include "models/metrics.h"
 
-#include <cmath>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
 
 namespace tessera::models {
 namespace {
@@ -56,7 +56,8 @@ TEST(MetricsTest, GaucIsImpressionWeightedOverGroupsWithBothClasses) {
   EXPECT_THAT(Gauc(p, y, g), Optional(DoubleNear((4 * 0.75 + 2 * 1.0) / 6, kTol)));
   EXPECT_EQ(Gauc(std::vector<float>{0.5f}, std::vector<float>{1}, std::vector<uint64_t>{1}), std::nullopt);
   // Examples without a group form none.
-  EXPECT_EQ(Gauc(std::vector<float>{0.2f, 0.8f}, std::vector<float>{0, 1}, std::vector<uint64_t>{kNoGroup, kNoGroup}),
+  EXPECT_EQ(Gauc(std::vector<float>{0.2f, 0.8f}, std::vector<float>{0, 1},
+                 std::vector<uint64_t>{kNoGroup, kNoGroup}),
             std::nullopt);
 }
 

@@ -1,10 +1,10 @@
 #include "models/schema.h"
 
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tests/testing/status_matchers.h"
@@ -50,8 +50,7 @@ TEST(SchemaTest, ParsesFieldsTablesAndIndexes) {
 }
 
 TEST(SchemaTest, SequenceMaxLenDefaultsTo50) {
-  ASSERT_OK_AND_ASSIGN(Schema schema,
-                       Schema::Parse("fields: [{name: h, type: sequence}]", "s"));
+  ASSERT_OK_AND_ASSIGN(Schema schema, Schema::Parse("fields: [{name: h, type: sequence}]", "s"));
   EXPECT_EQ(schema.fields()[0].max_len, 50u);
 }
 
@@ -119,37 +118,49 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadSchema{"InvalidYaml", "fields: [ {name: a", {"invalid YAML"}},
         BadSchema{"NotAMap", "- a\n- b\n", {"must be a map"}},
-        BadSchema{"UnknownTopLevelKey", "fields: [{name: a, type: numeric}]\nlabel: x\n",
+        BadSchema{"UnknownTopLevelKey",
+                  "fields: [{name: a, type: numeric}]\nlabel: x\n",
                   {"unknown top-level key 'label'", "allowed: fields"}},
         BadSchema{"NoFields", "other: 1\n", {"unknown top-level key 'other'"}},
         BadSchema{"EmptyFields", "fields: []\n", {"'fields' must be a non-empty list"}},
         BadSchema{"FieldNotAMap", "fields: [user_id]\n", {"field 0", "must be a map"}},
         BadSchema{"UnknownFieldKey",
                   "fields:\n  - {name: a, type: numeric}\n  - {name: b, type: categorical, dim: 8}\n",
-                  {"bad.yaml:3: field 1 (b)", "unknown key 'dim'", "allowed: name, type, table, transform, max_len"}},
-        BadSchema{"DuplicateKey", "fields: [{name: a, type: numeric, type: categorical}]",
+                  {"bad.yaml:3: field 1 (b)", "unknown key 'dim'",
+                   "allowed: name, type, table, transform, max_len"}},
+        BadSchema{"DuplicateKey",
+                  "fields: [{name: a, type: numeric, type: categorical}]",
                   {"field 0 (a)", "duplicate key 'type'"}},
         BadSchema{"MissingName", "fields: [{type: numeric}]", {"field 0", "missing 'name'"}},
-        BadSchema{"InvalidName", "fields: [{name: 'a b', type: numeric}]",
+        BadSchema{"InvalidName",
+                  "fields: [{name: 'a b', type: numeric}]",
                   {"field 0 (a b)", "invalid name", "[A-Za-z0-9_.-]"}},
-        BadSchema{"MissingType", "fields: [{name: a}]",
+        BadSchema{"MissingType",
+                  "fields: [{name: a}]",
                   {"field 0 (a)", "missing 'type'", "categorical, numeric, sequence"}},
-        BadSchema{"UnknownType", "fields: [{name: a, type: float}]",
+        BadSchema{"UnknownType",
+                  "fields: [{name: a, type: float}]",
                   {"field 0 (a)", "unknown type 'float'", "allowed: categorical, numeric, sequence"}},
-        BadSchema{"UnknownTransform", "fields: [{name: a, type: numeric, transform: log}]",
+        BadSchema{"UnknownTransform",
+                  "fields: [{name: a, type: numeric, transform: log}]",
                   {"field 0 (a)", "unknown transform 'log'", "allowed: log1p, none"}},
-        BadSchema{"TransformOnCategorical", "fields: [{name: a, type: categorical, transform: log1p}]",
+        BadSchema{"TransformOnCategorical",
+                  "fields: [{name: a, type: categorical, transform: log1p}]",
                   {"field 0 (a)", "'transform' is only for numeric fields"}},
-        BadSchema{"TableOnNumeric", "fields: [{name: a, type: numeric, table: t}]",
+        BadSchema{"TableOnNumeric",
+                  "fields: [{name: a, type: numeric, table: t}]",
                   {"field 0 (a)", "'table' is not allowed for a numeric field"}},
-        BadSchema{"InvalidTable", "fields: [{name: a, type: categorical, table: 'x:y'}]",
+        BadSchema{"InvalidTable",
+                  "fields: [{name: a, type: categorical, table: 'x:y'}]",
                   {"field 0 (a)", "invalid table 'x:y'"}},
-        BadSchema{"MaxLenOnCategorical", "fields: [{name: a, type: categorical, max_len: 3}]",
+        BadSchema{"MaxLenOnCategorical",
+                  "fields: [{name: a, type: categorical, max_len: 3}]",
                   {"field 0 (a)", "'max_len' is only for sequence fields"}},
-        BadSchema{"MaxLenZero", "fields: [{name: a, type: sequence, max_len: 0}]",
+        BadSchema{"MaxLenZero",
+                  "fields: [{name: a, type: sequence, max_len: 0}]",
                   {"field 0 (a)", "max_len '0' must be an integer in 1..10000"}},
-        BadSchema{"MaxLenNotANumber", "fields: [{name: a, type: sequence, max_len: many}]",
-                  {"max_len 'many'"}},
+        BadSchema{
+            "MaxLenNotANumber", "fields: [{name: a, type: sequence, max_len: many}]", {"max_len 'many'"}},
         BadSchema{"MaxLenTooBig", "fields: [{name: a, type: sequence, max_len: 10001}]", {"max_len '10001'"}},
         BadSchema{"ValueNotAScalar", "fields: [{name: a, type: [numeric]}]", {"'type' must be a scalar"}},
         BadSchema{"DuplicateFieldName",

@@ -1,11 +1,11 @@
 #include "models/tsv_parser.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <random>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "models/feature_hash.h"
 #include "tests/testing/status_matchers.h"
