@@ -12,7 +12,10 @@
 //   int main(int argc, char** argv) {
 //     tessera::BlockShutdownSignals();
 //     ...
-//     ShutdownSignalWatcher watcher([&](int signo) { node.member().OnShutdown("signal"); });
+//     ShutdownSignalWatcher watcher([&](int signo, bool insist) {
+//       if (insist) _exit(128 + signo);
+//       node.member().OnShutdown("signal");
+//     });
 //     node.WaitForShutdown(...);
 //   }
 #ifndef TESSERA_COMMON_SHUTDOWN_SIGNALS_H_
@@ -22,7 +25,9 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -48,13 +53,21 @@ inline void BlockShutdownSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-// Runs `on_signal(signo)` on a dedicated thread for every SIGINT/SIGTERM
-// delivered to the process, until destroyed. The callback must not block.
+// A repeated stop signal counts as "stop now" only this long after the first:
+// one Ctrl-C or `timeout` reaches a process twice (directly and through its
+// process group, or forwarded by a launcher), and that must still stop it in
+// order.
+inline constexpr std::chrono::seconds kInsistAfter(2);
+
+// Runs `on_signal(signo, insist)` on a dedicated thread for every
+// SIGINT/SIGTERM delivered to the process, until destroyed; `insist` is true
+// when an earlier one arrived more than kInsistAfter ago (the user asks
+// again: stop waiting). The callback must not block.
 // REQUIRES: BlockShutdownSignals() was called before any thread started.
 // Thread-compatible; owns its thread (joined by the destructor).
 class ShutdownSignalWatcher {
  public:
-  explicit ShutdownSignalWatcher(std::function<void(int signo)> on_signal)
+  explicit ShutdownSignalWatcher(std::function<void(int signo, bool insist)> on_signal)
       : on_signal_(std::move(on_signal)), thread_([this] { Loop(); }) {}
   ~ShutdownSignalWatcher() {
     stopping_.store(true);
@@ -69,15 +82,18 @@ class ShutdownSignalWatcher {
  private:
   void Loop() {
     const sigset_t set = ShutdownSignalSet();
+    std::optional<std::chrono::steady_clock::time_point> first;
     while (true) {
       int signo = 0;
       if (sigwait(&set, &signo) != 0) continue;
       if (stopping_.load()) return;
-      on_signal_(signo);
+      const auto now = std::chrono::steady_clock::now();
+      on_signal_(signo, first.has_value() && now - *first > kInsistAfter);
+      if (!first) first = now;
     }
   }
 
-  const std::function<void(int)> on_signal_;
+  const std::function<void(int, bool)> on_signal_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

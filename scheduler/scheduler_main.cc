@@ -57,9 +57,10 @@ Status Run(const SchedulerMainArgs& args) {
   TESSERA_LOG(kInfo) << "scheduler address " << endpoint << ", metrics on port " << metrics_port;
 
   std::atomic<int> signals{0};
-  ShutdownSignalWatcher watcher([&](int signo) {
-    if (signals.fetch_add(1) > 0) {
-      TESSERA_LOG(kWarning) << "second " << ShutdownSignalName(signo) << ": exiting now";
+  ShutdownSignalWatcher watcher([&](int signo, bool insist) {
+    signals.fetch_add(1);
+    if (insist) {
+      TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << " again: exiting now";
       _exit(128 + signo);
     }
     node.ShutdownCluster(std::string("scheduler received ") + ShutdownSignalName(signo));

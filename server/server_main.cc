@@ -46,10 +46,9 @@ Status Run(const ServerMainArgs& args) {
   live.store(node.get());
 
   std::atomic<bool> started{false};
-  std::atomic<int> signals{0};
-  ShutdownSignalWatcher watcher([&](int signo) {
-    if (!started.load() || signals.fetch_add(1) > 0) {
-      // Nothing to hand over before registration; a second signal means now.
+  ShutdownSignalWatcher watcher([&](int signo, bool insist) {
+    if (!started.load() || insist) {
+      // Nothing to hand over before registration; insisting means now.
       TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << ": exiting now";
       _exit(128 + signo);
     }
@@ -58,8 +57,8 @@ Status Run(const ServerMainArgs& args) {
 
   TESSERA_RETURN_IF_ERROR(node->Start(DeadlineIn(args.startup_timeout)));
   started.store(true);
-  TESSERA_LOG(kInfo) << node->id().ToString() << " at " << node->endpoint()
-                     << ", metrics on port " << metrics_port;
+  TESSERA_LOG(kInfo) << node->id().ToString() << " at " << node->endpoint() << ", metrics on port "
+                     << metrics_port;
   while (absl::IsDeadlineExceeded(node->WaitForShutdown(DeadlineIn(kForever)))) {
   }
   http.Stop();

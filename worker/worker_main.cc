@@ -30,9 +30,8 @@ Status Finish(WorkerNode& node, const WorkerMainArgs& args, Status program) {
   if (!program.ok()) {
     TESSERA_LOG(kError) << "program " << args.program_name << " failed: " << program;
     if (!member.shutdown_requested()) {
-      (void)member.RequestClusterShutdown(
-          node.id().ToString() + " failed: " + program.ToString(),
-          DeadlineIn(kShutdownRequestTimeout));
+      (void)member.RequestClusterShutdown(node.id().ToString() + " failed: " + program.ToString(),
+                                          DeadlineIn(kShutdownRequestTimeout));
     }
   } else if (!member.shutdown_requested()) {
     TESSERA_LOG(kInfo) << "program " << args.program_name
@@ -75,9 +74,8 @@ Status Run(const WorkerMainArgs& args) {
   node = std::make_unique<WorkerNode>(options, transport.get(), &clock, &metrics);
 
   std::atomic<bool> started{false};
-  std::atomic<int> signals{0};
-  ShutdownSignalWatcher watcher([&](int signo) {
-    if (!started.load() || signals.fetch_add(1) > 0) {
+  ShutdownSignalWatcher watcher([&](int signo, bool insist) {
+    if (!started.load() || insist) {
       TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << ": exiting now";
       _exit(128 + signo);
     }

@@ -27,8 +27,7 @@ namespace tessera::worker {
 // (node.kv() is usable); `args` are the program's own arguments. Runs on the
 // main thread; long programs should return early once
 // node.member().shutdown_requested() (SIGINT/SIGTERM or a cluster shutdown).
-using WorkerProgram =
-    std::function<Status(WorkerNode& node, const std::vector<std::string>& args)>;
+using WorkerProgram = std::function<Status(WorkerNode& node, const std::vector<std::string>& args)>;
 
 struct WorkerMainArgs {
   // Bind endpoint, advertised host, scheduler endpoint, requested rank and

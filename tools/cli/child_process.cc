@@ -50,7 +50,8 @@ std::string DescribeExit(int wait_status) {
   if (WIFEXITED(wait_status)) return "exit " + std::to_string(WEXITSTATUS(wait_status));
   if (WIFSIGNALED(wait_status)) {
     const char* name = sigabbrev_np(WTERMSIG(wait_status));
-    return std::string("killed by SIG") + (name != nullptr ? std::string(name) : std::to_string(WTERMSIG(wait_status)));
+    return std::string("killed by SIG") +
+           (name != nullptr ? std::string(name) : std::to_string(WTERMSIG(wait_status)));
   }
   return "status " + std::to_string(wait_status);
 }

@@ -25,6 +25,17 @@ int NotBuilt(const std::string& what) {
   return kExitUsage;
 }
 
+// Arguments for a benchmark or program: the options CLI11 did not know (in
+// order), then everything after "--".
+std::vector<std::string> PassThrough(const CLI::App& cmd, const std::vector<std::string>& tail) {
+  std::vector<std::string> args;
+  for (const std::string& arg : cmd.remaining()) {
+    if (arg != "--") args.push_back(arg);
+  }
+  args.insert(args.end(), tail.begin(), tail.end());
+  return args;
+}
+
 void AddLocalCommand(CLI::App* app, const WorkerProgramRegistry* programs, Command* selected) {
   auto spec = std::make_shared<ClusterSpec>();
   spec->program = "smoke";
@@ -46,21 +57,22 @@ void AddLocalCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
   });
 }
 
-void AddBenchKvCommand(CLI::App* bench, const WorkerProgramRegistry* programs,
-                       Command* selected) {
+void AddBenchKvCommand(CLI::App* bench, const WorkerProgramRegistry* programs, Command* selected) {
   auto spec = std::make_shared<ClusterSpec>();
   spec->program = "kvbench";
   CLI::App* cmd = bench->add_subcommand(
       "kv", "KV push/pull benchmark on a local cluster (or the ranks of an mpirun job)");
   AddClusterFlags(cmd, spec.get());
   cmd->allow_extras();
+  cmd->add_option("args", spec->program_args, "Arguments of kvbench (also after --)");
   cmd->footer(
-      "Other arguments go to the kvbench worker program.\n"
+      "Other arguments go to the kvbench worker program (--keys=1000,10000 --dims=8,64 "
+      "--iters=N --label=TEXT).\n"
       "Example: tessera bench kv --servers 2 --workers 2\n"
       "         mpirun -np 5 tessera bench kv --servers 2");
   cmd->callback([cmd, spec, programs, selected] {
     MarkGivenFlags(*cmd, spec.get());
-    spec->program_args = cmd->remaining();
+    spec->program_args = PassThrough(*cmd, spec->program_args);
     if (programs->Find("kvbench") == nullptr) {
       *selected = [] { return NotBuilt("the kvbench worker program (bench/kv_bench.h)"); };
       return;
@@ -74,11 +86,12 @@ void AddBenchFunction(CLI::App* bench, const std::string& name, const std::strin
                       BenchFunction function, Command* selected) {
   CLI::App* cmd = bench->add_subcommand(name, help);
   cmd->allow_extras();
+  auto tail = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("args", *tail, "Arguments of the benchmark (also after --)");
   cmd->footer("Arguments go to the benchmark; `tessera bench " + name +
               " -- --help` shows its own options.");
-  cmd->callback([cmd, name, function, selected] {
-    std::vector<std::string> args = cmd->remaining();
-    if (!args.empty() && args.front() == "--") args.erase(args.begin());
+  cmd->callback([cmd, tail, name, function, selected] {
+    std::vector<std::string> args = PassThrough(*cmd, *tail);
     if (function == nullptr) {
       *selected = [name] { return NotBuilt("tessera bench " + name); };
       return;

@@ -11,8 +11,7 @@ void AddClusterFlags(CLI::App* app, ClusterSpec* spec) {
   app->add_option("--servers", spec->servers, "Number of servers")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  app->add_option("--workers", spec->workers,
-                  "Number of workers (under mpirun: np - 1 - servers)")
+  app->add_option("--workers", spec->workers, "Number of workers (under mpirun: np - 1 - servers)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app->add_option("--table", spec->table_specs,

@@ -4,10 +4,9 @@
 #ifndef TESSERA_TOOLS_CLI_CLUSTER_SPEC_H_
 #define TESSERA_TOOLS_CLI_CLUSTER_SPEC_H_
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "tools/cli/worker_programs.h"
 

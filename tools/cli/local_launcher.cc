@@ -68,25 +68,28 @@ class LocalLauncher {
   const std::string exe_;
   const fs::path dir_;
   const int signal_fd_;
-  const Clock::time_point startup_deadline_ = Clock::now() + std::chrono::seconds(spec_.startup_timeout_s);
+  const Clock::time_point startup_deadline_ =
+      Clock::now() + std::chrono::seconds(spec_.startup_timeout_s);
   std::vector<Child> children_;
   Phase phase_ = Phase::kWaitScheduler;
   bool stopping_ = false;
   bool failed_ = false;
   int interrupted_by_ = 0;
   std::optional<Clock::time_point> kill_at_;
+  std::optional<Clock::time_point> first_signal_;
   std::optional<Clock::time_point> wind_down_until_;
 };
 
 std::vector<std::string> LocalLauncher::NodeArgs(Role role, int rank) const {
-  std::vector<std::string> args = {exe_,
-                                   std::string(RoleName(role)),
-                                   "--bind=tcp://127.0.0.1:0",
-                                   "--host=127.0.0.1",
-                                   "--metrics-host=127.0.0.1",
-                                   "--metrics-port=0",
-                                   "--log-level=" + spec_.log_level,
-                                   "--startup-timeout-s=" + std::to_string(spec_.startup_timeout_s)};
+  std::vector<std::string> args = {
+      exe_,
+      std::string(RoleName(role)),
+      "--bind=tcp://127.0.0.1:0",
+      "--host=127.0.0.1",
+      "--metrics-host=127.0.0.1",
+      "--metrics-port=0",
+      "--log-level=" + spec_.log_level,
+      "--startup-timeout-s=" + std::to_string(spec_.startup_timeout_s)};
   if (role != Role::kScheduler) args.push_back("--rank=" + std::to_string(rank));
   return args;
 }
@@ -146,10 +149,12 @@ void LocalLauncher::ReadSignals() {
   while (::read(signal_fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
     int signo = static_cast<int>(info.ssi_signo);
     if (signo == SIGCHLD) continue;  // Reap() runs after every wake-up
-    if (interrupted_by_ != 0) {
-      TESSERA_LOG(kWarning) << "second " << ShutdownSignalName(signo) << ": killing every node";
-      kill_at_ = Clock::now();
+    const Clock::time_point now = Clock::now();
+    if (first_signal_ && now - *first_signal_ > kInsistAfter) {
+      TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << " again: killing every node";
+      kill_at_ = now;
     }
+    if (!first_signal_) first_signal_ = now;
     interrupted_by_ = signo;
     BeginStop(std::string("launcher received ") + ShutdownSignalName(signo), false);
   }
@@ -179,8 +184,8 @@ void LocalLauncher::Advance() {
   if (stopping_) return;
   if (phase_ == Phase::kWaitScheduler && fs::exists(dir_ / "scheduler.addr")) {
     StatusOr<std::string> addr = ReadWholeFile((dir_ / "scheduler.addr").string());
-    Status s = addr.ok() ? SpawnMembers(std::string(absl::StripAsciiWhitespace(*addr)))
-                         : addr.status();
+    Status s =
+        addr.ok() ? SpawnMembers(std::string(absl::StripAsciiWhitespace(*addr))) : addr.status();
     if (!s.ok()) return BeginStop("cannot start the nodes: " + std::string(s.message()), true);
     phase_ = Phase::kWaitCluster;
   }
@@ -235,8 +240,8 @@ StatusOr<fs::path> PrepareOutputDir(const std::string& requested) {
   std::error_code error;
   if (dir.empty()) {
     const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") +
-                          "/tessera-local-XXXXXX";
+    std::string pattern =
+        std::string(tmp != nullptr && tmp[0] != '\0' ? tmp : "/tmp") + "/tessera-local-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
       return UnavailableError("cannot create a directory from " + pattern);
     }

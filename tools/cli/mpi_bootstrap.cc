@@ -76,10 +76,9 @@ int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, Nod
     Broadcast({});
     return 1;
   }
-  scheduler::SchedulerMainArgs args =
-      MakeSchedulerArgs(node, spec.servers, workers,
-                        *programs.TablesFor(spec.table_specs, spec.program), *token,
-                        {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
+  scheduler::SchedulerMainArgs args = MakeSchedulerArgs(
+      node, spec.servers, workers, *programs.TablesFor(spec.table_specs, spec.program), *token,
+      {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
   bool broadcast = false;
   args.on_bound = [&](const protocol::NodeInfo& self) {
     Broadcast({self.endpoint, *token});

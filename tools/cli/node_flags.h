@@ -6,9 +6,8 @@
 #ifndef TESSERA_TOOLS_CLI_NODE_FLAGS_H_
 #define TESSERA_TOOLS_CLI_NODE_FLAGS_H_
 
-#include <string>
-
 #include <CLI/CLI.hpp>
+#include <string>
 
 #include "common/status.h"
 

@@ -193,12 +193,12 @@ worker::WorkerMainArgs MakeWorkerArgs(const NodeFlags& node, const std::string& 
   return args;
 }
 
-std::function<Status(const protocol::NodeInfo&, const protocol::ClusterView&)>
-ClusterFileWriter(std::string path) {
-  return [path = std::move(path)](const protocol::NodeInfo& self,
-                                  const protocol::ClusterView& view) {
-    return WriteFileAtomically(path, ClusterJson(ClusterRecords(self, view)));
-  };
+std::function<Status(const protocol::NodeInfo&, const protocol::ClusterView&)> ClusterFileWriter(
+    std::string path) {
+  return
+      [path = std::move(path)](const protocol::NodeInfo& self, const protocol::ClusterView& view) {
+        return WriteFileAtomically(path, ClusterJson(ClusterRecords(self, view)));
+      };
 }
 
 void AddRoleCommands(CLI::App* app, const WorkerProgramRegistry* programs, Command* selected) {

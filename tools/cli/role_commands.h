@@ -5,11 +5,10 @@
 #ifndef TESSERA_TOOLS_CLI_ROLE_COMMANDS_H_
 #define TESSERA_TOOLS_CLI_ROLE_COMMANDS_H_
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "common/table_config.h"
 #include "scheduler/scheduler_main.h"
@@ -35,8 +34,8 @@ worker::WorkerMainArgs MakeWorkerArgs(const NodeFlags& node, const std::string& 
                                       const WorkerProgramSpec& program,
                                       std::vector<std::string> program_args);
 // An on_running hook that writes cluster.json to `path`.
-std::function<Status(const protocol::NodeInfo&, const protocol::ClusterView&)>
-ClusterFileWriter(std::string path);
+std::function<Status(const protocol::NodeInfo&, const protocol::ClusterView&)> ClusterFileWriter(
+    std::string path);
 
 // Registers the three subcommands; parsing one stores what to run in
 // *selected. `programs` must outlive *selected.

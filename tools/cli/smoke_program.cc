@@ -3,8 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <span>
-
 #include <sstream>
+
 #include "common/deadline.h"
 #include "common/logging.h"
 
@@ -16,7 +16,9 @@ constexpr seconds kOpTimeout(30);
 constexpr int kKeysPerWorker = 32;
 constexpr float kLearningRate = 0.5f;
 
-float Gradient(size_t row, size_t col) { return 0.01f * static_cast<float>(row + 1) + 0.001f * col; }
+float Gradient(size_t row, size_t col) {
+  return 0.01f * static_cast<float>(row + 1) + 0.001f * col;
+}
 
 Status Expect(std::span<const float> got, std::span<const float> want, std::string_view what) {
   for (size_t i = 0; i < got.size(); ++i) {
@@ -86,12 +88,14 @@ Status CheckDense(worker::WorkerNode& node, seconds barrier_timeout) {
   std::vector<float> before(table->size);
   TESSERA_ASSIGN_OR_RETURN(auto t, kv.DensePull(table->id, before));
   TESSERA_RETURN_IF_ERROR(kv.Wait(t, DeadlineIn(kOpTimeout)));
-  TESSERA_RETURN_IF_ERROR(member.Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(barrier_timeout)));
+  TESSERA_RETURN_IF_ERROR(
+      member.Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(barrier_timeout)));
   std::vector<float> grads(table->size);
   for (size_t i = 0; i < grads.size(); ++i) grads[i] = Gradient(i, 0);
   TESSERA_ASSIGN_OR_RETURN(t, kv.DensePush(table->id, grads));
   TESSERA_RETURN_IF_ERROR(kv.Wait(t, DeadlineIn(kOpTimeout)));
-  TESSERA_RETURN_IF_ERROR(member.Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(barrier_timeout)));
+  TESSERA_RETURN_IF_ERROR(
+      member.Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(barrier_timeout)));
   std::vector<float> after(table->size);
   TESSERA_ASSIGN_OR_RETURN(t, kv.DensePull(table->id, after));
   TESSERA_RETURN_IF_ERROR(kv.Wait(t, DeadlineIn(kOpTimeout)));
@@ -130,11 +134,11 @@ Status RunSmokeProgram(worker::WorkerNode& node, const std::vector<std::string>&
   }
   TESSERA_RETURN_IF_ERROR(CheckSparse(node));
   TESSERA_RETURN_IF_ERROR(CheckDense(node, seconds(120)));
-  TESSERA_LOG(kInfo) << "smoke: " << kKeysPerWorker
-                     << " sparse rows and the dense table verified";
+  TESSERA_LOG(kInfo) << "smoke: " << kKeysPerWorker << " sparse rows and the dense table verified";
   if (hold) {
     TESSERA_LOG(kInfo) << "smoke: holding until the cluster is stopped";
-    while (absl::IsDeadlineExceeded(node.member().WaitForShutdown(DeadlineIn(std::chrono::hours(1))))) {
+    while (absl::IsDeadlineExceeded(
+        node.member().WaitForShutdown(DeadlineIn(std::chrono::hours(1))))) {
     }
   }
   return OkStatus();

@@ -1,8 +1,7 @@
 #include "tools/cli/table_spec.h"
 
-#include <set>
-
 #include <charconv>
+#include <set>
 
 namespace tessera::cli {
 namespace {
@@ -74,7 +73,8 @@ StatusOr<TableConfig> ParseTableSpec(std::string_view spec, TableId id) {
     }
     config.optimizer.learning_rate = lr;
   }
-  if (Status s = ValidateTableConfig(config); !s.ok()) return SpecError(spec, std::string(s.message()));
+  if (Status s = ValidateTableConfig(config); !s.ok())
+    return SpecError(spec, std::string(s.message()));
   return config;
 }
 
