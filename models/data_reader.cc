@@ -72,8 +72,10 @@ class GzSource : public ByteSource {
 
 class BufferedLineReader : public LineReader {
  public:
-  BufferedLineReader(FileChunk chunk, std::unique_ptr<ByteSource> source, uint64_t offset)
+  BufferedLineReader(FileChunk chunk, std::unique_ptr<ByteSource> source, uint64_t offset,
+                     size_t max_line_bytes)
       : chunk_(std::move(chunk)),
+        max_line_bytes_(max_line_bytes),
         source_(std::move(source)),
         buf_(new char[kInitialBuffer]),  // not zeroed: only read bytes are used
         capacity_(kInitialBuffer),
@@ -129,6 +131,10 @@ class BufferedLineReader : public LineReader {
       pos_ = 0;
     }
     if (len_ == capacity_) {  // a line longer than the buffer
+      if (capacity_ >= max_line_bytes_) {
+        return DataLossError(absl::StrCat(chunk_.path, "@", buf_offset_, ": line longer than ", capacity_,
+                                          " bytes (not a text data file?)"));
+      }
       std::unique_ptr<char[]> bigger(new char[capacity_ * 2]);
       std::memcpy(bigger.get(), buf_.get(), len_);
       buf_ = std::move(bigger);
@@ -141,6 +147,7 @@ class BufferedLineReader : public LineReader {
   }
 
   const FileChunk chunk_;
+  const size_t max_line_bytes_;
   std::unique_ptr<ByteSource> source_;
   std::unique_ptr<char[]> buf_;
   size_t capacity_;
@@ -228,7 +235,7 @@ StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> fi
   return chunks;
 }
 
-StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk) {
+StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk, size_t max_line_bytes) {
   if (chunk.begin >= chunk.end) return InvalidArgumentError(absl::StrCat(chunk.path, ": empty byte range"));
   if (IsGzipPath(chunk.path)) {
     if (chunk.begin != 0 || chunk.end != kToEndOfFile) {
@@ -240,20 +247,20 @@ StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk) {
     }
     gzbuffer(file, 256 << 10);
     return std::unique_ptr<LineReader>(
-        new BufferedLineReader(chunk, std::make_unique<GzSource>(file, chunk.path), 0));
+        new BufferedLineReader(chunk, std::make_unique<GzSource>(file, chunk.path), 0, max_line_bytes));
   }
   const int fd = ::open(chunk.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NotFoundError(absl::StrCat(chunk.path, ": cannot open: ", std::strerror(errno)));
   auto source = std::make_unique<FdSource>(fd, chunk.path);
   if (chunk.begin == 0) {
-    return std::unique_ptr<LineReader>(new BufferedLineReader(chunk, std::move(source), 0));
+    return std::unique_ptr<LineReader>(new BufferedLineReader(chunk, std::move(source), 0, max_line_bytes));
   }
   // Start one byte early: if that byte ends a line, the line at `begin` is ours.
   const uint64_t offset = chunk.begin - 1;
   if (::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0) {
     return DataLossError(absl::StrCat(chunk.path, ": seek: ", std::strerror(errno)));
   }
-  auto reader = std::make_unique<BufferedLineReader>(chunk, std::move(source), offset);
+  auto reader = std::make_unique<BufferedLineReader>(chunk, std::move(source), offset, max_line_bytes);
   TESSERA_RETURN_IF_ERROR(reader->SkipPartialLine());
   return std::unique_ptr<LineReader>(std::move(reader));
 }

@@ -45,6 +45,8 @@
 namespace tessera::models {
 
 inline constexpr uint64_t kToEndOfFile = ~uint64_t{0};
+// Longer lines are DataLoss: a binary or corrupt file must not eat memory.
+inline constexpr size_t kMaxLineBytes = size_t{64} << 20;
 
 // The lines of `path` that start in [begin, end).
 struct FileChunk {
@@ -73,12 +75,15 @@ StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> fi
 class LineReader {
  public:
   // NotFound if the file cannot be opened; InvalidArgument for a byte range
-  // of a gzip file.
-  static StatusOr<std::unique_ptr<LineReader>> Open(const FileChunk& chunk);
+  // of a gzip file. Lines may be up to max_line_bytes long (rounded up to a
+  // power of two MiB).
+  static StatusOr<std::unique_ptr<LineReader>> Open(const FileChunk& chunk,
+                                                    size_t max_line_bytes = kMaxLineBytes);
   virtual ~LineReader() = default;
 
   // The next line without its '\n', valid until the next call; false at the
-  // end of the chunk. DataLoss on a read error (e.g. a truncated gzip file).
+  // end of the chunk. DataLoss on a read error (e.g. a truncated gzip file)
+  // or a line longer than the limit.
   virtual StatusOr<bool> Next(std::string_view* line) = 0;
 
   // Where the last line returned is: "path:N" (line number, 1-based) when

@@ -144,6 +144,18 @@ TEST(LineReaderTest, LastLineWithoutNewlineAndCrossingTheBuffer) {
   EXPECT_EQ(lines.size(), 4u);
 }
 
+TEST(LineReaderTest, OverlongLineIsDataLoss) {
+  testing::TempDir dir;
+  WriteFile(dir.File("big.bin"), "ok\n" + std::string((2 << 20) + 1, 'x'));
+  ASSERT_OK_AND_ASSIGN(auto reader, LineReader::Open({dir.File("big.bin")}, 2 << 20));
+  std::string_view line;
+  ASSERT_OK_AND_ASSIGN(bool more, reader->Next(&line));
+  EXPECT_TRUE(more);
+  const auto next = reader->Next(&line);
+  EXPECT_EQ(next.status().code(), StatusCode::kDataLoss);
+  EXPECT_THAT(next.status().message(), HasSubstr("big.bin@3: line longer than"));
+}
+
 TEST(LineReaderTest, LocationIsLineNumberOrByteOffset) {
   testing::TempDir dir;
   WriteFile(dir.File("t.tsv"), "aa\nbb\ncc\n");
