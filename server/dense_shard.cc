@@ -132,6 +132,13 @@ Status DenseShard::Push(uint64_t begin, std::span<const float> grads) {
   return OkStatus();
 }
 
+void DenseShard::ForEachRange(const std::function<void(const RangeView&)>& fn) const {
+  for (const auto& range : data_) {
+    MutexLock lock(&range->mu);
+    fn(RangeView{range->begin, range->end, range->step, range->values, range->state});
+  }
+}
+
 uint64_t DenseShard::num_elements() const {
   uint64_t n = 0;
   for (const DenseRange& r : ranges_) n += r.end - r.begin;

@@ -23,6 +23,7 @@
 #define TESSERA_SERVER_DENSE_SHARD_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -67,6 +68,20 @@ class DenseShard {
   // Applies `grads` to elements [begin, begin + grads.size()) and counts one
   // update of their range. OutOfRange unless they lie inside one owned range.
   Status Push(uint64_t begin, std::span<const float> grads);
+
+  // Read-only view of one owned range, valid only inside the ForEachRange
+  // callback: its values, its optimizer state (planar: k arrays of
+  // end - begin floats) and its update counter.
+  struct RangeView {
+    uint64_t begin;
+    uint64_t end;
+    uint32_t step;
+    std::span<const float> values;
+    std::span<const float> state;
+  };
+  // Calls `fn` on every owned range in begin order, holding that range's
+  // lock, for snapshots. `fn` must not call into this shard.
+  void ForEachRange(const std::function<void(const RangeView&)>& fn) const;
 
   TableId id() const { return id_; }
   uint64_t size() const { return size_; }

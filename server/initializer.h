@@ -1,42 +1,16 @@
-// Deterministic initial values of parameters. Element `index` of the row of
-// `key` in table `table` is a pure function of (config, table, key, index):
-// a counter-based generator (splitmix64 over Mix64-chained seeds), with no
-// state and no dependence on which server holds the key, in which order keys
-// arrive, or how a row or dense range is split. A key pulled before it was
-// ever pushed therefore gets the same value on every server, and a row that
-// was evicted comes back with the same initial value.
-//
-// Thread safety: thread-safe (pure functions).
+// Forwarding header: the deterministic initializer moved to
+// common/initializer.h so that models/ (which must not include server/) can
+// compute the same initial values when it scores a saved model. Existing
+// server code and tests keep using tessera::server::InitializeRow/Slice.
 #ifndef TESSERA_SERVER_INITIALIZER_H_
 #define TESSERA_SERVER_INITIALIZER_H_
 
-#include <cstdint>
-#include <span>
-
-#include "common/table_config.h"
-#include "common/types.h"
+#include "common/initializer.h"
 
 namespace tessera::server {
 
-// Fills `out` with elements [0, out.size()) of the initial row of `key`:
-//   kZeros:   0
-//   kUniform: uniform in [-scale, scale)
-//   kNormal:  normal with mean 0 and stddev `scale` (Box-Muller: elements
-//             2j and 2j+1 are the cosine and sine outputs of one pair)
-//
-// Example:
-//   std::vector<float> row(dim);
-//   InitializeRow(config.initializer, config.id, key, row);
-void InitializeRow(const InitializerConfig& config, TableId table, Key key,
-                   std::span<float> out);
-
-// Fills `out` with elements [first_index, first_index + out.size()) of the
-// same conceptual row. InitializeRow(c, t, k, out) is
-// InitializeSlice(c, t, k, 0, out). Dense tables use it with a fixed key and
-// the element index, so any split of a dense table into ranges yields the
-// same values.
-void InitializeSlice(const InitializerConfig& config, TableId table, Key key,
-                     uint64_t first_index, std::span<float> out);
+using ::tessera::InitializeRow;
+using ::tessera::InitializeSlice;
 
 }  // namespace tessera::server
 

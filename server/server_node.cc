@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "server/table_snapshot.h"
 
 namespace tessera::server {
 
@@ -88,6 +89,16 @@ void ServerNode::Handle(DecodedMessage msg) {
     case MessageType::kShutdownRequest: {
       StatusOr<std::string> reason = msg.AsShutdownRequest();
       member_.OnShutdown(reason.ok() ? *reason : "requested");
+      return;
+    }
+    case MessageType::kSaveRequest: {
+      // Runs on the receive thread: requests wait until the tables are saved.
+      StatusOr<std::string> dir = msg.AsSaveRequest();
+      Status s = dir.status();
+      if (s.ok() && !ready_) s = FailedPreconditionError("server: save before table configuration");
+      if (s.ok()) s = SaveTables(tables_, rank_, *dir);
+      if (!s.ok()) TESSERA_LOG(kError) << "save failed: " << s;
+      (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); }, s);
       return;
     }
     case MessageType::kPullRequest:

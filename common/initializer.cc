@@ -1,4 +1,4 @@
-#include "server/initializer.h"
+#include "common/initializer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "common/sharding.h"
 
-namespace tessera::server {
+namespace tessera {
 namespace {
 
 // The splitmix64 increment: the stream of a row is Mix64(base + i * kGamma).
@@ -72,4 +72,4 @@ void InitializeRow(const InitializerConfig& config, TableId table, Key key,
   InitializeSlice(config, table, key, 0, out);
 }
 
-}  // namespace tessera::server
+}  // namespace tessera
