@@ -57,17 +57,12 @@ TEST_F(CliTest, HelpListsEverySubcommand) {
 }
 
 TEST_F(CliTest, EverySubcommandHasHelp) {
-  for (std::vector<std::string> sub : std::vector<std::vector<std::string>>{{"scheduler"},
-                                                                            {"server"},
-                                                                            {"worker"},
-                                                                            {"local"},
-                                                                            {"bench"},
-                                                                            {"bench", "kv"},
-                                                                            {"bench", "table"},
-                                                                            {"bench", "capacity"},
-                                                                            {"bench", "transport"},
-                                                                            {"train"},
-                                                                            {"status"}}) {
+  const std::vector<std::vector<std::string>> subcommands = {
+      {"scheduler"},       {"server"},         {"worker"},
+      {"local"},           {"bench"},          {"bench", "kv"},
+      {"bench", "table"},  {"bench", "capacity"}, {"bench", "transport"},
+      {"train"},           {"gen"},            {"status"}};
+  for (std::vector<std::string> sub : subcommands) {
     std::string name = sub.back();
     sub.push_back("--help");
     RunResult r = Run(sub);
@@ -82,7 +77,8 @@ TEST_F(CliTest, WithoutSubcommandFails) {
 }
 
 TEST_F(CliTest, PlannedSubcommandsSaySoAndExit2) {
-  for (const char* sub : {"train", "eval", "gen", "serve", "status", "keygen"}) {
+  // gen is planned too unless the generator is built in (then it is real).
+  for (const char* sub : {"train", "eval", "serve", "status", "keygen"}) {
     RunResult r = Run({sub, "--anything"});
     EXPECT_EQ(r.exit_code, 2) << sub;
     EXPECT_THAT(r.output, HasSubstr("not implemented yet")) << sub;

@@ -51,6 +51,19 @@ class LocalClusterTest : public ::testing::Test {
     return std::filesystem::exists(ClusterFile());
   }
 
+  // Polls the log until both smoke workers verified everything and hold the
+  // cluster, so a stop signal cannot land in the middle of their requests.
+  bool WaitForHolding() {
+    return PollUntil(
+        [&] {
+          const std::string log = LauncherLog();
+          size_t n = 0;
+          for (size_t p = 0; (p = log.find("smoke: holding", p)) != std::string::npos; ++p) ++n;
+          return n == 2;
+        },
+        seconds(60));
+  }
+
   std::string LauncherLog() const { return testing::ReadFileOrEmpty(dir_.File("launcher.log")); }
 
   std::string ClusterFile() const { return dir_.File("cluster.json"); }
@@ -117,6 +130,7 @@ TEST_F(LocalClusterTest, NodesServeMetricsWhileRunningAndSigtermStopsThemAll) {
   ASSERT_TRUE(WaitForClusterFile(launcher)) << LauncherLog();
   std::vector<cli::ClusterNodeRecord> nodes = ReadCluster();
   ExpectFiveNodes(nodes);
+  ASSERT_TRUE(WaitForHolding()) << LauncherLog();
 
   for (const cli::ClusterNodeRecord& node : nodes) {
     SCOPED_TRACE(std::string(RoleName(node.role)) + "/" + std::to_string(node.id));
@@ -153,6 +167,7 @@ TEST_F(LocalClusterTest, CtrlCOnTheWholeProcessGroupStopsEveryNodeInOrder) {
   ASSERT_GT(launcher, 0);
   ASSERT_TRUE(WaitForClusterFile(launcher)) << LauncherLog();
   std::vector<cli::ClusterNodeRecord> nodes = ReadCluster();
+  ASSERT_TRUE(WaitForHolding()) << LauncherLog();
   ASSERT_EQ(::kill(-launcher, SIGINT), 0);
   std::optional<int> status = WaitForExit(launcher, seconds(60));
   ASSERT_TRUE(status.has_value()) << "launcher ignored SIGINT";

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tools/cli/cluster_spec.h"
+#include "tools/cli/gen_command.h"
 
 #ifdef TESSERA_HAVE_TABLE_BENCH
 #include "bench/capacity_bench.h"
@@ -16,6 +17,15 @@
 #endif
 
 namespace tessera::cli {
+
+std::vector<std::string> PassThroughArgs(const CLI::App& cmd) {
+  std::vector<std::string> args;
+  for (const std::string& arg : cmd.remaining()) {
+    if (arg != "--") args.push_back(arg);
+  }
+  return args;
+}
+
 namespace {
 
 using BenchFunction = int (*)(const std::vector<std::string>&);
@@ -23,17 +33,6 @@ using BenchFunction = int (*)(const std::vector<std::string>&);
 int NotBuilt(const std::string& what) {
   std::cerr << "tessera: " << what << " is not built into this binary\n";
   return kExitUsage;
-}
-
-// Arguments for a benchmark or program: the options CLI11 did not know (in
-// order), then everything after "--".
-std::vector<std::string> PassThrough(const CLI::App& cmd, const std::vector<std::string>& tail) {
-  std::vector<std::string> args;
-  for (const std::string& arg : cmd.remaining()) {
-    if (arg != "--") args.push_back(arg);
-  }
-  args.insert(args.end(), tail.begin(), tail.end());
-  return args;
 }
 
 void AddLocalCommand(CLI::App* app, const WorkerProgramRegistry* programs, Command* selected) {
@@ -64,7 +63,6 @@ void AddBenchKvCommand(CLI::App* bench, const WorkerProgramRegistry* programs, C
       "kv", "KV push/pull benchmark on a local cluster (or the ranks of an mpirun job)");
   AddClusterFlags(cmd, spec.get());
   cmd->allow_extras();
-  cmd->add_option("args", spec->program_args, "Arguments of kvbench (also after --)");
   cmd->footer(
       "Other arguments go to the kvbench worker program (--keys=1000,10000 --dims=8,64 "
       "--iters=N --label=TEXT).\n"
@@ -72,7 +70,7 @@ void AddBenchKvCommand(CLI::App* bench, const WorkerProgramRegistry* programs, C
       "         mpirun -np 5 tessera bench kv --servers 2");
   cmd->callback([cmd, spec, programs, selected] {
     MarkGivenFlags(*cmd, spec.get());
-    spec->program_args = PassThrough(*cmd, spec->program_args);
+    spec->program_args = PassThroughArgs(*cmd);
     if (programs->Find("kvbench") == nullptr) {
       *selected = [] { return NotBuilt("the kvbench worker program (bench/kv_bench.h)"); };
       return;
@@ -83,20 +81,16 @@ void AddBenchKvCommand(CLI::App* bench, const WorkerProgramRegistry* programs, C
 
 // A benchmark that runs in this process and parses its own arguments.
 void AddBenchFunction(CLI::App* bench, const std::string& name, const std::string& help,
-                      BenchFunction function, Command* selected) {
+                      const std::string& flags, BenchFunction function, Command* selected) {
   CLI::App* cmd = bench->add_subcommand(name, help);
   cmd->allow_extras();
-  auto tail = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("args", *tail, "Arguments of the benchmark (also after --)");
-  cmd->footer("Arguments go to the benchmark; `tessera bench " + name +
-              " -- --help` shows its own options.");
-  cmd->callback([cmd, tail, name, function, selected] {
-    std::vector<std::string> args = PassThrough(*cmd, *tail);
+  cmd->footer("Other arguments go to the benchmark (--flag=V or --flag V):\n" + flags);
+  cmd->callback([cmd, name, function, selected] {
     if (function == nullptr) {
       *selected = [name] { return NotBuilt("tessera bench " + name); };
       return;
     }
-    *selected = [function, args] { return function(args); };
+    *selected = [function, args = PassThroughArgs(*cmd)] { return function(args); };
   });
 }
 
@@ -114,11 +108,18 @@ void AddBenchCommands(CLI::App* app, const WorkerProgramRegistry* programs, Comm
 #ifdef TESSERA_HAVE_TRANSPORT_BENCH
   transport = &bench::RunTransportBench;
 #endif
-  AddBenchFunction(bench, "table", "Embedding table throughput (in process)", table, selected);
-  AddBenchFunction(bench, "capacity", "Embedding table memory per row (in process)", capacity,
-                   selected);
-  AddBenchFunction(bench, "transport", "ZmqTransport against raw ZeroMQ round trips", transport,
-                   selected);
+  AddBenchFunction(bench, "table",
+                   "Embedding table throughput against a flat hash map (in process)",
+                   "  --rows N --dim D --threads T --batch B --ops N --reps R --stripes S\n"
+                   "  (see bench/table_bench.h)",
+                   table, selected);
+  AddBenchFunction(bench, "capacity", "Embedding table bytes per row (in process)",
+                   "  --rows N --dim D --batch B --stripes S (see bench/capacity_bench.h)",
+                   capacity, selected);
+  AddBenchFunction(bench, "transport", "ZmqTransport against raw ZeroMQ round trips",
+                   "  --sizes=REQ:REPLY[,...] --iterations=N --repetitions=R\n"
+                   "  (see bench/raw_zmq_bench.h)",
+                   transport, selected);
 }
 
 }  // namespace
@@ -143,6 +144,10 @@ void AddPlannedCommands(CLI::App* app, Command* selected) {
       {"keygen", "Create a cluster token file", "the security issue"},
   };
   for (const Planned& planned : kPlanned) {
+    if (std::string(planned.name) == "gen" && HaveGenCommand()) {
+      AddGenCommand(app, selected);
+      continue;
+    }
     CLI::App* cmd = app->add_subcommand(planned.name, std::string(planned.help) + " (planned)");
     cmd->allow_extras();
     std::string message =

@@ -5,6 +5,8 @@
 #define TESSERA_TOOLS_CLI_CLUSTER_COMMANDS_H_
 
 #include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
 
 #include "tools/cli/command.h"
 #include "tools/cli/worker_programs.h"
@@ -15,7 +17,12 @@ namespace tessera::cli {
 // outlive *selected.
 void AddClusterCommands(CLI::App* app, const WorkerProgramRegistry* programs, Command* selected);
 
-// train, eval, gen, serve, status, keygen: "not implemented yet".
+// The arguments CLI11 did not recognize, in order (a "--" dropped): what a
+// pass-through subcommand hands to its program. REQUIRES: cmd allows extras.
+std::vector<std::string> PassThroughArgs(const CLI::App& cmd);
+
+// train, eval, gen, serve, status, keygen: "not implemented yet", except
+// gen when the generator is built (tools/cli/gen_command.h).
 void AddPlannedCommands(CLI::App* app, Command* selected);
 
 }  // namespace tessera::cli

@@ -281,6 +281,9 @@ int RunLocalCluster(const ClusterSpec& spec, const WorkerProgramRegistry& progra
   TESSERA_LOG(kInfo) << "starting 1 scheduler, " << spec.servers << " server(s), " << spec.workers
                      << " worker(s); output in " << dir->string();
 
+  // With SIGCHLD ignored (inherited) the kernel would reap children for us
+  // and we could never learn how they ended.
+  ::signal(SIGCHLD, SIG_DFL);
   sigset_t set = ShutdownSignalSet();
   sigaddset(&set, SIGCHLD);
   ::sigprocmask(SIG_BLOCK, &set, nullptr);  // SIGCHLD too: it is read from the fd

@@ -1,0 +1,19 @@
+// `tessera gen`: the synthetic data generator (models/gen/gen.h), when built.
+#ifndef TESSERA_TOOLS_CLI_GEN_COMMAND_H_
+#define TESSERA_TOOLS_CLI_GEN_COMMAND_H_
+
+#include <CLI/CLI.hpp>
+
+#include "tools/cli/command.h"
+
+namespace tessera::cli {
+
+// True when this binary has the generator; otherwise `gen` stays a planned
+// subcommand (AddPlannedCommands).
+bool HaveGenCommand();
+// REQUIRES: HaveGenCommand().
+void AddGenCommand(CLI::App* app, Command* selected);
+
+}  // namespace tessera::cli
+
+#endif  // TESSERA_TOOLS_CLI_GEN_COMMAND_H_
