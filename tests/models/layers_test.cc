@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "models/layers/embedding_bag.h"
+#include "models/layers/field_embedding.h"
 #include "models/layers/fm_interaction.h"
 #include "models/layers/linear.h"
 #include "models/layers/log_loss.h"
@@ -24,6 +25,9 @@ using ::testing::ElementsAre;
 using ::testing::FloatNear;
 using ::testing::Pointwise;
 using tessera::models::testing::ExpectGradientMatches;
+using tessera::models::testing::FillRandomValues;
+using tessera::models::testing::MakeBatch;
+using tessera::models::testing::ParseSchemaOrDie;
 
 RowMatrix Random(Eigen::Index rows, Eigen::Index cols, uint64_t seed, float stddev = 1.0f) {
   std::mt19937_64 rng(seed);
@@ -94,6 +98,92 @@ TEST(EmbeddingBagTest, BackwardMatchesFiniteDifferences) {
     EmbeddingBagBackward(TestField(), r, 2, pooling, &grads);
     ExpectGradientMatches(Span(values), Span(grads), loss, "values");
   }
+}
+
+// Slots: user (0), price (1, numeric column 0), hist (2, table item), item (3).
+constexpr char kFieldSchema[] = R"(
+fields:
+  - {name: user, type: categorical}
+  - {name: price, type: numeric}
+  - {name: hist, type: sequence, table: item, max_len: 5}
+  - {name: item, type: categorical}
+)";
+
+// Example 0: user 1, hist {10, 11}, item 11, price 2. Example 1: only item
+// 10 and price 0.5. Rows (w, v0, v1): user 1 = (0.5, 1, 2); item 10 =
+// (1, 2, 3); item 11 = (3, 4, 5).
+Batch FieldTestBatch(const Schema& schema) {
+  Batch batch = MakeBatch(schema,
+                          {{.label = 1, .keys = {{1}, {10, 11}, {11}}, .numeric = {2}},
+                           {.label = 0, .keys = {{}, {}, {10}}, .numeric = {0.5f}}},
+                          3);
+  batch.tables[0].values << 0.5f, 1, 2;
+  batch.tables[1].values << 1, 2, 3,  // item 10 (first seen in hist)
+      3, 4, 5;                        // item 11
+  return batch;
+}
+
+TEST(FieldEmbeddingTest, OneSlotPerSchemaFieldWithPooledSequencesAndScaledNumerics) {
+  const Schema schema = ParseSchemaOrDie(kFieldSchema);
+  StatusOr<FieldEmbedding> fields =
+      FieldEmbedding::Create(schema, 2, FieldEmbedding::Sequences::kMeanPool);
+  ASSERT_TRUE(fields.ok()) << fields.status();
+  EXPECT_EQ(fields->num_fields(), 4);
+  EXPECT_EQ(fields->row_dim(), 3u);
+  const std::vector<float> numeric_w = {4}, numeric_v = {1, -1};
+  fields->Forward(FieldTestBatch(schema), numeric_w, numeric_v);
+  EXPECT_THAT(Flat(fields->linear()), ElementsAre(0.5f, 8, 2, 3,  //
+                                                  0, 2, 0, 1));
+  EXPECT_THAT(Flat(fields->embeddings()), ElementsAre(1, 2, 2, -2, 3, 4, 4, 5,  //
+                                                      0, 0, 0.5f, -0.5f, 0, 0, 2, 3));
+}
+
+TEST(FieldEmbeddingTest, SkippedSequencesStayZeroAndGetNoGradient) {
+  const Schema schema = ParseSchemaOrDie(kFieldSchema);
+  StatusOr<FieldEmbedding> fields =
+      FieldEmbedding::Create(schema, 2, FieldEmbedding::Sequences::kSkip);
+  ASSERT_TRUE(fields.ok()) << fields.status();
+  Batch batch = FieldTestBatch(schema);
+  const std::vector<float> numeric_w = {4}, numeric_v = {1, -1};
+  fields->Forward(batch, numeric_w, numeric_v);
+  EXPECT_THAT(Flat(fields->linear()), ElementsAre(0.5f, 8, 0, 3, 0, 2, 0, 1));
+  const RowMatrix dembeddings = RowMatrix::Zero(2, 8);
+  const std::vector<float> dlogits = {1, 1};
+  std::vector<float> dw(1), dv(2);
+  fields->Backward(&batch, dlogits, &dembeddings, dw, dv);
+  // Item rows get only the item field's gradient: item 10 from example 1,
+  // item 11 from example 0.
+  EXPECT_THAT(Flat(batch.tables[1].grads), ElementsAre(1, 0, 0, 1, 0, 0));
+  EXPECT_THAT(dw, ElementsAre(2.5f));
+}
+
+TEST(FieldEmbeddingTest, BackwardMatchesFiniteDifferences) {
+  const Schema schema = ParseSchemaOrDie(kFieldSchema);
+  StatusOr<FieldEmbedding> fields =
+      FieldEmbedding::Create(schema, 2, FieldEmbedding::Sequences::kMeanPool);
+  ASSERT_TRUE(fields.ok()) << fields.status();
+  Batch batch = FieldTestBatch(schema);
+  FillRandomValues(&batch, 13, 1.0f);
+  RowMatrix numeric_w = Random(1, 1, 14), numeric_v = Random(1, 2, 15);
+  const RowMatrix r = Random(2, 8, 16);
+  const std::vector<float> dlogits = {0.75f, -1.5f};
+  // J = sum_i dlogits[i] * sum_f linear(i, f) + sum(r .* embeddings).
+  auto loss = [&] {
+    fields->Forward(batch, Span(numeric_w), Span(numeric_v));
+    double total = Dot(r, fields->embeddings());
+    for (int i = 0; i < 2; ++i) total += dlogits[i] * fields->linear().row(i).cast<double>().sum();
+    return total;
+  };
+  loss();
+  RowMatrix dw(1, 1), dv(1, 2);
+  fields->Backward(&batch, dlogits, &r, Span(dw), Span(dv));
+  for (size_t t = 0; t < batch.tables.size(); ++t) {
+    RowMatrix grads = batch.tables[t].grads;
+    ExpectGradientMatches(Span(batch.tables[t].values), Span(grads), loss,
+                          "table " + std::to_string(t));
+  }
+  ExpectGradientMatches(Span(numeric_w), Span(dw), loss, "numeric_w");
+  ExpectGradientMatches(Span(numeric_v), Span(dv), loss, "numeric_v");
 }
 
 TEST(LinearTest, ForwardIsXTimesWPlusB) {
