@@ -47,11 +47,12 @@ constexpr int kMaxIndexBits = 31;  // Leaves at least one tag bit.
 // rarely.
 constexpr uint32_t kFirstChunkRows = 8;
 constexpr size_t kMaxChunkBytes = 64 << 10;
-// Batch pipeline distances (in keys of one stripe): the index slot of key
-// j + kSlotAhead and the row of key j + kRowAhead are prefetched while key j
-// is processed.
-constexpr size_t kSlotAhead = 16;
-constexpr size_t kRowAhead = 8;
+// Batch calls work on windows of up to kWindow keys of one stripe: prefetch
+// every index slot of the window, then every (guessed) row, then process the
+// keys, so that a window's cache misses overlap. Windows rather than a
+// sliding prefetch distance because a stripe's share of a batch is often
+// short (1024 keys over 64 stripes: 16 each).
+constexpr uint32_t kWindow = 16;
 // Scratch vectors above this many elements are freed after a call.
 constexpr size_t kMaxKeptScratch = 1 << 16;
 
@@ -203,18 +204,24 @@ class RowStore {
     if (bits_ != 0) __builtin_prefetch(&slots_[Home(hash)], 0, 3);
   }
 
-  // Prefetches the row that the first tag match on `hash`'s probe path names:
-  // a guess (no key comparison), right unless tags collide.
-  void PrefetchRow(uint64_t hash, size_t bytes) const {
-    if (bits_ == 0) return;
+  // Guesses the row of `hash` from the index alone (the first tag match on
+  // its probe path; nullptr when none is found quickly) and prefetches its
+  // first `bytes`. Only a hint: the caller checks the key.
+  std::byte* PrefetchGuess(uint64_t hash, size_t bytes) const {
+    if (bits_ == 0) return nullptr;
     const uint32_t mask = (1u << bits_) - 1;
     const uint32_t tag = Tag(hash);
     uint32_t pos = Home(hash);
     for (int probes = 0; probes < 8; ++probes, pos = (pos + 1) & mask) {
       const uint32_t slot = slots_[pos];
-      if (slot == 0) return;
-      if ((slot >> bits_) == tag) return PrefetchBytes(row(IdOf(slot)), bytes);
+      if (slot == 0) return nullptr;
+      if ((slot >> bits_) == tag) {
+        std::byte* guess = row(IdOf(slot));
+        PrefetchBytes(guess, bytes);
+        return guess;
+      }
     }
+    return nullptr;
   }
 
   size_t memory_bytes() const {
@@ -320,7 +327,10 @@ EmbeddingTable::EmbeddingTable(const Options& options)
       state_floats_(options.optimizer == nullptr
                         ? 0
                         : options.dim * options.optimizer->state_floats_per_dim()),
-      row_bytes_(sizeof(RowHeader) + (dim_ + state_floats_) * sizeof(float)),
+      // Rounded up so that every row's header is aligned in the arena.
+      row_bytes_((sizeof(RowHeader) + (dim_ + state_floats_) * sizeof(float) +
+                  alignof(RowHeader) - 1) /
+                 alignof(RowHeader) * alignof(RowHeader)),
       optimizer_(options.optimizer),
       initializer_(options.initializer),
       stripe_bits_(StripeBits(options.num_stripes)),
@@ -404,15 +414,22 @@ void EmbeddingTable::PullStripe(uint32_t s, std::span<const Key> keys, std::span
   const uint32_t* order = scratch.order.data();
   const uint64_t* hashes = scratch.hashes.data();
   const size_t value_bytes = sizeof(RowHeader) + dim_ * sizeof(float);
-  for (uint32_t j = begin; j < end; ++j) {
-    if (j + kSlotAhead < end) store.PrefetchSlot(hashes[order[j + kSlotAhead]]);
-    if (j + kRowAhead < end) store.PrefetchRow(hashes[order[j + kRowAhead]], value_bytes);
-    const uint32_t i = order[j];
-    const std::byte* row = store.Find(keys[i], hashes[i]);
-    if (row == nullptr) {
-      scratch.missing.push_back(i);
-    } else {
-      std::memcpy(&out[size_t{i} * dim_], row + sizeof(RowHeader), dim_ * sizeof(float));
+  for (uint32_t w = begin; w < end; w += kWindow) {
+    const uint32_t w_end = std::min(w + kWindow, end);
+    for (uint32_t j = w; j < w_end; ++j) store.PrefetchSlot(hashes[order[j]]);
+    const std::byte* guess[kWindow];
+    for (uint32_t j = w; j < w_end; ++j) {
+      guess[j - w] = store.PrefetchGuess(hashes[order[j]], value_bytes);
+    }
+    for (uint32_t j = w; j < w_end; ++j) {
+      const uint32_t i = order[j];
+      const std::byte* row = guess[j - w];
+      if (row == nullptr || KeyOf(row) != keys[i]) row = store.Find(keys[i], hashes[i]);
+      if (row == nullptr) {
+        scratch.missing.push_back(i);
+      } else {
+        std::memcpy(&out[size_t{i} * dim_], row + sizeof(RowHeader), dim_ * sizeof(float));
+      }
     }
   }
 }
@@ -454,15 +471,27 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
   RowStore& store = stripe.store;
   const uint32_t* order = scratch.order.data();
   const uint64_t* hashes = scratch.hashes.data();
-  for (uint32_t j = begin; j < end; ++j) {
-    if (j + kSlotAhead < end) store.PrefetchSlot(hashes[order[j + kSlotAhead]]);
-    if (j + kRowAhead < end) store.PrefetchRow(hashes[order[j + kRowAhead]], row_bytes_);
-    const uint32_t i = order[j];
-    bool inserted;
-    std::byte* row = store.FindOrInsert(keys[i], hashes[i], &inserted);
-    if (inserted) InitRow(row, keys[i]);
-    ApplyGradient(row, &grads[size_t{i} * dim_], now);
-    if (mode == Mode::kPushPull) scratch.rows[j] = row;
+  for (uint32_t w = begin; w < end; w += kWindow) {
+    const uint32_t w_end = std::min(w + kWindow, end);
+    for (uint32_t j = w; j < w_end; ++j) store.PrefetchSlot(hashes[order[j]]);
+    std::byte* guess[kWindow];
+    for (uint32_t j = w; j < w_end; ++j) {
+      guess[j - w] = store.PrefetchGuess(hashes[order[j]], row_bytes_);
+    }
+    for (uint32_t j = w; j < w_end; ++j) {
+      const uint32_t i = order[j];
+      // Rows never move while the lock is held, and a row whose key matches
+      // is the key's only row, so a right guess stays right even after
+      // inserts earlier in the window.
+      std::byte* row = guess[j - w];
+      if (row == nullptr || KeyOf(row) != keys[i]) {
+        bool inserted;
+        row = store.FindOrInsert(keys[i], hashes[i], &inserted);
+        if (inserted) InitRow(row, keys[i]);
+      }
+      ApplyGradient(row, &grads[size_t{i} * dim_], now);
+      if (mode == Mode::kPushPull) scratch.rows[j] = row;
+    }
   }
   if (mode != Mode::kPushPull) return;
   // After every gradient of the stripe, so a repeated key reads its final value.

@@ -70,7 +70,8 @@ class EmbeddingTable {
     uint32_t last_update_unix_s() const { return header().last_update_unix_s; }
     std::span<const float> value() const { return {floats(), dim_}; }
     std::span<const float> state() const { return {floats() + dim_, state_floats_}; }
-    // The whole row (header, value, state) as stored, for snapshots.
+    // The row's header, value and state as stored (without the arena's
+    // alignment padding), for snapshots.
     std::span<const std::byte> bytes() const {
       return {row_, sizeof(RowHeader) + (dim_ + state_floats_) * sizeof(float)};
     }
@@ -117,7 +118,8 @@ class EmbeddingTable {
   void ForEachRow(const std::function<void(const RowView&)>& fn) const;
 
   size_t num_rows() const;
-  // Bytes of one row in the arena: header + (value + state) floats.
+  // Bytes of one row in the arena: header + (value + state) floats, rounded
+  // up to a multiple of 8 (the header's alignment).
   size_t bytes_per_row() const { return row_bytes_; }
   // Heap bytes held: arenas (with their unused tail) + indexes + stripes.
   size_t memory_bytes() const;

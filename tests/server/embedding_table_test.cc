@@ -230,7 +230,8 @@ TEST_P(EmbeddingTableTest, ForEachRowVisitsEveryRowOnceWithItsMetadata) {
     EXPECT_TRUE(seen.emplace(row.key(), row.update_count()).second) << "twice: " << row.key();
     EXPECT_EQ(row.value().size(), 3u);
     EXPECT_EQ(row.state().size(), 3u);
-    EXPECT_EQ(row.bytes().size(), table.bytes_per_row());
+    EXPECT_EQ(row.bytes().size(), sizeof(EmbeddingTable::RowHeader) + 6 * sizeof(float));
+    EXPECT_EQ(table.bytes_per_row(), row.bytes().size());  // 40: already 8-aligned.
     EXPECT_GE(row.last_update_unix_s(), static_cast<uint32_t>(kNow));
     // Adagrad accumulator: G0 + n * 0.25^2.
     EXPECT_THAT(row.state()[0], FloatNear(0.1f + row.update_count() * 0.0625f, 1e-5));
@@ -318,6 +319,16 @@ TEST_P(EmbeddingTableTest, HugeRowsUseOneRowChunks) {
 
 INSTANTIATE_TEST_SUITE_P(Stripes, EmbeddingTableTest, ::testing::Values(1, 4, 64, 1024),
                          [](const auto& info) { return "Stripes" + std::to_string(info.param); });
+
+TEST(EmbeddingTableOptionsTest, RowsArePaddedToTheHeaderAlignment) {
+  auto sgd = MakeOptimizer(OptimizerType::kSgd);
+  EmbeddingTable::Options options;
+  options.optimizer = sgd.get();
+  options.dim = 3;  // 16 + 12 bytes -> 32
+  EXPECT_EQ(EmbeddingTable(options).bytes_per_row(), 32u);
+  options.dim = 4;  // 16 + 16 bytes
+  EXPECT_EQ(EmbeddingTable(options).bytes_per_row(), 32u);
+}
 
 TEST(EmbeddingTableOptionsTest, StripesRoundUpToPowersOfTwoAndClamp) {
   auto sgd = MakeOptimizer(OptimizerType::kSgd);
