@@ -1,0 +1,286 @@
+// manifest.json of saved models: WriteManifest and ReadManifest
+// (models/saved_model.h documents the format).
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "common/row_file.h"
+#include "models/feature_hash.h"
+#include "models/saved_model.h"
+
+namespace tessera::models {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kFormatName[] = "tessera-saved-model";
+
+std::string KindName(TableKind kind) { return kind == TableKind::kDense ? "dense" : "sparse"; }
+
+// A relative path inside the model directory: not absolute, no "..".
+Status CheckRelativePath(const std::string& file) {
+  const std::filesystem::path p(file);
+  bool escapes = file.empty() || p.is_absolute();
+  for (const auto& part : p) escapes = escapes || part == "..";
+  if (escapes) {
+    return InvalidArgumentError("file \"" + file + "\" is not a path inside the model directory");
+  }
+  return OkStatus();
+}
+
+json TableToJson(const SavedTable& t) {
+  const TableConfig& c = t.config;
+  const OptimizerConfig& o = c.optimizer;
+  return json{
+      {"id", c.id},
+      {"name", c.name},
+      {"kind", KindName(c.kind)},
+      {"dim", c.dim},
+      {"size", c.size},
+      {"optimizer",
+       {{"type", std::string(OptimizerTypeName(o.type))},
+        {"learning_rate", o.learning_rate},
+        {"beta1", o.beta1},
+        {"beta2", o.beta2},
+        {"epsilon", o.epsilon},
+        {"initial_accumulator", o.initial_accumulator},
+        {"ftrl_beta", o.ftrl_beta},
+        {"l1", o.l1},
+        {"l2", o.l2}}},
+      {"initializer",
+       {{"type", std::string(InitializerTypeName(c.initializer.type))},
+        {"scale", c.initializer.scale},
+        {"seed", c.initializer.seed}}},
+      {"admission", {{"min_count", c.admission.min_count}}},
+      {"eviction", {{"ttl_s", c.eviction.ttl_s}, {"max_rows", c.eviction.max_rows}}},
+      {"files", t.files}};
+}
+
+// Reads typed members of JSON objects, keeping the first error, which names
+// the member by its path ("tables[2].optimizer.l2").
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  const json* Member(const json& obj, const std::string& path, const char* key) {
+    if (!obj.is_object() || !obj.contains(key)) {
+      Fail(Path(path, key), "missing");
+      return nullptr;
+    }
+    return &obj[key];
+  }
+  template <typename T>
+  void Unsigned(const json& obj, const std::string& path, const char* key, T* out) {
+    const json* v = Member(obj, path, key);
+    if (v == nullptr) return;
+    if (!v->is_number_unsigned() ||
+        v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
+      return Fail(Path(path, key), "expected an unsigned integer");
+    }
+    *out = static_cast<T>(v->get<uint64_t>());
+  }
+  void Int64(const json& obj, const std::string& path, const char* key, int64_t* out) {
+    const json* v = Member(obj, path, key);
+    if (v == nullptr) return;
+    if (!v->is_number_integer()) return Fail(Path(path, key), "expected an integer");
+    *out = v->get<int64_t>();
+  }
+  void Float(const json& obj, const std::string& path, const char* key, float* out) {
+    const json* v = Member(obj, path, key);
+    if (v == nullptr) return;
+    if (!v->is_number()) return Fail(Path(path, key), "expected a number");
+    *out = static_cast<float>(v->get<double>());
+  }
+  void Bool(const json& obj, const std::string& path, const char* key, bool* out) {
+    const json* v = Member(obj, path, key);
+    if (v == nullptr) return;
+    if (!v->is_boolean()) return Fail(Path(path, key), "expected true or false");
+    *out = v->get<bool>();
+  }
+  void String(const json& obj, const std::string& path, const char* key, std::string* out) {
+    const json* v = Member(obj, path, key);
+    if (v == nullptr) return;
+    if (!v->is_string()) return Fail(Path(path, key), "expected a string");
+    *out = v->get<std::string>();
+  }
+  void Fail(const std::string& path, const std::string& what) {
+    if (status_.ok()) status_ = InvalidArgumentError(source_ + ": " + path + ": " + what);
+  }
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+
+ private:
+  static std::string Path(const std::string& path, const char* key) {
+    return path.empty() ? key : path + "." + key;
+  }
+  const std::string source_;
+  Status status_;
+};
+
+void ReadOptimizer(Reader& r, const json& t, const std::string& path, OptimizerConfig* o) {
+  const json* obj = r.Member(t, path, "optimizer");
+  if (obj == nullptr) return;
+  const std::string p = path + ".optimizer";
+  std::string type;
+  r.String(*obj, p, "type", &type);
+  if (r.ok() && !ParseOptimizerType(type, &o->type)) r.Fail(p + ".type", "unknown optimizer");
+  r.Float(*obj, p, "learning_rate", &o->learning_rate);
+  r.Float(*obj, p, "beta1", &o->beta1);
+  r.Float(*obj, p, "beta2", &o->beta2);
+  r.Float(*obj, p, "epsilon", &o->epsilon);
+  r.Float(*obj, p, "initial_accumulator", &o->initial_accumulator);
+  r.Float(*obj, p, "ftrl_beta", &o->ftrl_beta);
+  r.Float(*obj, p, "l1", &o->l1);
+  r.Float(*obj, p, "l2", &o->l2);
+}
+
+void ReadTable(Reader& r, const json& t, const std::string& path, SavedTable* out) {
+  TableConfig& c = out->config;
+  r.Unsigned(t, path, "id", &c.id);
+  r.String(t, path, "name", &c.name);
+  std::string kind;
+  r.String(t, path, "kind", &kind);
+  if (r.ok() && kind != "sparse" && kind != "dense") r.Fail(path + ".kind", "not sparse or dense");
+  c.kind = kind == "dense" ? TableKind::kDense : TableKind::kSparse;
+  r.Unsigned(t, path, "dim", &c.dim);
+  r.Unsigned(t, path, "size", &c.size);
+  ReadOptimizer(r, t, path, &c.optimizer);
+  if (const json* init = r.Member(t, path, "initializer")) {
+    std::string type;
+    r.String(*init, path + ".initializer", "type", &type);
+    if (r.ok() && !ParseInitializerType(type, &c.initializer.type)) {
+      r.Fail(path + ".initializer.type", "unknown initializer");
+    }
+    r.Float(*init, path + ".initializer", "scale", &c.initializer.scale);
+    r.Unsigned(*init, path + ".initializer", "seed", &c.initializer.seed);
+  }
+  if (const json* a = r.Member(t, path, "admission")) {
+    r.Unsigned(*a, path + ".admission", "min_count", &c.admission.min_count);
+  }
+  if (const json* e = r.Member(t, path, "eviction")) {
+    r.Unsigned(*e, path + ".eviction", "ttl_s", &c.eviction.ttl_s);
+    r.Unsigned(*e, path + ".eviction", "max_rows", &c.eviction.max_rows);
+  }
+  const json* files = r.Member(t, path, "files");
+  if (files != nullptr && !files->is_array()) r.Fail(path + ".files", "expected a list");
+  if (files == nullptr || !r.ok()) return;
+  for (size_t i = 0; i < files->size(); ++i) {
+    const json& f = (*files)[i];
+    if (!f.is_string()) return r.Fail(path + ".files[" + std::to_string(i) + "]", "expected a string");
+    out->files.push_back(f.get<std::string>());
+  }
+}
+
+void ReadModelConfig(Reader& r, const json& doc, ModelConfig* m) {
+  const json* model = r.Member(doc, "", "model");
+  if (model == nullptr) return;
+  r.String(*model, "model", "type", &m->type);
+  r.Unsigned(*model, "model", "embedding_dim", &m->embedding_dim);
+  r.Unsigned(*model, "model", "seed", &m->seed);
+  const json* hidden = r.Member(*model, "model", "hidden");
+  if (hidden == nullptr) return;
+  if (!hidden->is_array()) return r.Fail("model.hidden", "expected a list");
+  m->hidden.clear();
+  for (const json& h : *hidden) {
+    if (!h.is_number_unsigned() || h.get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
+      return r.Fail("model.hidden", "expected unsigned integers");
+    }
+    m->hidden.push_back(h.get<uint32_t>());
+  }
+}
+
+// Validation shared by the writer and the reader.
+Status CheckTables(const std::vector<SavedTable>& tables) {
+  for (const SavedTable& t : tables) {
+    TESSERA_RETURN_IF_ERROR(ValidateTableConfig(t.config));
+    for (const std::string& file : t.files) TESSERA_RETURN_IF_ERROR(CheckRelativePath(file));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Status WriteManifest(const std::string& model_dir, const ModelManifest& manifest) {
+  TESSERA_RETURN_IF_ERROR(CheckTables(manifest.tables));
+  json tables = json::array();
+  for (const SavedTable& t : manifest.tables) tables.push_back(TableToJson(t));
+  const ModelConfig& m = manifest.model;
+  const json doc{{"format", kFormatName},
+                 {"format_version", kSavedModelFormatVersion},
+                 {"kind", "full"},
+                 {"feature_hash_version", kFeatureHashVersion},
+                 {"created_unix_s", manifest.created_unix_s},
+                 {"has_optimizer_state", manifest.has_optimizer_state},
+                 {"model",
+                  {{"type", m.type},
+                   {"embedding_dim", m.embedding_dim},
+                   {"hidden", m.hidden},
+                   {"seed", m.seed}}},
+                 {"group_field", manifest.group_field},
+                 {"num_servers", manifest.num_servers},
+                 {"schema_yaml", manifest.schema_yaml},
+                 {"tables", tables}};
+  std::error_code ec;
+  std::filesystem::create_directories(model_dir, ec);
+  if (ec) return UnavailableError("cannot create " + model_dir + ": " + ec.message());
+  // Invalid UTF-8 is replaced rather than thrown on.
+  const std::string text = doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  return WriteFileAtomically((std::filesystem::path(model_dir) / kManifestFileName).string(), text);
+}
+
+StatusOr<ModelManifest> ReadManifest(const std::string& model_dir) {
+  const std::string path = (std::filesystem::path(model_dir) / kManifestFileName).string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return NotFoundError(path + ": cannot be read (not a saved model, or its save did not finish)");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  const json doc = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return InvalidArgumentError(path + ": not a JSON object");
+  }
+  Reader r(path);
+  ModelManifest m;
+  std::string format, kind;
+  r.String(doc, "", "format", &format);
+  r.Unsigned(doc, "", "format_version", &m.format_version);
+  r.String(doc, "", "kind", &kind);
+  r.Unsigned(doc, "", "feature_hash_version", &m.feature_hash_version);
+  TESSERA_RETURN_IF_ERROR(r.status());
+  if (format != kFormatName) return InvalidArgumentError(path + ": format is not " + kFormatName);
+  if (m.format_version > kSavedModelFormatVersion || m.format_version == 0) {
+    return UnimplementedError(path + ": format_version " + std::to_string(m.format_version) +
+                              " is not supported (this build reads up to " +
+                              std::to_string(kSavedModelFormatVersion) + ")");
+  }
+  if (kind != "full") return UnimplementedError(path + ": kind \"" + kind + "\" is not supported");
+  if (m.feature_hash_version != kFeatureHashVersion) {
+    return FailedPreconditionError(
+        path + ": trained with feature hash version " + std::to_string(m.feature_hash_version) +
+        ", this build hashes with version " + std::to_string(kFeatureHashVersion));
+  }
+  r.Int64(doc, "", "created_unix_s", &m.created_unix_s);
+  r.Bool(doc, "", "has_optimizer_state", &m.has_optimizer_state);
+  r.String(doc, "", "schema_yaml", &m.schema_yaml);
+  r.String(doc, "", "group_field", &m.group_field);
+  r.Unsigned(doc, "", "num_servers", &m.num_servers);
+  ReadModelConfig(r, doc, &m.model);
+  const json* tables = r.Member(doc, "", "tables");
+  if (tables != nullptr && !tables->is_array()) r.Fail("tables", "expected a list");
+  for (size_t i = 0; r.ok() && tables != nullptr && i < tables->size(); ++i) {
+    m.tables.emplace_back();
+    ReadTable(r, (*tables)[i], "tables[" + std::to_string(i) + "]", &m.tables.back());
+  }
+  TESSERA_RETURN_IF_ERROR(r.status());
+  if (Status s = CheckTables(m.tables); !s.ok()) {
+    return InvalidArgumentError(path + ": " + std::string(s.message()));
+  }
+  return m;
+}
+
+}  // namespace tessera::models
