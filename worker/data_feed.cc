@@ -1,5 +1,6 @@
 #include "worker/data_feed.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -9,6 +10,8 @@
 namespace tessera::worker {
 namespace {
 constexpr auto kSchedulerTimeout = std::chrono::seconds(60);
+constexpr int kLoggedBadLines = 5;
+constexpr uint64_t kMinLinesForBadRatio = 10000;
 }  // namespace
 
 DataFeed::DataFeed(DataFeedOptions options, const models::Schema* schema,
@@ -68,7 +71,15 @@ bool DataFeed::Emit(std::unique_ptr<models::Batch> batch) {
 }
 
 Status DataFeed::ReadChunk(const protocol::DataChunkInfo& chunk) {
-  models::ExampleReader reader(schema_, {models::FileChunk{chunk.path, chunk.begin, chunk.end}}, {});
+  models::ExampleReaderOptions reader_options;
+  {
+    // Log the first few bad lines of the whole feed, not of every chunk.
+    MutexLock lock(&mu_);
+    reader_options.max_logged_bad =
+        std::max(0, kLoggedBadLines - static_cast<int>(stats_.bad_lines));
+  }
+  models::ExampleReader reader(schema_, {models::FileChunk{chunk.path, chunk.begin, chunk.end}},
+                               reader_options);
   while (!stop_) {
     auto batch = std::make_unique<models::Batch>();
     TESSERA_ASSIGN_OR_RETURN(int n, reader.NextBatch(builder_.get(), batch.get(), options_.batch_size));
@@ -77,6 +88,9 @@ Status DataFeed::ReadChunk(const protocol::DataChunkInfo& chunk) {
   }
   MutexLock lock(&mu_);
   stats_.Merge(reader.stats());
+  // A ratio over a handful of lines means little: judge it once enough lines
+  // were read, and at the end of the feed (Run).
+  if (stats_.lines < kMinLinesForBadRatio) return OkStatus();
   return models::CheckBadRatio(stats_, options_.max_bad_ratio);
 }
 
@@ -106,6 +120,7 @@ void DataFeed::Run() {
   }
   {
     MutexLock lock(&mu_);
+    if (status.ok()) status = models::CheckBadRatio(stats_, options_.max_bad_ratio);
     error_ = status;
     finished_ = true;
   }

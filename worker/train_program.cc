@@ -1,0 +1,84 @@
+#include "worker/train_program.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/logging.h"
+#include "worker/trainer.h"
+
+namespace tessera::worker {
+namespace {
+
+constexpr auto kBarrierTimeout = std::chrono::hours(24);
+
+std::string Num(const std::optional<double>& v) {
+  if (!v) return "null";
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%.6f", *v);
+  return buf;
+}
+
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    if (!out) return UnavailableError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return UnavailableError("cannot rename " + tmp + ": " + ec.message());
+  return OkStatus();
+}
+
+// The Bayes-optimal AUC written by `tessera gen` next to the eval file.
+std::optional<double> BayesAuc(const std::string& eval_path) {
+  std::ifstream in(std::filesystem::path(eval_path).parent_path() / "bayes.json");
+  if (!in) return std::nullopt;
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  const size_t pos = s.find("\"bayes_auc\"");
+  if (pos == std::string::npos) return std::nullopt;
+  const size_t colon = s.find(':', pos);
+  if (colon == std::string::npos) return std::nullopt;
+  try {
+    return std::stod(s.substr(colon + 1));
+  } catch (...) {  // std::stod's exceptions stop here
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::string EvalJson(const models::EvalMetrics& m) {
+  return "{\"auc\": " + Num(m.auc) + ", \"logloss\": " + Num(m.logloss) + ", \"gauc\": " +
+         Num(m.gauc) + ", \"calibration\": " + Num(m.calibration) +
+         ", \"samples\": " + std::to_string(m.count) + "}";
+}
+
+Status RunTrainJob(WorkerNode& node, const models::JobConfig& job) {
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(job, &node));
+  TESSERA_ASSIGN_OR_RETURN(TrainResult result, trainer->Run());
+  TESSERA_RETURN_IF_ERROR(
+      node.member().Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(kBarrierTimeout)));
+  if (node.id().rank != 0) return OkStatus();
+  TESSERA_LOG(kInfo) << "all workers finished; training took " << result.seconds << " s on this worker";
+  if (job.data.eval.empty()) return OkStatus();
+  TESSERA_ASSIGN_OR_RETURN(models::EvalMetrics eval, trainer->Evaluate({job.data.eval}));
+  const std::string json = EvalJson(eval);
+  TESSERA_RETURN_IF_ERROR(WriteFileAtomically(job.output_dir + "/eval.json", json + "\n"));
+  std::optional<double> bayes = BayesAuc(job.data.eval);
+  std::printf("eval: %s\n", json.c_str());
+  if (bayes && eval.auc) {
+    std::printf("held-out AUC %.4f (Bayes-optimal %.4f for this data, %.1f%% of the way from 0.5)\n",
+                *eval.auc, *bayes, 100.0 * (*eval.auc - 0.5) / (*bayes - 0.5));
+  }
+  std::fflush(stdout);
+  return OkStatus();
+}
+
+}  // namespace tessera::worker
