@@ -12,6 +12,7 @@
 #ifndef TESSERA_MODELS_CTR_MODELS_H_
 #define TESSERA_MODELS_CTR_MODELS_H_
 
+#include <cstdint>
 #include <memory>
 
 #include "common/status.h"

@@ -86,7 +86,7 @@ class FieldEmbedding {
         numeric_slots_(std::move(numeric_slots)) {}
 
   int dim_;
-  std::vector<Pooling> pooling_;
+  std::vector<Pooling> pooling_;  // per field: categorical kSum, sequence kMean
   std::vector<bool> pooled_;  // filled from FieldBatches (false: numeric, skipped)
   std::vector<NumericSlot> numeric_slots_;
   RowMatrix linear_;
