@@ -29,9 +29,16 @@ size_t ResidentBytes() {
 
 int RunCapacityBench(const std::vector<std::string>& args) {
   std::map<std::string, uint64_t> v = {
-      {"rows", 10'000'000}, {"dim", 16}, {"batch", 4096}, {"stripes", 64}};
+      {"rows", 10'000'000}, {"dim", 16}, {"batch", 4096}, {"stripes", 16}};
   std::string error;
-  if (!ParseUintFlags(args, &v, &error) || v["rows"] > (1ull << 32) || v["dim"] > 4096) {
+  bool ok = ParseUintFlags(args, &v, &error);
+  for (const auto& [name, value] : v) {
+    if (ok && value == 0) {
+      ok = false;
+      error = "--" + name + " must be > 0";
+    }
+  }
+  if (!ok || v["rows"] > (1ull << 32) || v["dim"] > 4096) {
     std::fprintf(stderr, "%s\nusage: capacity_bench [--rows N] [--dim D] [--batch B] [--stripes S]\n",
                  error.empty() ? "rows <= 2^32, dim <= 4096" : error.c_str());
     return 2;

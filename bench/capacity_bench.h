@@ -7,7 +7,7 @@
 //   --rows N      rows to insert          (default 10000000)
 //   --dim D       floats per row          (default 16)
 //   --batch B     keys per Push           (default 4096)
-//   --stripes S   num_stripes             (default 64)
+//   --stripes S   num_stripes             (default 16)
 #ifndef TESSERA_BENCH_CAPACITY_BENCH_H_
 #define TESSERA_BENCH_CAPACITY_BENCH_H_
 

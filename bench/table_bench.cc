@@ -40,8 +40,8 @@ bool ParseUintFlags(const std::vector<std::string>& args, std::map<std::string, 
     auto it = values->find(name);
     char* end = nullptr;
     const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-    if (it == values->end() || text.empty() || *end != '\0' || v == 0) {
-      *error = "bad flag --" + name + " '" + text + "' (flags take positive integers)";
+    if (it == values->end() || text.empty() || *end != '\0') {
+      *error = "bad flag --" + name + " '" + text + "' (flags take integers)";
       return false;
     }
     it->second = v;
@@ -57,6 +57,15 @@ constexpr int64_t kNow = 1'700'000'000;
 struct Flags {
   uint64_t rows, dim, threads, batch, ops, reps, stripes;
 };
+
+// Sets absl's deadlock detection for the whole process and says so. Debian's
+// libabsl enables it by default, which makes every Mutex::Lock cost ~50 ns
+// more (it maintains a lock graph).
+void SetDeadlockDetection(uint64_t on) {
+  absl::SetMutexDeadlockDetectionMode(on ? absl::OnDeadlockCycle::kAbort
+                                         : absl::OnDeadlockCycle::kIgnore);
+  std::printf("absl mutex deadlock detection: %s\n", on ? "on (libabsl default)" : "off");
+}
 
 // The naive store the issue compares against: one flat_hash_map from key to
 // row index into one arena of value+state rows. Thread-compatible.
@@ -244,17 +253,25 @@ int Run(const Flags& f) {
 }  // namespace
 
 int RunTableBench(const std::vector<std::string>& args) {
-  std::map<std::string, uint64_t> v = {{"rows", 10'000'000}, {"dim", 16},    {"threads", 1},
-                                       {"batch", 1024},      {"ops", 2'000'000}, {"reps", 5},
-                                       {"stripes", 64}};
+  std::map<std::string, uint64_t> v = {
+      {"rows", 10'000'000}, {"dim", 16}, {"threads", 1},  {"batch", 1024},
+      {"ops", 2'000'000},   {"reps", 5}, {"stripes", 16}, {"deadlock_detection", 1}};
   std::string error;
-  if (!ParseUintFlags(args, &v, &error) || v["rows"] > (1ull << 31) || v["dim"] > 4096) {
+  bool ok = ParseUintFlags(args, &v, &error);
+  for (const char* name : {"rows", "dim", "threads", "batch", "ops", "reps", "stripes"}) {
+    if (ok && v[name] == 0) {
+      ok = false;
+      error = std::string("--") + name + " must be > 0";
+    }
+  }
+  if (!ok || v["rows"] > (1ull << 31) || v["dim"] > 4096) {
     std::fprintf(stderr,
                  "%s\nusage: table_bench [--rows N] [--dim D] [--threads T] [--batch B] "
-                 "[--ops N] [--reps R] [--stripes S]\n",
+                 "[--ops N] [--reps R] [--stripes S] [--deadlock_detection 0|1]\n",
                  error.empty() ? "rows <= 2^31, dim <= 4096" : error.c_str());
     return 2;
   }
+  SetDeadlockDetection(v["deadlock_detection"]);
   return Run({v["rows"], v["dim"], v["threads"], v["batch"], v["ops"], v["reps"], v["stripes"]});
 }
 

@@ -12,7 +12,9 @@
 //   --batch B     keys per batch                  (default 1024)
 //   --ops N       keys per measured repetition    (default 2000000)
 //   --reps R      repetitions; medians reported   (default 5)
-//   --stripes S   EmbeddingTable::Options::num_stripes (default 64)
+//   --stripes S   EmbeddingTable::Options::num_stripes (default 16)
+//   --deadlock_detection 0|1  absl's Mutex deadlock detection, process-wide
+//                 (default 1, libabsl's default; it costs ~50 ns per lock)
 // With T > 1 the baseline's lookups run unlocked (concurrent reads of a
 // flat_hash_map are safe) and its updates hold one global mutex per batch.
 #ifndef TESSERA_BENCH_TABLE_BENCH_H_
@@ -29,8 +31,8 @@ namespace tessera::bench {
 // Returns 0, or 2 (after printing usage) on a bad flag.
 int RunTableBench(const std::vector<std::string>& args);
 
-// Flag parsing shared with capacity_bench: "--name=N" or "--name N" with a
-// positive integer N, for names that are keys of `values` (whose values are
+// Flag parsing shared with capacity_bench: "--name=N" or "--name N" with an
+// unsigned integer N, for names that are keys of `values` (whose values are
 // the defaults). False, with `error` set, on anything else.
 bool ParseUintFlags(const std::vector<std::string>& args, std::map<std::string, uint64_t>* values,
                     std::string* error);
