@@ -15,6 +15,9 @@
 #ifdef TESSERA_HAVE_TRANSPORT_BENCH
 #include "bench/raw_zmq_bench.h"
 #endif
+#ifdef TESSERA_HAVE_MODELS_BENCH
+#include "bench/models_bench.h"
+#endif
 
 namespace tessera::cli {
 
@@ -101,12 +104,16 @@ void AddBenchCommands(CLI::App* app, const WorkerProgramRegistry* programs, Comm
   BenchFunction table = nullptr;
   BenchFunction capacity = nullptr;
   BenchFunction transport = nullptr;
+  BenchFunction models = nullptr;
 #ifdef TESSERA_HAVE_TABLE_BENCH
   table = &bench::RunTableBench;
   capacity = &bench::RunCapacityBench;
 #endif
 #ifdef TESSERA_HAVE_TRANSPORT_BENCH
   transport = &bench::RunTransportBench;
+#endif
+#ifdef TESSERA_HAVE_MODELS_BENCH
+  models = &bench::RunModelsBench;
 #endif
   AddBenchFunction(bench, "table",
                    "Embedding table throughput against a flat hash map (in process)",
@@ -120,6 +127,11 @@ void AddBenchCommands(CLI::App* app, const WorkerProgramRegistry* programs, Comm
                    "  --sizes=REQ:REPLY[,...] --iterations=N --repetitions=R\n"
                    "  (see bench/raw_zmq_bench.h)",
                    transport, selected);
+  AddBenchFunction(bench, "models",
+                   "Training and scoring throughput of the CTR models (in process)",
+                   "  --models lr,fm,deepfm --batch B --fields F --numeric N --dim K\n"
+                   "  --hidden LIST --vocab V --iters N --reps R (see bench/models_bench.h)",
+                   models, selected);
 }
 
 }  // namespace

@@ -54,7 +54,9 @@ WorkerProgramRegistry BuiltinWorkerPrograms() {
                 "(args: --hold keeps the cluster up until it is stopped)",
                 RunSmokeProgram, SmokeTables});
 #ifdef TESSERA_HAVE_KV_BENCH
-  registry.Add({"kvbench", "the KV benchmark (bench/kv_bench.h); pass --help for its options",
+  registry.Add({"kvbench",
+                "the KV benchmark (bench/kv_bench.h; args: --keys=1000,10000 --dims=8,64 "
+                "--iters=N --label=TEXT)",
                 bench::RunKvBenchProgram, bench::KvBenchTables});
 #endif
   return registry;
