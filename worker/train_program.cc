@@ -1,17 +1,20 @@
 #include "worker/train_program.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "common/logging.h"
+#include "worker/model_saver.h"
 #include "worker/trainer.h"
 
 namespace tessera::worker {
 namespace {
 
 constexpr auto kBarrierTimeout = std::chrono::hours(24);
+constexpr auto kSaveTimeout = std::chrono::minutes(30);
 
 std::string Num(const std::optional<double>& v) {
   if (!v) return "null";
@@ -52,6 +55,24 @@ std::optional<double> BayesAuc(const std::string& eval_path) {
   }
 }
 
+// Sum of "examples" over <dir>/<rank>.json for every worker rank.
+StatusOr<uint64_t> SumExamples(const std::string& dir, int workers) {
+  uint64_t total = 0;
+  for (int w = 0; w < workers; ++w) {
+    const std::string path = dir + "/" + std::to_string(w) + ".json";
+    std::ifstream in(path);
+    std::string key;
+    uint64_t n = 0;
+    char brace;
+    if (!(in >> brace >> key >> n) || key != "\"examples\":") {
+      return DataLossError("cannot read the example count of worker " + std::to_string(w) +
+                           " from " + path);
+    }
+    total += n;
+  }
+  return total;
+}
+
 }  // namespace
 
 std::string EvalJson(const models::EvalMetrics& m) {
@@ -62,11 +83,34 @@ std::string EvalJson(const models::EvalMetrics& m) {
 
 Status RunTrainJob(WorkerNode& node, const models::JobConfig& job) {
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(job, &node));
+  // Start together, so the cluster's training time is measured from here.
+  TESSERA_RETURN_IF_ERROR(
+      node.member().Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(kBarrierTimeout)));
+  const auto start = std::chrono::steady_clock::now();
   TESSERA_ASSIGN_OR_RETURN(TrainResult result, trainer->Run());
+  // Every worker leaves its count where worker 0 can add them up.
+  const std::string stats_dir = job.output_dir + "/workers";
+  TESSERA_RETURN_IF_ERROR(WriteFileAtomically(
+      stats_dir + "/" + std::to_string(node.id().rank) + ".json",
+      "{\"examples\": " + std::to_string(result.examples) + ", \"steps\": " +
+          std::to_string(result.steps) + ", \"seconds\": " + std::to_string(result.seconds) +
+          "}\n"));
   TESSERA_RETURN_IF_ERROR(
       node.member().Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(kBarrierTimeout)));
   if (node.id().rank != 0) return OkStatus();
-  TESSERA_LOG(kInfo) << "all workers finished; training took " << result.seconds << " s on this worker";
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  TESSERA_ASSIGN_OR_RETURN(uint64_t examples, SumExamples(stats_dir, node.num_workers()));
+  const std::string train_json =
+      "{\"examples\": " + std::to_string(examples) + ", \"seconds\": " + std::to_string(seconds) +
+      ", \"samples_per_s\": " + std::to_string(seconds > 0 ? examples / seconds : 0) +
+      ", \"workers\": " + std::to_string(node.num_workers()) + "}";
+  TESSERA_RETURN_IF_ERROR(WriteFileAtomically(job.output_dir + "/train.json", train_json + "\n"));
+  std::printf("train: %s\n", train_json.c_str());
+  const std::string model_dir = job.output_dir + "/model";
+  TESSERA_RETURN_IF_ERROR(SaveModel(node, job, trainer->schema(), trainer->model(), model_dir,
+                                    DeadlineIn(kSaveTimeout)));
+  std::printf("model: %s\n", model_dir.c_str());
   if (job.data.eval.empty()) return OkStatus();
   TESSERA_ASSIGN_OR_RETURN(models::EvalMetrics eval, trainer->Evaluate({job.data.eval}));
   const std::string json = EvalJson(eval);

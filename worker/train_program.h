@@ -2,8 +2,9 @@
 // train through the data the scheduler hands out; then all workers meet at a
 // barrier and worker 0 evaluates the held-out data (writing
 // <output_dir>/eval.json and printing it next to the data's Bayes-optimal
-// AUC when <data dir>/bayes.json exists) and saves the model under
-// <output_dir>/model/.
+// AUC when <data dir>/bayes.json exists) after saving the model under
+// <output_dir>/model/. Worker 0 also writes <output_dir>/train.json
+// (examples over all workers, training wall time, samples/s).
 #ifndef TESSERA_WORKER_TRAIN_PROGRAM_H_
 #define TESSERA_WORKER_TRAIN_PROGRAM_H_
 

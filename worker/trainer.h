@@ -44,6 +44,9 @@ class Trainer {
   // Scores `data` (files/globs) with the current parameters on the servers.
   StatusOr<models::EvalMetrics> Evaluate(const std::vector<std::string>& data);
 
+  const models::Schema& schema() const { return schema_; }
+  const models::Model& model() const { return *model_; }
+
  private:
   struct Step;
   Trainer(const models::JobConfig& job, models::Schema schema, std::unique_ptr<models::Model> model,
