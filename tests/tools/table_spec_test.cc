@@ -74,16 +74,16 @@ TEST(TableSpecTest, FormatRoundTrips) {
 TEST(WorkerProgramRegistryTest, TablesComeFromFlagsOrTheProgram) {
   WorkerProgramRegistry programs = BuiltinWorkerPrograms();
   ASSERT_NE(programs.Find("smoke"), nullptr);
-  StatusOr<std::vector<TableConfig>> smoke = programs.TablesFor({}, "smoke");
+  StatusOr<std::vector<TableConfig>> smoke = programs.TablesFor({}, "smoke", {});
   ASSERT_TRUE(smoke.ok());
   EXPECT_EQ(smoke->size(), 2u);
   for (const TableConfig& t : *smoke) EXPECT_TRUE(ValidateTableConfig(t).ok()) << t.name;
-  StatusOr<std::vector<TableConfig>> flags = programs.TablesFor({"x:sparse:4:sgd"}, "smoke");
+  StatusOr<std::vector<TableConfig>> flags = programs.TablesFor({"x:sparse:4:sgd"}, "smoke", {});
   ASSERT_TRUE(flags.ok());
   ASSERT_EQ(flags->size(), 1u);
   EXPECT_EQ((*flags)[0].name, "x");
-  EXPECT_TRUE(programs.TablesFor({}, "").ok());
-  EXPECT_EQ(programs.TablesFor({}, "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(programs.TablesFor({}, "", {}).ok());
+  EXPECT_EQ(programs.TablesFor({}, "nope", {}).status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -104,7 +104,12 @@ Status LocalLauncher::Spawn(Role role, int rank) {
     args.push_back("--address-file=" + (dir_ / "scheduler.addr").string());
     args.push_back("--cluster-file=" + (dir_ / "cluster.json").string());
     for (const std::string& table : spec_.table_specs) args.push_back("--table=" + table);
-    if (spec_.table_specs.empty()) args.push_back("--tables-for=" + spec_.program);
+    if (spec_.table_specs.empty()) {
+      // The program's tables may depend on its arguments (a job file).
+      args.push_back("--tables-for=" + spec_.program);
+      if (!spec_.program_args.empty()) args.push_back("--");
+      args.insert(args.end(), spec_.program_args.begin(), spec_.program_args.end());
+    }
   }
   if (role == Role::kWorker) {
     args.push_back("--program=" + spec_.program);
@@ -263,7 +268,7 @@ int RunLocalCluster(const ClusterSpec& spec, const WorkerProgramRegistry& progra
   if (s.ok() && programs.Find(spec.program) == nullptr) {
     s = InvalidArgumentError("unknown worker program '" + spec.program + "'");
   }
-  if (s.ok()) s = programs.TablesFor(spec.table_specs, spec.program).status();
+  if (s.ok()) s = programs.TablesFor(spec.table_specs, spec.program, spec.program_args).status();
   if (s.ok() && (spec.servers < 0 || spec.workers < 1)) {
     s = InvalidArgumentError("need --servers >= 0 and --workers >= 1");
   }

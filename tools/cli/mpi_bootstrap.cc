@@ -65,7 +65,7 @@ Status Validate(const ClusterSpec& spec, const WorkerProgramRegistry& programs, 
   if (programs.Find(spec.program) == nullptr) {
     return InvalidArgumentError("unknown worker program '" + spec.program + "'");
   }
-  return programs.TablesFor(spec.table_specs, spec.program).status();
+  return programs.TablesFor(spec.table_specs, spec.program, spec.program_args).status();
 }
 
 int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, NodeFlags node,
@@ -76,9 +76,10 @@ int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, Nod
     Broadcast({});
     return 1;
   }
-  scheduler::SchedulerMainArgs args = MakeSchedulerArgs(
-      node, spec.servers, workers, *programs.TablesFor(spec.table_specs, spec.program), *token,
-      {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
+  scheduler::SchedulerMainArgs args =
+      MakeSchedulerArgs(node, spec.servers, workers,
+                        *programs.TablesFor(spec.table_specs, spec.program, spec.program_args),
+                        *token, {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
   bool broadcast = false;
   args.on_bound = [&](const protocol::NodeInfo& self) {
     Broadcast({self.endpoint, *token});

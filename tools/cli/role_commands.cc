@@ -31,6 +31,7 @@ struct SchedulerFlags {
   HeartbeatFlags heartbeat;
   std::vector<std::string> tables;
   std::string tables_for;
+  std::vector<std::string> program_args;  // of the --tables-for program
   std::string address_file;
   std::string cluster_file;
 };
@@ -52,7 +53,8 @@ int RunSchedulerCommand(const SchedulerFlags& flags, const WorkerProgramRegistry
   if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return SetupError(s);
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
-  StatusOr<std::vector<TableConfig>> tables = programs.TablesFor(flags.tables, flags.tables_for);
+  StatusOr<std::vector<TableConfig>> tables =
+      programs.TablesFor(flags.tables, flags.tables_for, flags.program_args);
   if (!tables.ok()) return SetupError(tables.status());
   if (flags.heartbeat.timeout_ms <= flags.heartbeat.interval_ms) {
     return SetupError(
@@ -110,6 +112,8 @@ void AddSchedulerCommand(CLI::App* app, const WorkerProgramRegistry* programs, C
   cmd->add_option("--tables-for", flags->tables_for,
                   "Without --table: configure the tables this worker program uses")
       ->check(CLI::IsMember(programs->Names()));
+  cmd->add_option("args", flags->program_args,
+                  "Arguments of the --tables-for program (after --), e.g. its job file");
   cmd->add_option("--address-file", flags->address_file,
                   "Write the scheduler's address to this file once bound");
   cmd->add_option("--cluster-file", flags->cluster_file,

@@ -37,14 +37,16 @@ std::string WorkerProgramRegistry::Describe() const {
 }
 
 StatusOr<std::vector<TableConfig>> WorkerProgramRegistry::TablesFor(
-    const std::vector<std::string>& table_specs, std::string_view program) const {
+    const std::vector<std::string>& table_specs, std::string_view program,
+    const std::vector<std::string>& program_args) const {
   if (!table_specs.empty()) return ParseTableSpecs(table_specs);
   if (program.empty()) return std::vector<TableConfig>{};
   const WorkerProgramSpec* spec = Find(program);
   if (spec == nullptr) {
     return NotFoundError("unknown worker program '" + std::string(program) + "'");
   }
-  return spec->tables ? spec->tables() : std::vector<TableConfig>{};
+  if (!spec->tables) return std::vector<TableConfig>{};
+  return spec->tables(program_args);
 }
 
 WorkerProgramRegistry BuiltinWorkerPrograms() {
@@ -52,12 +54,16 @@ WorkerProgramRegistry BuiltinWorkerPrograms() {
   registry.Add({"smoke",
                 "pushes and pulls a few keys and dense values and verifies them "
                 "(args: --hold keeps the cluster up until it is stopped)",
-                RunSmokeProgram, SmokeTables});
+                RunSmokeProgram, [](const std::vector<std::string>&) {
+                  return StatusOr<std::vector<TableConfig>>(SmokeTables());
+                }});
 #ifdef TESSERA_HAVE_KV_BENCH
   registry.Add({"kvbench",
                 "the KV benchmark (bench/kv_bench.h; args: --keys=1000,10000 --dims=8,64 "
                 "--iters=N --label=TEXT)",
-                bench::RunKvBenchProgram, bench::KvBenchTables});
+                bench::RunKvBenchProgram, [](const std::vector<std::string>&) {
+                  return StatusOr<std::vector<TableConfig>>(bench::KvBenchTables());
+                }});
 #endif
   return registry;
 }

@@ -24,8 +24,9 @@ struct WorkerProgramSpec {
   std::string name;
   std::string help;  // one line
   worker::WorkerProgram run;
-  // The tables the program expects (ids 0, 1, ...).
-  std::function<std::vector<TableConfig>()> tables;
+  // The tables the program expects (ids 0, 1, ...), given the program's
+  // arguments (e.g. a job file). Empty: no tables.
+  std::function<StatusOr<std::vector<TableConfig>>(const std::vector<std::string>& args)> tables;
 };
 
 class WorkerProgramRegistry {
@@ -39,10 +40,11 @@ class WorkerProgramRegistry {
   std::string Describe() const;
 
   // The tables a cluster needs: parsed from `table_specs` (--table flags) if
-  // any, else the tables of `program` (may be empty: no tables). NotFound
-  // for an unknown program.
+  // any, else the tables of `program` run with `program_args` (may be
+  // empty: no tables). NotFound for an unknown program.
   StatusOr<std::vector<TableConfig>> TablesFor(const std::vector<std::string>& table_specs,
-                                               std::string_view program) const;
+                                               std::string_view program,
+                                               const std::vector<std::string>& program_args) const;
 
  private:
   std::map<std::string, WorkerProgramSpec, std::less<>> programs_;
