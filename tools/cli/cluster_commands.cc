@@ -7,6 +7,7 @@
 
 #include "tools/cli/cluster_spec.h"
 #include "tools/cli/gen_command.h"
+#include "tools/cli/train_job.h"
 
 #ifdef TESSERA_HAVE_TABLE_BENCH
 #include "bench/capacity_bench.h"
@@ -137,6 +138,8 @@ void AddBenchCommands(CLI::App* app, const WorkerProgramRegistry* programs, Comm
 }  // namespace
 
 void AddClusterCommands(CLI::App* app, const WorkerProgramRegistry* programs, Command* selected) {
+  AddTrainCommand(app, programs, selected);
+  AddEvalCommand(app, selected);
   AddLocalCommand(app, programs, selected);
   AddBenchCommands(app, programs, selected);
 }
@@ -148,8 +151,6 @@ void AddPlannedCommands(CLI::App* app, Command* selected) {
     const char* issue;
   };
   static constexpr Planned kPlanned[] = {
-      {"train", "Train a model from a job file", "the training issue"},
-      {"eval", "Evaluate a checkpoint on a data set", "the evaluation issue"},
       {"gen", "Generate a synthetic data set", "the data generation issue"},
       {"serve", "Serve a trained model over HTTP", "the serving issue"},
       {"status", "Show the nodes and health of a running cluster", "the status issue"},

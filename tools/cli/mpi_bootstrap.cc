@@ -80,6 +80,13 @@ int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, Nod
       MakeSchedulerArgs(node, spec.servers, workers,
                         *programs.TablesFor(spec.table_specs, spec.program, spec.program_args),
                         *token, {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
+  if (spec.table_specs.empty()) {
+    if (Status s = programs.SetUpScheduler(spec.program, spec.program_args, &args.node); !s.ok()) {
+      TESSERA_LOG(kError) << s;
+      Broadcast({});
+      return 1;
+    }
+  }
   bool broadcast = false;
   args.on_bound = [&](const protocol::NodeInfo& self) {
     Broadcast({self.endpoint, *token});

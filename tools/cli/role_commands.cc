@@ -62,6 +62,10 @@ int RunSchedulerCommand(const SchedulerFlags& flags, const WorkerProgramRegistry
   }
   scheduler::SchedulerMainArgs args = MakeSchedulerArgs(
       flags.node, flags.servers, flags.workers, std::move(tables).value(), *token, flags.heartbeat);
+  if (flags.tables.empty()) {
+    Status setup = programs.SetUpScheduler(flags.tables_for, flags.program_args, &args.node);
+    if (!setup.ok()) return SetupError(setup);
+  }
   args.on_bound = [address_file = flags.address_file](const protocol::NodeInfo& self) {
     if (!address_file.empty()) return WriteFileAtomically(address_file, self.endpoint + "\n");
     std::cout << self.endpoint << std::endl;  // for scripts: the first line of stdout

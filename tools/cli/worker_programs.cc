@@ -5,6 +5,7 @@
 
 #include "tools/cli/smoke_program.h"
 #include "tools/cli/table_spec.h"
+#include "tools/cli/train_job.h"
 
 #ifdef TESSERA_HAVE_KV_BENCH
 #include "bench/kv_bench.h"
@@ -49,21 +50,35 @@ StatusOr<std::vector<TableConfig>> WorkerProgramRegistry::TablesFor(
   return spec->tables(program_args);
 }
 
+Status WorkerProgramRegistry::SetUpScheduler(std::string_view program,
+                                             const std::vector<std::string>& program_args,
+                                             scheduler::SchedulerOptions* options) const {
+  if (program.empty()) return OkStatus();
+  const WorkerProgramSpec* spec = Find(program);
+  if (spec == nullptr) {
+    return NotFoundError("unknown worker program '" + std::string(program) + "'");
+  }
+  return spec->scheduler_setup ? spec->scheduler_setup(program_args, options) : OkStatus();
+}
+
 WorkerProgramRegistry BuiltinWorkerPrograms() {
   WorkerProgramRegistry registry;
+  registry.Add(TrainProgramSpec());
   registry.Add({"smoke",
                 "pushes and pulls a few keys and dense values and verifies them "
                 "(args: --hold keeps the cluster up until it is stopped)",
                 RunSmokeProgram, [](const std::vector<std::string>&) {
                   return StatusOr<std::vector<TableConfig>>(SmokeTables());
-                }});
+                },
+                nullptr});
 #ifdef TESSERA_HAVE_KV_BENCH
   registry.Add({"kvbench",
                 "the KV benchmark (bench/kv_bench.h; args: --keys=1000,10000 --dims=8,64 "
                 "--iters=N --label=TEXT)",
                 bench::RunKvBenchProgram, [](const std::vector<std::string>&) {
                   return StatusOr<std::vector<TableConfig>>(bench::KvBenchTables());
-                }});
+                },
+                nullptr});
 #endif
   return registry;
 }

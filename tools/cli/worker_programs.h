@@ -16,6 +16,7 @@
 
 #include "common/status.h"
 #include "common/table_config.h"
+#include "scheduler/scheduler_node.h"
 #include "worker/worker_main.h"
 
 namespace tessera::cli {
@@ -27,6 +28,10 @@ struct WorkerProgramSpec {
   // The tables the program expects (ids 0, 1, ...), given the program's
   // arguments (e.g. a job file). Empty: no tables.
   std::function<StatusOr<std::vector<TableConfig>>(const std::vector<std::string>& args)> tables;
+  // Program-specific scheduler set-up beyond tables (e.g. the data plan of
+  // `train`), from the program's arguments. May be empty.
+  std::function<Status(const std::vector<std::string>& args, scheduler::SchedulerOptions*)>
+      scheduler_setup;
 };
 
 class WorkerProgramRegistry {
@@ -42,6 +47,10 @@ class WorkerProgramRegistry {
   // The tables a cluster needs: parsed from `table_specs` (--table flags) if
   // any, else the tables of `program` run with `program_args` (may be
   // empty: no tables). NotFound for an unknown program.
+  // Runs `program`'s scheduler_setup, if any. NotFound for an unknown program.
+  Status SetUpScheduler(std::string_view program, const std::vector<std::string>& program_args,
+                        scheduler::SchedulerOptions* options) const;
+
   StatusOr<std::vector<TableConfig>> TablesFor(const std::vector<std::string>& table_specs,
                                                std::string_view program,
                                                const std::vector<std::string>& program_args) const;
@@ -50,7 +59,8 @@ class WorkerProgramRegistry {
   std::map<std::string, WorkerProgramSpec, std::less<>> programs_;
 };
 
-// smoke (tools/cli/smoke_program.h) and, when built, kvbench (bench/kv_bench.h).
+// smoke (tools/cli/smoke_program.h), train (tools/cli/train_job.h) and, when
+// built, kvbench (bench/kv_bench.h).
 WorkerProgramRegistry BuiltinWorkerPrograms();
 
 }  // namespace tessera::cli
