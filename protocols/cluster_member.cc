@@ -39,19 +39,33 @@ StatusOr<std::string> ClusterMember::Bind() {
 StatusOr<DecodedMessage> ClusterMember::Call(NodeId to, HeaderEncoder encode,
                                              SteadyTime deadline) {
   struct Result {
-    Notification done;
+    bool done = false;
     StatusOr<DecodedMessage> reply = UnknownError("no reply");
   };
   auto result = std::make_shared<Result>();
   TESSERA_ASSIGN_OR_RETURN(uint64_t request_id,
-                           messenger_->SendRequest(to, encode, [result](StatusOr<DecodedMessage> r) {
+                           messenger_->SendRequest(to, encode, [this, result](StatusOr<DecodedMessage> r) {
+                             MutexLock lock(&mu_);
                              result->reply = std::move(r);
-                             result->done.Notify();
+                             result->done = true;
                            }));
-  if (!result->done.WaitForNotificationWithDeadline(ToAbslTime(deadline))) {
+  bool done;
+  bool shutdown;
+  {
+    // Wakes on the reply, on the scheduler's shutdown order, or at the deadline.
+    MutexLock lock(&mu_);
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return result->done || shutdown_; };
+    mu_.AwaitWithDeadline(absl::Condition(&ready), ToAbslTime(deadline));
+    done = result->done;
+    shutdown = shutdown_;
+  }
+  if (!done) {
     messenger_->Cancel(request_id);
-    if (!result->done.HasBeenNotified()) {
-      return DeadlineExceededError("no reply from " + to.ToString() + " before the deadline");
+    MutexLock lock(&mu_);
+    if (!result->done) {
+      return shutdown ? CancelledError("cluster shutting down: no reply from " + to.ToString())
+                      : DeadlineExceededError("no reply from " + to.ToString() +
+                                              " before the deadline");
     }
   }
   if (!result->reply.ok()) return result->reply.status();
@@ -116,7 +130,7 @@ void ClusterMember::OnShutdown(const std::string& reason) {
   if (shutdown_) return;
   shutdown_ = true;
   shutdown_reason_ = reason;
-  TESSERA_LOG(kInfo) << "scheduler ordered shutdown: " << reason;
+  TESSERA_LOG(kInfo) << "shutting down: " << reason;
 }
 
 StatusOr<ClusterView> ClusterMember::WaitForView(SteadyTime deadline) const {

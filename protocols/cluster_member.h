@@ -72,7 +72,9 @@ class ClusterMember {
   Status Barrier(BarrierGroup group, SteadyTime deadline);
   // Asks the scheduler to stop the whole cluster and waits for its ack.
   Status RequestClusterShutdown(const std::string& reason, SteadyTime deadline);
-  // A blocking request/reply round trip through the messenger.
+  // A blocking request/reply round trip through the messenger. Returns
+  // Cancelled as soon as a shutdown is ordered (OnShutdown) and
+  // DeadlineExceeded at the deadline.
   StatusOr<DecodedMessage> Call(NodeId to, HeaderEncoder encode, SteadyTime deadline);
 
   NodeId id() const { return messenger_->self(); }
