@@ -217,6 +217,7 @@ StatusOr<TrainResult> Trainer::Run() {
     step.batch.reset();
     cur = 1 - cur;
     ReportProgress(false);
+    TESSERA_RETURN_IF_ERROR(MaybeEvaluate());
   }
   TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
   if (clocked) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true));
@@ -233,6 +234,19 @@ StatusOr<TrainResult> Trainer::Run() {
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   result.mean_loss = examples_ > 0 ? loss_sum_ / static_cast<double>(examples_) : 0;
   return result;
+}
+
+Status Trainer::MaybeEvaluate() {
+  const uint64_t every = job_.train.eval_every_steps;
+  if (every == 0 || job_.data.eval.empty() || node_->id().rank != 0 || steps_ % every != 0) {
+    return OkStatus();
+  }
+  // Worker 0 scores the held-out data with the current parameters while the
+  // other workers keep training (their pushes land during the scan).
+  TESSERA_ASSIGN_OR_RETURN(models::EvalMetrics m, Evaluate({job_.data.eval}));
+  TESSERA_LOG(kInfo) << "eval at step " << steps_ << ": auc " << Opt(m.auc) << ", logloss "
+                     << Opt(m.logloss) << ", gauc " << Opt(m.gauc) << ", samples " << m.count;
+  return OkStatus();
 }
 
 StatusOr<models::EvalMetrics> Trainer::Evaluate(const std::vector<std::string>& data) {

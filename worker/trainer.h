@@ -56,6 +56,8 @@ class Trainer {
   Status PushGradients(Step* step, std::vector<KvClient::Ticket>* tickets);
   Status ClockTick(uint64_t step, bool done);
   void ReportProgress(bool final);
+  // Worker 0, every train.eval_every_steps steps: scores data.eval.
+  Status MaybeEvaluate();
 
   const models::JobConfig job_;
   const models::Schema schema_;
