@@ -163,6 +163,13 @@ Status ReadOptimizer(Section s, OptimizerConfig* o) {
   TESSERA_RETURN_IF_ERROR(s.Float("beta", &o->ftrl_beta, 0, 1e6));
   TESSERA_RETURN_IF_ERROR(s.Float("l1", &o->l1, 0, 1e6));
   TESSERA_RETURN_IF_ERROR(s.Float("l2", &o->l2, 0, 1e6));
+  // Adagrad starts from an empty accumulator unless told otherwise (as
+  // PyTorch's Adagrad does): gradients of a mean loss are small, and a
+  // non-zero G0 would shrink the first steps of rare keys by orders of
+  // magnitude.
+  if (o->type == OptimizerType::kAdagrad && !s.Has("initial_accumulator")) {
+    o->initial_accumulator = 0;
+  }
   return s.Finish();
 }
 

@@ -111,8 +111,15 @@ TEST(JobConfigTest, DefaultsAreTheDocumentedOnes) {
   EXPECT_EQ(job.train.batch_size, 1024u);
   EXPECT_EQ(job.train.epochs, 1u);
   EXPECT_EQ(job.sparse_optimizer.type, OptimizerType::kAdagrad);
+  EXPECT_EQ(job.sparse_optimizer.initial_accumulator, 0.0f);  // as PyTorch's Adagrad
   EXPECT_EQ(job.dense_optimizer.type, OptimizerType::kAdam);
   EXPECT_EQ(job.cluster.servers, 1);
+  ASSERT_OK_AND_ASSIGN(JobConfig ftrl, Parse("data: {schema: s.yaml, train: t.tsv}\n",
+                                             {"optimizer.sparse.type=ftrl"}));
+  EXPECT_FLOAT_EQ(ftrl.sparse_optimizer.initial_accumulator, 0.1f);
+  ASSERT_OK_AND_ASSIGN(JobConfig given, Parse("data: {schema: s.yaml, train: t.tsv}\n",
+                                              {"optimizer.sparse.initial_accumulator=0.5"}));
+  EXPECT_FLOAT_EQ(given.sparse_optimizer.initial_accumulator, 0.5f);
   EXPECT_EQ(job.output_dir, "/jobs/runs/default");
 }
 
