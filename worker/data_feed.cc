@@ -122,7 +122,6 @@ void DataFeed::Run() {
     MutexLock lock(&mu_);
     if (status.ok()) status = models::CheckBadRatio(stats_, options_.max_bad_ratio);
     error_ = status;
-    finished_ = true;
   }
   queue_.Close();
 }

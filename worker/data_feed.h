@@ -66,7 +66,6 @@ class DataFeed {
   mutable Mutex mu_;
   // protected by mu_
   int queued_ TESSERA_GUARDED_BY(mu_) = 0;  // batches built and not yet taken
-  bool finished_ TESSERA_GUARDED_BY(mu_) = false;
   Status error_ TESSERA_GUARDED_BY(mu_);
   models::DataStats stats_ TESSERA_GUARDED_BY(mu_);
   FeedProgress progress_ TESSERA_GUARDED_BY(mu_);
