@@ -144,6 +144,7 @@ struct DataChunkInfo {
 struct ClockInfo {
   uint64_t step = 0;
   bool done = false;
+  bool turn = false;  // sync: ask for the turn to push `step`
 };
 struct ClockReplyInfo {
   bool all_done = false;

@@ -36,7 +36,7 @@ Frame EncodeDataChunkReply(const Header& header, const DataChunkInfo& c) {
 
 Frame EncodeClockRequest(const Header& header, const ClockInfo& clock) {
   flatbuffers::FlatBufferBuilder fbb(InitialBuilderSize(header, 16));
-  const auto body = wire::CreateClockRequest(fbb, clock.step, clock.done);
+  const auto body = wire::CreateClockRequest(fbb, clock.step, clock.done, clock.turn);
   return FinishEnvelope(fbb, header, wire::Body::ClockRequest, body.Union());
 }
 
@@ -80,7 +80,7 @@ StatusOr<DataChunkInfo> DecodedMessage::AsDataChunkReply() const {
 StatusOr<ClockInfo> DecodedMessage::AsClockRequest() const {
   TESSERA_RETURN_IF_ERROR(internal::ExpectType(type_, MessageType::kClockRequest));
   const wire::ClockRequest* w = envelope_->body_as_ClockRequest();
-  return ClockInfo{w->step(), w->done()};
+  return ClockInfo{w->step(), w->done(), w->turn()};
 }
 
 StatusOr<ClockReplyInfo> DecodedMessage::AsClockReply() const {

@@ -312,6 +312,10 @@ void SchedulerNode::HandleClock(DecodedMessage msg) {
     ReplyClock({std::move(msg)});
     return;
   }
+  if (clock->turn) {
+    ReplyClock(step_clock_.RequestTurn(from.rank, clock->step, std::move(msg)));
+    return;
+  }
   ReplyClock(step_clock_.Report(from.rank, clock->step, false, std::move(msg)));
 }
 

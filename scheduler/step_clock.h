@@ -19,7 +19,10 @@ template <typename Waiter>
 class StepClock {
  public:
   StepClock(int num_workers, uint32_t staleness)
-      : staleness_(staleness), finished_(num_workers, 0), done_(num_workers, false) {}
+      : staleness_(staleness),
+        finished_(num_workers, 0),
+        requested_(num_workers, 0),
+        done_(num_workers, false) {}
 
   // Worker `w` finished step `step` (1-based) or is `done`. Returns the
   // waiters (possibly including this one) that may proceed now; this one is
@@ -28,6 +31,17 @@ class StepClock {
     if (step > finished_[w]) finished_[w] = step;
     if (done) done_[w] = true;
     waiting_.push_back({step, std::move(waiter)});
+    return Release();
+  }
+
+  // Worker `w` asks for its turn to push `step` (sync), having pulled and
+  // computed it. Granted once every running worker asked for its turn of
+  // `step` too (so all of them pulled before anyone pushes) and every
+  // lower-ranked running worker finished `step` (pushes in rank order).
+  // Returns the waiters (of Report or RequestTurn) that may proceed now.
+  std::vector<Waiter> RequestTurn(int w, uint64_t step, Waiter waiter) {
+    if (step > requested_[w]) requested_[w] = step;
+    turns_.push_back({w, step, std::move(waiter)});
     return Release();
   }
 
@@ -74,13 +88,36 @@ class StepClock {
       }
     }
     waiting_ = std::move(keep);
+    std::vector<Turn> pending;
+    for (Turn& t : turns_) {
+      bool ready = true;
+      for (int v = 0; v < static_cast<int>(done_.size()); ++v) {
+        if (done_[v]) continue;
+        if (requested_[v] < t.step) ready = false;                // not pulled yet
+        if (v < t.worker && finished_[v] < t.step) ready = false;  // not pushed yet
+      }
+      if (ready) {
+        go.push_back(std::move(t.waiter));
+      } else {
+        pending.push_back(std::move(t));
+      }
+    }
+    turns_ = std::move(pending);
     return go;
   }
 
+  struct Turn {
+    int worker;
+    uint64_t step;
+    Waiter waiter;
+  };
+
   const uint32_t staleness_;
   std::vector<uint64_t> finished_;
+  std::vector<uint64_t> requested_;  // highest step whose push turn was asked for
   std::vector<bool> done_;
   std::vector<std::pair<uint64_t, Waiter>> waiting_;
+  std::vector<Turn> turns_;
 };
 
 }  // namespace tessera::scheduler

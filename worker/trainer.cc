@@ -136,12 +136,14 @@ Status Trainer::PushGradients(Step* step, std::vector<KvClient::Ticket>* tickets
   return OkStatus();
 }
 
-Status Trainer::ClockTick(uint64_t step, bool done) {
+Status Trainer::ClockTick(uint64_t step, bool done, bool turn) {
   TESSERA_ASSIGN_OR_RETURN(
       protocol::DecodedMessage reply,
       node_->member().Call(
           kSchedulerId,
-          [&](const protocol::Header& h) { return protocol::EncodeClockRequest(h, {step, done}); },
+          [&](const protocol::Header& h) {
+            return protocol::EncodeClockRequest(h, {step, done, turn});
+          },
           DeadlineIn(kKvTimeout)));
   TESSERA_ASSIGN_OR_RETURN(protocol::ClockReplyInfo info, reply.AsClockReply());
   staleness_ = info.spread;
@@ -204,6 +206,11 @@ StatusOr<TrainResult> Trainer::Run() {
     TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));  // the previous step's pushes
     const float loss = model_->TrainStep(step.batch.get(), dense, grads, step.predictions);
     window_.Add(step.predictions, step.batch->labels);
+    if (job_.train.consistency == models::Consistency::kSync) {
+      // Push in rank order: the servers then apply a step's gradients in
+      // the same order in every run (reproducible for a worker count).
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_ + 1, false, /*turn=*/true));
+    }
     TESSERA_RETURN_IF_ERROR(PushGradients(&step, &pushes));
     ++steps_;
     examples_ += step.batch->size;
@@ -211,7 +218,7 @@ StatusOr<TrainResult> Trainer::Run() {
     examples_metric_.Increment(step.batch->size);
     if (clocked) {
       TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
-      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false));
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false));
       if (next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
     }
     step.batch.reset();
@@ -220,7 +227,7 @@ StatusOr<TrainResult> Trainer::Run() {
     TESSERA_RETURN_IF_ERROR(MaybeEvaluate());
   }
   TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
-  if (clocked) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true));
+  if (clocked) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false));
   const models::DataStats stats = feed.stats();
   bad_lines_metric_.Increment(static_cast<double>(stats.bad_lines));
   ReportProgress(true);

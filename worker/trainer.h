@@ -54,7 +54,9 @@ class Trainer {
   Status IssuePulls(Step* step);
   Status WaitAll(std::vector<KvClient::Ticket>* tickets);
   Status PushGradients(Step* step, std::vector<KvClient::Ticket>* tickets);
-  Status ClockTick(uint64_t step, bool done);
+  // Reports `step` finished (or done); with `turn`, asks for the turn to
+  // push `step` instead (sync). Returns when the scheduler allows.
+  Status ClockTick(uint64_t step, bool done, bool turn);
   void ReportProgress(bool final);
   // Worker 0, every train.eval_every_steps steps: scores data.eval.
   Status MaybeEvaluate();

@@ -136,14 +136,12 @@ TEST(TrainClusterTest, SyncIsReproducibleAndWorkerCountBarelyMatters) {
   ASSERT_OK_AND_ASSIGN(RunResult b, Train("fm", "sync", 1, 2));
   EXPECT_EQ(a.auc, b.auc);  // one worker, sync: bit-for-bit the same run
   EXPECT_EQ(a.logloss, b.logloss);
-  // Two workers: every step sees the same parameters and data, but the
-  // servers apply the two workers' pushes of a step in arrival order, and
-  // Adagrad's update depends on that order (its first steps most). So two
-  // runs agree only within a tolerance; exact reproducibility needs the
-  // servers to aggregate a sync step's pushes in rank order (not done yet).
+  // Two workers: same data per worker (static chunk order), and the servers
+  // apply each step's pushes in rank order (turns from the step clock).
   ASSERT_OK_AND_ASSIGN(RunResult c, Train("fm", "sync", 2, 2));
   ASSERT_OK_AND_ASSIGN(RunResult d, Train("fm", "sync", 2, 2));
-  EXPECT_NEAR(c.auc, d.auc, 0.008);
+  EXPECT_EQ(c.auc, d.auc);
+  EXPECT_EQ(c.logloss, d.logloss);
   EXPECT_NEAR(a.auc, c.auc, 0.02);
 }
 

@@ -38,10 +38,16 @@ TEST(CodecTrainingTest, DataChunkReplyRoundTripsAndRejectsBadRanges) {
 }
 
 TEST(CodecTrainingTest, ClockAndSaveMessagesRoundTrip) {
-  ASSERT_OK_AND_ASSIGN(DecodedMessage c, RoundTrip(EncodeClockRequest(MakeHeader(), {12, true})));
+  ASSERT_OK_AND_ASSIGN(DecodedMessage c,
+                       RoundTrip(EncodeClockRequest(MakeHeader(), {12, true, false})));
   ASSERT_OK_AND_ASSIGN(ClockInfo clock, c.AsClockRequest());
   EXPECT_EQ(clock.step, 12u);
   EXPECT_TRUE(clock.done);
+  EXPECT_FALSE(clock.turn);
+  ASSERT_OK_AND_ASSIGN(DecodedMessage t,
+                       RoundTrip(EncodeClockRequest(MakeHeader(), {3, false, true})));
+  ASSERT_OK_AND_ASSIGN(ClockInfo turn, t.AsClockRequest());
+  EXPECT_TRUE(turn.turn);
   ASSERT_OK_AND_ASSIGN(DecodedMessage r, RoundTrip(EncodeClockReply(MakeHeader(), {true, 3})));
   ASSERT_OK_AND_ASSIGN(ClockReplyInfo reply, r.AsClockReply());
   EXPECT_TRUE(reply.all_done);

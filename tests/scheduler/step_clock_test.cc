@@ -31,5 +31,22 @@ TEST(StepClockTest, DoneAndRemovedWorkersStopHoldingOthersBack) {
   EXPECT_TRUE(clock.all_done());
 }
 
+TEST(StepClockTest, PushTurnsFollowRankOrderWithinAStep) {
+  StepClock<int> clock(3, 0);
+  EXPECT_TRUE(clock.RequestTurn(0, 1, 0).empty());   // worker 2 has not pulled yet
+  EXPECT_TRUE(clock.RequestTurn(2, 1, 20).empty());  // waits for 0 and 1
+  EXPECT_EQ(clock.RequestTurn(1, 1, 10), std::vector<int>{0});  // all pulled: rank 0 first
+  EXPECT_EQ(clock.Report(0, 1, false, 100), std::vector<int>{10});
+  EXPECT_EQ(clock.Report(1, 1, false, 101), std::vector<int>{20});
+  EXPECT_EQ(clock.Report(2, 1, false, 102), (std::vector<int>{100, 101, 102}));
+}
+
+TEST(StepClockTest, ADoneWorkerNeverHoldsATurn) {
+  StepClock<int> clock(2, 0);
+  EXPECT_TRUE(clock.RequestTurn(1, 4, 1).empty());
+  EXPECT_EQ(clock.Remove(0), std::vector<int>{1});
+  EXPECT_EQ(clock.RequestTurn(1, 5, 2), std::vector<int>{2});  // alone now
+}
+
 }  // namespace
 }  // namespace tessera::scheduler
