@@ -15,6 +15,7 @@
 #include "models/saved_model.h"
 #include "models/table_plan.h"
 #include "tests/testing/in_proc_cluster.h"
+#include "tests/testing/in_proc_training.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "worker/model_saver.h"
@@ -24,7 +25,6 @@ namespace tessera {
 namespace {
 
 using testing::InProcCluster;
-using testing::InProcClusterOptions;
 
 // One small generated dataset for the file.
 const testing::TempDir& Data() {
@@ -63,35 +63,14 @@ StatusOr<Trained> TrainAndSave(const std::string& model, int servers, int worker
                                        "cluster.servers=" + std::to_string(servers),
                                        "cluster.workers=" + std::to_string(workers)}));
   const models::JobConfig& job = out.job;
-  TESSERA_ASSIGN_OR_RETURN(models::Schema schema, models::Schema::Load(job.data.schema));
-  TESSERA_ASSIGN_OR_RETURN(auto model_obj, models::NewModel(job.model, schema));
-  TESSERA_ASSIGN_OR_RETURN(auto files, models::ExpandInputs(job.data.train));
-  TESSERA_ASSIGN_OR_RETURN(auto chunks, models::SplitIntoChunks(files, 256 << 10));
-
-  InProcClusterOptions o;
-  o.num_servers = servers;
-  o.num_workers = workers;
-  o.tables = models::PlanTables(job, schema, *model_obj);
-  for (const auto& c : chunks) o.data_chunks.push_back({c.path, c.begin, c.end});
   SimulatedClock clock;
-  InProcCluster cluster(o, &clock);
-  TESSERA_RETURN_IF_ERROR(cluster.Start());
-  std::vector<std::unique_ptr<worker::Trainer>> trainers;
-  for (int w = 0; w < workers; ++w) {
-    TESSERA_ASSIGN_OR_RETURN(auto t, worker::Trainer::Create(job, &cluster.worker(w)));
-    trainers.push_back(std::move(t));
-  }
-  std::vector<StatusOr<worker::TrainResult>> results(workers, UnknownError("not run"));
-  std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] { results[w] = trainers[w]->Run(); });
-  }
-  for (auto& t : threads) t.join();
-  for (const auto& r : results) TESSERA_RETURN_IF_ERROR(r.status());
-
-  TESSERA_ASSIGN_OR_RETURN(out.live, trainers[0]->Evaluate({job.data.eval}));
-  TESSERA_RETURN_IF_ERROR(worker::SaveModel(cluster.worker(workers - 1), job, schema, *model_obj,
-                                            model_dir, DeadlineIn(std::chrono::seconds(60))));
+  TESSERA_ASSIGN_OR_RETURN(auto training, testing::InProcTraining::Run(job, 256 << 10, &clock));
+  InProcCluster& cluster = training->cluster();
+  const models::Schema& schema = training->schema();
+  TESSERA_ASSIGN_OR_RETURN(out.live, training->trainer(0).Evaluate({job.data.eval}));
+  TESSERA_RETURN_IF_ERROR(worker::SaveModel(cluster.worker(workers - 1), job, schema,
+                                            training->model(), model_dir,
+                                            DeadlineIn(std::chrono::seconds(60))));
   for (size_t t = 0; t < schema.tables().size(); ++t) {
     uint64_t rows = 0;
     for (int s = 0; s < servers; ++s) {

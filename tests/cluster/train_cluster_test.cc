@@ -11,7 +11,7 @@
 #include "models/gen/gen.h"
 #include "models/job_config.h"
 #include "models/table_plan.h"
-#include "tests/testing/in_proc_cluster.h"
+#include "tests/testing/in_proc_training.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "worker/trainer.h"
@@ -19,8 +19,6 @@
 namespace tessera {
 namespace {
 
-using testing::InProcCluster;
-using testing::InProcClusterOptions;
 
 struct Dataset {
   testing::TempDir dir;
@@ -66,40 +64,11 @@ StatusOr<RunResult> Train(const std::string& model, const std::string& consisten
                              "model: {embedding_dim: 8, hidden: [32, 16]}\n"
                              "train: {batch_size: 256}\n",
                              "job.yaml", dir, overrides));
-  TESSERA_ASSIGN_OR_RETURN(models::Schema schema, models::Schema::Load(job.data.schema));
-  TESSERA_ASSIGN_OR_RETURN(auto model_obj, models::NewModel(job.model, schema));
-  TESSERA_ASSIGN_OR_RETURN(auto files, models::ExpandInputs(job.data.train));
-  TESSERA_ASSIGN_OR_RETURN(auto chunks, models::SplitIntoChunks(files, 512 << 10));
-
-  InProcClusterOptions o;
-  o.num_servers = servers;
-  o.num_workers = workers;
-  o.tables = models::PlanTables(job, schema, *model_obj);
-  for (const auto& c : chunks) o.data_chunks.push_back({c.path, c.begin, c.end});
-  o.epochs = job.train.epochs;
-  o.static_data_order = consistency == "sync";
-  o.staleness = consistency == "ssp" ? job.train.staleness : 0;
   SimulatedClock clock;
-  InProcCluster cluster(o, &clock);
-  TESSERA_RETURN_IF_ERROR(cluster.Start());
-
-  std::vector<std::unique_ptr<worker::Trainer>> trainers;
-  for (int w = 0; w < workers; ++w) {
-    TESSERA_ASSIGN_OR_RETURN(auto t, worker::Trainer::Create(job, &cluster.worker(w)));
-    trainers.push_back(std::move(t));
-  }
-  std::vector<StatusOr<worker::TrainResult>> results(workers, UnknownError("not run"));
-  std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] { results[w] = trainers[w]->Run(); });
-  }
-  for (auto& t : threads) t.join();
+  TESSERA_ASSIGN_OR_RETURN(auto training, testing::InProcTraining::Run(job, 512 << 10, &clock));
   RunResult r;
-  for (const auto& res : results) {
-    TESSERA_RETURN_IF_ERROR(res.status());
-    r.examples += res->examples;
-  }
-  TESSERA_ASSIGN_OR_RETURN(models::EvalMetrics eval, trainers[0]->Evaluate({job.data.eval}));
+  r.examples = training->examples();
+  TESSERA_ASSIGN_OR_RETURN(models::EvalMetrics eval, training->trainer(0).Evaluate({job.data.eval}));
   if (!eval.auc || !eval.logloss) return InternalError("no AUC");
   r.auc = *eval.auc;
   r.logloss = *eval.logloss;
