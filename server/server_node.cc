@@ -274,16 +274,21 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
 }
 
 void ServerNode::UpdateTableGauges(const ServerTable& table) {
-  MetricLabels labels{{"table", table.config.name}};
-  Gauge& rows = metrics_->GetGauge("tessera_server_table_rows", "Rows held per table.", labels);
-  Gauge& bytes = metrics_->GetGauge("tessera_server_table_bytes",
-                                    "Memory held per table (rows, state and index).", labels);
+  auto it = table_gauges_.find(table.config.id);
+  if (it == table_gauges_.end()) {
+    // Looked up once per table: registry lookups take a lock and build labels.
+    MetricLabels labels{{"table", table.config.name}};
+    TableGauges g{&metrics_->GetGauge("tessera_server_table_rows", "Rows held per table.", labels),
+                  &metrics_->GetGauge("tessera_server_table_bytes",
+                                      "Memory held per table (rows, state and index).", labels)};
+    it = table_gauges_.emplace(table.config.id, g).first;
+  }
   if (table.sparse) {
-    rows.Set(static_cast<double>(table.sparse->num_rows()));
-    bytes.Set(static_cast<double>(table.sparse->memory_bytes()));
+    it->second.rows->Set(static_cast<double>(table.sparse->num_rows()));
+    it->second.bytes->Set(static_cast<double>(table.sparse->memory_bytes()));
   } else {
-    rows.Set(0);
-    bytes.Set(table.dense ? static_cast<double>(table.dense->memory_bytes()) : 0.0);
+    it->second.rows->Set(0);
+    it->second.bytes->Set(table.dense ? static_cast<double>(table.dense->memory_bytes()) : 0.0);
   }
 }
 

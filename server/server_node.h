@@ -15,6 +15,7 @@
 #define TESSERA_SERVER_SERVER_NODE_H_
 
 #include <atomic>
+#include <map>
 #include <string>
 
 #include "common/clock.h"
@@ -80,6 +81,12 @@ class ServerNode {
   int32_t rank_ = kUnassignedRank;
 
   OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
+  struct TableGauges {
+    Gauge* rows;
+    Gauge* bytes;
+  };
+  // Per-table gauges; used only on the receive thread.
+  std::map<TableId, TableGauges> table_gauges_;
   Counter& bytes_received_;
   Counter& bytes_sent_;
   Counter& bad_requests_;
