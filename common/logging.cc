@@ -79,4 +79,13 @@ void LogLine(LogLevel level, std::string_view message) {
   (void)ignored;
 }
 
+int LogExit(std::string_view role, const Status& status) {
+  if (!status.ok()) {
+    TESSERA_LOG(kError) << role << " failed: " << status;
+    return 1;
+  }
+  TESSERA_LOG(kInfo) << role << " exiting after orderly shutdown";
+  return 0;
+}
+
 }  // namespace tessera

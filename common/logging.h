@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.h"
+
 namespace tessera {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
@@ -20,6 +22,10 @@ void SetLogLevel(LogLevel level);
 void SetLogNodeLabel(std::string_view label);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, std::string_view message);
+
+// The exit code of a role's process: logs "<role> failed: <status>" and
+// returns 1, or logs "<role> exiting after orderly shutdown" and returns 0.
+int LogExit(std::string_view role, const Status& status);
 
 namespace internal {
 class LogMessage {

@@ -90,14 +90,6 @@ Status Run(const SchedulerMainArgs& args) {
 
 }  // namespace
 
-int RunScheduler(const SchedulerMainArgs& args) {
-  Status s = Run(args);
-  if (!s.ok()) {
-    TESSERA_LOG(kError) << "scheduler failed: " << s;
-    return 1;
-  }
-  TESSERA_LOG(kInfo) << "scheduler exiting after orderly shutdown";
-  return 0;
-}
+int RunScheduler(const SchedulerMainArgs& args) { return LogExit("scheduler", Run(args)); }
 
 }  // namespace tessera::scheduler

@@ -68,14 +68,6 @@ Status Run(const ServerMainArgs& args) {
 
 }  // namespace
 
-int RunServer(const ServerMainArgs& args) {
-  Status s = Run(args);
-  if (!s.ok()) {
-    TESSERA_LOG(kError) << "server failed: " << s;
-    return 1;
-  }
-  TESSERA_LOG(kInfo) << "server exiting after orderly shutdown";
-  return 0;
-}
+int RunServer(const ServerMainArgs& args) { return LogExit("server", Run(args)); }
 
 }  // namespace tessera::server

@@ -96,14 +96,6 @@ Status Run(const WorkerMainArgs& args) {
 
 }  // namespace
 
-int RunWorker(const WorkerMainArgs& args) {
-  Status s = Run(args);
-  if (!s.ok()) {
-    TESSERA_LOG(kError) << "worker failed: " << s;
-    return 1;
-  }
-  TESSERA_LOG(kInfo) << "worker exiting after orderly shutdown";
-  return 0;
-}
+int RunWorker(const WorkerMainArgs& args) { return LogExit("worker", Run(args)); }
 
 }  // namespace tessera::worker
