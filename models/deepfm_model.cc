@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "models/ctr_models.h"
+#include "models/logit_model.h"
 #include "models/layers/dense_layout.h"
 #include "models/layers/field_embedding.h"
 #include "models/layers/fm_interaction.h"
@@ -23,7 +24,7 @@ using layers::FieldEmbedding;
 // Sparse rows: 1 + k floats. Dense blocks: "bias", "numeric.w", "numeric.v"
 // (as in fm), then "mlp.<l>.weight" and "mlp.<l>.bias" per layer (see
 // layers/mlp.h). Thread-compatible.
-class DeepFmModel final : public Model {
+class DeepFmModel final : public LogitModel {
  public:
   DeepFmModel(FieldEmbedding fields, const std::vector<uint32_t>& hidden)
       : fields_(std::move(fields)),
@@ -42,7 +43,6 @@ class DeepFmModel final : public Model {
   }
 
   uint32_t row_dim() const override { return fields_.row_dim(); }
-  const std::vector<DenseBlock>& dense_blocks() const override { return layout_.blocks(); }
 
   float TrainStep(Batch* batch, std::span<const std::span<const float>> dense,
                   std::span<const std::span<float>> dense_grads,
@@ -64,19 +64,13 @@ class DeepFmModel final : public Model {
     return loss;
   }
 
-  void Predict(const Batch& batch, std::span<const std::span<const float>> dense,
-               std::span<float> predictions) override {
-    Forward(batch, dense);
-    layers::Sigmoid({logits_.data(), static_cast<size_t>(batch.size)}, predictions);
-  }
-
  private:
   template <typename T>
   std::span<const std::span<T>> MlpBlocks(std::span<const std::span<T>> blocks) const {
     return blocks.subspan(mlp_first_, mlp_.num_dense_blocks());
   }
 
-  void Forward(const Batch& batch, std::span<const std::span<const float>> dense) {
+  void Forward(const Batch& batch, std::span<const std::span<const float>> dense) override {
     assert(layout_.Matches(dense));
     fields_.Forward(batch, DenseLayout::Get(dense, numeric_w_),
                     DenseLayout::Get(dense, numeric_v_));
@@ -91,12 +85,10 @@ class DeepFmModel final : public Model {
   FieldEmbedding fields_;
   layers::FmInteraction fm_;
   layers::Mlp mlp_;
-  DenseLayout layout_;
   int bias_ = DenseLayout::kAbsent;
   int numeric_w_ = DenseLayout::kAbsent;
   int numeric_v_ = DenseLayout::kAbsent;
   int mlp_first_ = 0;
-  Eigen::VectorXf logits_;
   RowMatrix dlogits_;  // batch x 1: the MLP's output gradient
   RowMatrix dembeddings_;
 };

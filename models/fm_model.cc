@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "models/ctr_models.h"
+#include "models/logit_model.h"
 #include "models/layers/dense_layout.h"
 #include "models/layers/field_embedding.h"
 #include "models/layers/fm_interaction.h"
@@ -20,7 +21,7 @@ using layers::FieldEmbedding;
 // factor vectors. Sparse rows: 1 + k floats (w, v). Dense blocks: "bias" (1),
 // "numeric.w" (num_numeric), "numeric.v" (num_numeric x k) (the numeric
 // blocks only if the schema has numeric fields). Thread-compatible.
-class FmModel final : public Model {
+class FmModel final : public LogitModel {
  public:
   explicit FmModel(FieldEmbedding fields)
       : fields_(std::move(fields)), fm_(fields_.num_fields(), fields_.dim()) {
@@ -33,7 +34,6 @@ class FmModel final : public Model {
   }
 
   uint32_t row_dim() const override { return fields_.row_dim(); }
-  const std::vector<DenseBlock>& dense_blocks() const override { return layout_.blocks(); }
 
   float TrainStep(Batch* batch, std::span<const std::span<const float>> dense,
                   std::span<const std::span<float>> dense_grads,
@@ -55,14 +55,8 @@ class FmModel final : public Model {
     return loss;
   }
 
-  void Predict(const Batch& batch, std::span<const std::span<const float>> dense,
-               std::span<float> predictions) override {
-    Forward(batch, dense);
-    layers::Sigmoid({logits_.data(), static_cast<size_t>(batch.size)}, predictions);
-  }
-
  private:
-  void Forward(const Batch& batch, std::span<const std::span<const float>> dense) {
+  void Forward(const Batch& batch, std::span<const std::span<const float>> dense) override {
     assert(layout_.Matches(dense));
     fields_.Forward(batch, DenseLayout::Get(dense, numeric_w_),
                     DenseLayout::Get(dense, numeric_v_));
@@ -74,11 +68,9 @@ class FmModel final : public Model {
 
   FieldEmbedding fields_;
   layers::FmInteraction fm_;
-  DenseLayout layout_;
   int bias_ = DenseLayout::kAbsent;
   int numeric_w_ = DenseLayout::kAbsent;
   int numeric_v_ = DenseLayout::kAbsent;
-  Eigen::VectorXf logits_;
   Eigen::VectorXf dlogits_;
   RowMatrix dembeddings_;
 };

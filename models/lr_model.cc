@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "models/ctr_models.h"
+#include "models/logit_model.h"
 #include "models/layers/dense_layout.h"
 #include "models/layers/field_embedding.h"
 #include "models/layers/log_loss.h"
@@ -17,7 +18,7 @@ using layers::FieldEmbedding;
 
 // logit = bias + sum of the fields' linear terms. Sparse rows: 1 float (w).
 // Dense blocks: "bias" (1), "numeric.w" (num_numeric, if any). Thread-compatible.
-class LrModel final : public Model {
+class LrModel final : public LogitModel {
  public:
   explicit LrModel(FieldEmbedding fields) : fields_(std::move(fields)) {
     bias_ = layout_.Add({.name = "bias", .size = 1, .init_stddev = 0.0f});
@@ -27,7 +28,6 @@ class LrModel final : public Model {
   }
 
   uint32_t row_dim() const override { return 1; }
-  const std::vector<DenseBlock>& dense_blocks() const override { return layout_.blocks(); }
 
   float TrainStep(Batch* batch, std::span<const std::span<const float>> dense,
                   std::span<const std::span<float>> dense_grads,
@@ -45,14 +45,8 @@ class LrModel final : public Model {
     return loss;
   }
 
-  void Predict(const Batch& batch, std::span<const std::span<const float>> dense,
-               std::span<float> predictions) override {
-    Forward(batch, dense);
-    layers::Sigmoid({logits_.data(), static_cast<size_t>(batch.size)}, predictions);
-  }
-
  private:
-  void Forward(const Batch& batch, std::span<const std::span<const float>> dense) {
+  void Forward(const Batch& batch, std::span<const std::span<const float>> dense) override {
     assert(layout_.Matches(dense));
     fields_.Forward(batch, DenseLayout::Get(dense, numeric_w_), {});
     logits_ = fields_.linear().rowwise().sum();
@@ -60,10 +54,8 @@ class LrModel final : public Model {
   }
 
   FieldEmbedding fields_;
-  DenseLayout layout_;
   int bias_ = DenseLayout::kAbsent;
   int numeric_w_ = DenseLayout::kAbsent;
-  Eigen::VectorXf logits_;
   Eigen::VectorXf dlogits_;
 };
 
