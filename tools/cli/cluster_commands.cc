@@ -9,16 +9,10 @@
 #include "tools/cli/gen_command.h"
 #include "tools/cli/train_job.h"
 
-#ifdef TESSERA_HAVE_TABLE_BENCH
 #include "bench/capacity_bench.h"
 #include "bench/table_bench.h"
-#endif
-#ifdef TESSERA_HAVE_TRANSPORT_BENCH
 #include "bench/raw_zmq_bench.h"
-#endif
-#ifdef TESSERA_HAVE_MODELS_BENCH
 #include "bench/models_bench.h"
-#endif
 
 namespace tessera::cli {
 
@@ -33,11 +27,6 @@ std::vector<std::string> PassThroughArgs(const CLI::App& cmd) {
 namespace {
 
 using BenchFunction = int (*)(const std::vector<std::string>&);
-
-int NotBuilt(const std::string& what) {
-  std::cerr << "tessera: " << what << " is not built into this binary\n";
-  return kExitUsage;
-}
 
 void AddLocalCommand(CLI::App* app, const WorkerProgramRegistry* programs, Command* selected) {
   auto spec = std::make_shared<ClusterSpec>();
@@ -75,10 +64,6 @@ void AddBenchKvCommand(CLI::App* bench, const WorkerProgramRegistry* programs, C
   cmd->callback([cmd, spec, programs, selected] {
     MarkGivenFlags(*cmd, spec.get());
     spec->program_args = PassThroughArgs(*cmd);
-    if (programs->Find("kvbench") == nullptr) {
-      *selected = [] { return NotBuilt("the kvbench worker program (bench/kv_bench.h)"); };
-      return;
-    }
     *selected = [spec, programs] { return LaunchCluster(*spec, *programs); };
   });
 }
@@ -89,11 +74,7 @@ void AddBenchFunction(CLI::App* bench, const std::string& name, const std::strin
   CLI::App* cmd = bench->add_subcommand(name, help);
   cmd->allow_extras();
   cmd->footer("Other arguments go to the benchmark (--flag=V or --flag V):\n" + flags);
-  cmd->callback([cmd, name, function, selected] {
-    if (function == nullptr) {
-      *selected = [name] { return NotBuilt("tessera bench " + name); };
-      return;
-    }
+  cmd->callback([cmd, function, selected] {
     *selected = [function, args = PassThroughArgs(*cmd)] { return function(args); };
   });
 }
@@ -102,37 +83,23 @@ void AddBenchCommands(CLI::App* app, const WorkerProgramRegistry* programs, Comm
   CLI::App* bench = app->add_subcommand("bench", "Benchmarks");
   bench->require_subcommand(1);
   AddBenchKvCommand(bench, programs, selected);
-  BenchFunction table = nullptr;
-  BenchFunction capacity = nullptr;
-  BenchFunction transport = nullptr;
-  BenchFunction models = nullptr;
-#ifdef TESSERA_HAVE_TABLE_BENCH
-  table = &bench::RunTableBench;
-  capacity = &bench::RunCapacityBench;
-#endif
-#ifdef TESSERA_HAVE_TRANSPORT_BENCH
-  transport = &bench::RunTransportBench;
-#endif
-#ifdef TESSERA_HAVE_MODELS_BENCH
-  models = &bench::RunModelsBench;
-#endif
   AddBenchFunction(bench, "table",
                    "Embedding table throughput against a flat hash map (in process)",
                    "  --rows N --dim D --threads T --batch B --ops N --reps R --stripes S\n"
                    "  (see bench/table_bench.h)",
-                   table, selected);
+                   &bench::RunTableBench, selected);
   AddBenchFunction(bench, "capacity", "Embedding table bytes per row (in process)",
                    "  --rows N --dim D --batch B --stripes S (see bench/capacity_bench.h)",
-                   capacity, selected);
+                   &bench::RunCapacityBench, selected);
   AddBenchFunction(bench, "transport", "ZmqTransport against raw ZeroMQ round trips",
                    "  --sizes=REQ:REPLY[,...] --iterations=N --repetitions=R\n"
                    "  (see bench/raw_zmq_bench.h)",
-                   transport, selected);
+                   &bench::RunTransportBench, selected);
   AddBenchFunction(bench, "models",
                    "Training and scoring throughput of the CTR models (in process)",
                    "  --models lr,fm,deepfm --batch B --fields F --numeric N --dim K\n"
                    "  --hidden LIST --vocab V --iters N --reps R (see bench/models_bench.h)",
-                   models, selected);
+                   &bench::RunModelsBench, selected);
 }
 
 }  // namespace
@@ -151,16 +118,12 @@ void AddPlannedCommands(CLI::App* app, Command* selected) {
     const char* issue;
   };
   static constexpr Planned kPlanned[] = {
-      {"gen", "Generate a synthetic data set", "the data generation issue"},
       {"serve", "Serve a trained model over HTTP", "the serving issue"},
       {"status", "Show the nodes and health of a running cluster", "the status issue"},
       {"keygen", "Create a cluster token file", "the security issue"},
   };
+  AddGenCommand(app, selected);
   for (const Planned& planned : kPlanned) {
-    if (std::string(planned.name) == "gen" && HaveGenCommand()) {
-      AddGenCommand(app, selected);
-      continue;
-    }
     CLI::App* cmd = app->add_subcommand(planned.name, std::string(planned.help) + " (planned)");
     cmd->allow_extras();
     std::string message =

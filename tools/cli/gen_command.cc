@@ -6,15 +6,10 @@
 
 #include "tools/cli/cluster_commands.h"
 
-#ifdef TESSERA_HAVE_GEN
 #include "models/gen/gen.h"
-#endif
 
 namespace tessera::cli {
 
-#ifdef TESSERA_HAVE_GEN
-
-bool HaveGenCommand() { return true; }
 
 void AddGenCommand(CLI::App* app, Command* selected) {
   CLI::App* cmd = app->add_subcommand(
@@ -31,11 +26,5 @@ void AddGenCommand(CLI::App* app, Command* selected) {
   });
 }
 
-#else
-
-bool HaveGenCommand() { return false; }
-void AddGenCommand(CLI::App*, Command*) {}
-
-#endif
 
 }  // namespace tessera::cli

@@ -1,4 +1,4 @@
-// `tessera gen`: the synthetic data generator (models/gen/gen.h), when built.
+// `tessera gen`: the synthetic data generator (models/gen/gen.h).
 #ifndef TESSERA_TOOLS_CLI_GEN_COMMAND_H_
 #define TESSERA_TOOLS_CLI_GEN_COMMAND_H_
 
@@ -8,10 +8,6 @@
 
 namespace tessera::cli {
 
-// True when this binary has the generator; otherwise `gen` stays a planned
-// subcommand (AddPlannedCommands).
-bool HaveGenCommand();
-// REQUIRES: HaveGenCommand().
 void AddGenCommand(CLI::App* app, Command* selected);
 
 }  // namespace tessera::cli

@@ -7,9 +7,7 @@
 #include "tools/cli/table_spec.h"
 #include "tools/cli/train_job.h"
 
-#ifdef TESSERA_HAVE_KV_BENCH
 #include "bench/kv_bench.h"
-#endif
 
 namespace tessera::cli {
 
@@ -71,7 +69,6 @@ WorkerProgramRegistry BuiltinWorkerPrograms() {
                   return StatusOr<std::vector<TableConfig>>(SmokeTables());
                 },
                 nullptr});
-#ifdef TESSERA_HAVE_KV_BENCH
   registry.Add({"kvbench",
                 "the KV benchmark (bench/kv_bench.h; args: --keys=1000,10000 --dims=8,64 "
                 "--iters=N --label=TEXT)",
@@ -79,7 +76,6 @@ WorkerProgramRegistry BuiltinWorkerPrograms() {
                   return StatusOr<std::vector<TableConfig>>(bench::KvBenchTables());
                 },
                 nullptr});
-#endif
   return registry;
 }
 
