@@ -105,6 +105,33 @@ class Section {
     return OkStatus();
   }
 
+  Status Bool(const std::string& key, bool* out) {
+    if (!Take(key)) return OkStatus();
+    bool v;
+    if (!node_[key].IsScalar() || !YAML::convert<bool>::decode(node_[key], v)) {
+      return InvalidArgumentError(Path(key) + " must be true or false, got '" + Text(key) + "'");
+    }
+    *out = v;
+    return OkStatus();
+  }
+
+  // A mapping of names to names, in file order ({hist_items: item_id}).
+  Status NamePairs(const std::string& key, std::vector<std::pair<std::string, std::string>>* out) {
+    if (!Take(key)) return OkStatus();
+    const YAML::Node& n = node_[key];
+    if (!n.IsMap()) {
+      return InvalidArgumentError(Path(key) + " must be a mapping of names to names");
+    }
+    out->clear();
+    for (const auto& kv : n) {
+      if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
+        return InvalidArgumentError(Path(key) + " must be a mapping of names to names");
+      }
+      out->emplace_back(kv.first.as<std::string>(), kv.second.as<std::string>());
+    }
+    return OkStatus();
+  }
+
   Status Choice(const std::string& key, std::string* out, const std::vector<std::string>& allowed) {
     std::string v = *out;
     TESSERA_RETURN_IF_ERROR(String(key, &v));
@@ -222,10 +249,24 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
   {
     Section m = top.Sub("model");
     TESSERA_RETURN_IF_ERROR(m.CheckMap());
-    TESSERA_RETURN_IF_ERROR(m.Choice("type", &job->model.type, {"lr", "fm", "deepfm"}));
-    TESSERA_RETURN_IF_ERROR(m.Int("embedding_dim", &job->model.embedding_dim, 1, 1024));
-    TESSERA_RETURN_IF_ERROR(m.IntList("hidden", &job->model.hidden, 1, 65536));
-    TESSERA_RETURN_IF_ERROR(m.Int("seed", &job->model.seed, 0, INT64_MAX));
+    ModelConfig& model = job->model;
+    TESSERA_RETURN_IF_ERROR(
+        m.Choice("type", &model.type, {"lr", "fm", "deepfm", "din", "bst"}));
+    TESSERA_RETURN_IF_ERROR(m.Int("embedding_dim", &model.embedding_dim, 1, 1024));
+    TESSERA_RETURN_IF_ERROR(m.IntList("hidden", &model.hidden, 1, 65536));
+    TESSERA_RETURN_IF_ERROR(m.Int("seed", &model.seed, 0, INT64_MAX));
+    std::vector<std::pair<std::string, std::string>> pairs;
+    TESSERA_RETURN_IF_ERROR(m.NamePairs("attention", &pairs));
+    for (auto& [sequence, target] : pairs) {
+      model.attention.push_back({.sequence = std::move(sequence), .target = std::move(target)});
+    }
+    TESSERA_RETURN_IF_ERROR(m.IntList("attention_hidden", &model.attention_hidden, 1, 4096));
+    TESSERA_RETURN_IF_ERROR(m.Bool("attention_softmax", &model.attention_softmax));
+    TESSERA_RETURN_IF_ERROR(m.Int("layers", &model.layers, 1, 16));
+    TESSERA_RETURN_IF_ERROR(m.Int("heads", &model.heads, 1, 64));
+    TESSERA_RETURN_IF_ERROR(m.Int("ffn_dim", &model.ffn_dim, 0, 65536));
+    TESSERA_RETURN_IF_ERROR(m.Float("dropout", &model.dropout, 0, 0.9));
+    TESSERA_RETURN_IF_ERROR(m.Choice("bst_output", &model.bst_output, {"target", "mean"}));
     TESSERA_RETURN_IF_ERROR(m.Finish());
   }
   {

@@ -20,15 +20,44 @@
 
 #include "common/status.h"
 #include "models/batch.h"
+#include "models/explanation.h"
 #include "models/schema.h"
 
 namespace tessera::models {
 
+// A sequence field and the target field it attends with (din, bst).
+struct AttentionPair {
+  std::string sequence;  // a sequence field
+  std::string target;    // a categorical field of the same table
+
+  friend bool operator==(const AttentionPair&, const AttentionPair&) = default;
+};
+
 struct ModelConfig {
-  std::string type = "deepfm";    // lr | fm | deepfm (din, bst: sequence-model issue)
+  std::string type = "deepfm";    // lr | fm | deepfm | din | bst
   uint32_t embedding_dim = 16;
   std::vector<uint32_t> hidden = {256, 128};
   uint64_t seed = 1;              // initial dense values
+  // din, bst: the pairs that attend. Empty: every sequence field pairs with
+  // the first categorical field of its table; a sequence field without a
+  // pair is mean-pooled as in deepfm.
+  std::vector<AttentionPair> attention;
+  // din: hidden widths of the attention unit (an MLP over [h, t, h-t, h*t]
+  // giving one score per history item).
+  std::vector<uint32_t> attention_hidden = {64, 16};
+  // din: normalize the scores with a masked softmax (false: the raw scores
+  // weight the history, as in the DIN paper).
+  bool attention_softmax = false;
+  // bst: Transformer encoder layers, heads per layer (must divide
+  // embedding_dim), the position-wise feed-forward width (0: 4 x
+  // embedding_dim), dropout rate during training (never at prediction) and
+  // what feeds the MLP: the target position's output ("target") or the mean
+  // over every position ("mean").
+  uint32_t layers = 1;
+  uint32_t heads = 2;
+  uint32_t ffn_dim = 0;
+  float dropout = 0.0f;
+  std::string bst_output = "target";
 };
 
 // A dense parameter block: one dense table on the servers.
@@ -60,6 +89,12 @@ class Model {
   // Forward only: click probabilities.
   virtual void Predict(const Batch& batch, std::span<const std::span<const float>> dense,
                        std::span<float> predictions) = 0;
+
+  // Why each example scored what it did (models/explanation.h): resizes
+  // *out to batch.size explanations. Unimplemented for a model that cannot
+  // explain itself.
+  virtual Status Explain(const Batch& batch, std::span<const std::span<const float>> dense,
+                         std::vector<Explanation>* out);
 };
 
 // InvalidArgument for an unknown type or bad sizes (naming the key).

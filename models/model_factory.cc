@@ -1,4 +1,4 @@
-// NewModel: dispatch on ModelConfig::type.
+// NewModel: dispatch on ModelConfig::type; Model::Explain's default.
 #include <memory>
 #include <string>
 
@@ -14,6 +14,11 @@ Status CheckEmbeddingDim(const ModelConfig& config) {
                                 std::to_string(config.embedding_dim));
   }
   return OkStatus();
+}
+
+Status Model::Explain(const Batch& /*batch*/, std::span<const std::span<const float>> /*dense*/,
+                      std::vector<Explanation>* /*out*/) {
+  return UnimplementedError("this model cannot explain its predictions");
 }
 
 StatusOr<std::unique_ptr<Model>> NewModel(const ModelConfig& config, const Schema& schema) {

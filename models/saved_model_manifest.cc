@@ -175,22 +175,74 @@ void ReadTable(Reader& r, const json& t, const std::string& path, SavedTable* ou
   }
 }
 
+void UnsignedList(Reader& r, const json& list, const std::string& path,
+                  std::vector<uint32_t>* out) {
+  if (!list.is_array()) return r.Fail(path, "expected a list");
+  out->clear();
+  for (const json& h : list) {
+    if (!h.is_number_unsigned() || h.get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
+      return r.Fail(path, "expected unsigned integers");
+    }
+    out->push_back(h.get<uint32_t>());
+  }
+}
+
+void ReadAttentionPairs(Reader& r, const json& list, std::vector<AttentionPair>* out) {
+  if (!list.is_array()) return r.Fail("model.attention", "expected a list");
+  out->clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string path = "model.attention[" + std::to_string(i) + "]";
+    AttentionPair pair;
+    r.String(list[i], path, "sequence", &pair.sequence);
+    r.String(list[i], path, "target", &pair.target);
+    out->push_back(std::move(pair));
+  }
+}
+
+// The sequence-model keys are optional (manifests written before din and bst
+// existed lack them; their defaults are what those models meant).
 void ReadModelConfig(Reader& r, const json& doc, ModelConfig* m) {
   const json* model = r.Member(doc, "", "model");
   if (model == nullptr) return;
   r.String(*model, "model", "type", &m->type);
   r.Unsigned(*model, "model", "embedding_dim", &m->embedding_dim);
   r.Unsigned(*model, "model", "seed", &m->seed);
-  const json* hidden = r.Member(*model, "model", "hidden");
-  if (hidden == nullptr) return;
-  if (!hidden->is_array()) return r.Fail("model.hidden", "expected a list");
-  m->hidden.clear();
-  for (const json& h : *hidden) {
-    if (!h.is_number_unsigned() || h.get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
-      return r.Fail("model.hidden", "expected unsigned integers");
-    }
-    m->hidden.push_back(h.get<uint32_t>());
+  if (const json* hidden = r.Member(*model, "model", "hidden")) {
+    UnsignedList(r, *hidden, "model.hidden", &m->hidden);
   }
+  if (!model->is_object()) return;
+  if (model->contains("attention")) ReadAttentionPairs(r, (*model)["attention"], &m->attention);
+  if (model->contains("attention_hidden")) {
+    UnsignedList(r, (*model)["attention_hidden"], "model.attention_hidden",
+                       &m->attention_hidden);
+  }
+  if (model->contains("attention_softmax")) {
+    r.Bool(*model, "model", "attention_softmax", &m->attention_softmax);
+  }
+  if (model->contains("layers")) r.Unsigned(*model, "model", "layers", &m->layers);
+  if (model->contains("heads")) r.Unsigned(*model, "model", "heads", &m->heads);
+  if (model->contains("ffn_dim")) r.Unsigned(*model, "model", "ffn_dim", &m->ffn_dim);
+  if (model->contains("dropout")) r.Float(*model, "model", "dropout", &m->dropout);
+  if (model->contains("bst_output")) r.String(*model, "model", "bst_output", &m->bst_output);
+}
+
+json ModelConfigToJson(const ModelConfig& m) {
+  json attention = json::array();
+  for (const AttentionPair& p : m.attention) {
+    attention.push_back({{"sequence", p.sequence}, {"target", p.target}});
+  }
+  return json{{"type", m.type},
+              {"embedding_dim", m.embedding_dim},
+              {"hidden", m.hidden},
+              {"seed", m.seed},
+              {"attention", attention},
+              {"attention_hidden", m.attention_hidden},
+              {"attention_softmax", m.attention_softmax},
+              {"layers", m.layers},
+              {"heads", m.heads},
+              {"ffn_dim", m.ffn_dim},
+              {"dropout", m.dropout},
+              {"bst_output", m.bst_output}};
 }
 
 // Validation shared by the writer and the reader.
@@ -208,18 +260,13 @@ Status WriteManifest(const std::string& model_dir, const ModelManifest& manifest
   TESSERA_RETURN_IF_ERROR(CheckTables(manifest.tables));
   json tables = json::array();
   for (const SavedTable& t : manifest.tables) tables.push_back(TableToJson(t));
-  const ModelConfig& m = manifest.model;
   const json doc{{"format", kFormatName},
                  {"format_version", kSavedModelFormatVersion},
                  {"kind", "full"},
                  {"feature_hash_version", kFeatureHashVersion},
                  {"created_unix_s", manifest.created_unix_s},
                  {"has_optimizer_state", manifest.has_optimizer_state},
-                 {"model",
-                  {{"type", m.type},
-                   {"embedding_dim", m.embedding_dim},
-                   {"hidden", m.hidden},
-                   {"seed", m.seed}}},
+                 {"model", ModelConfigToJson(manifest.model)},
                  {"group_field", manifest.group_field},
                  {"num_servers", manifest.num_servers},
                  {"schema_yaml", manifest.schema_yaml},
