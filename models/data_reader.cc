@@ -305,15 +305,16 @@ StatusOr<bool> ExampleReader::Next(Example* example) {
     if (lines_ == nullptr) {
       if (next_chunk_ == chunks_.size()) return false;
       TESSERA_ASSIGN_OR_RETURN(lines_, LineReader::Open(chunks_[next_chunk_++]));
+      line_number_ = 0;
     }
-    std::string_view line;
-    TESSERA_ASSIGN_OR_RETURN(bool more, lines_->Next(&line));
+    TESSERA_ASSIGN_OR_RETURN(bool more, lines_->Next(&line_));
     if (!more) {
       lines_.reset();
       continue;
     }
     ++stats_.lines;
-    switch (parser_.Parse(line, example, &reason_)) {
+    ++line_number_;
+    switch (parser_.Parse(line_, example, &reason_)) {
       case LineKind::kOk:
         return true;
       case LineKind::kShort:

@@ -134,6 +134,16 @@ class ExampleReader {
 
   const DataStats& stats() const { return stats_; }
 
+  // Where the example last returned by Next came from (for `tessera eval
+  // --explain`): its file; its line number in its chunk, 1-based, counting
+  // every line (bad ones too), which is the line of the file when the chunk
+  // starts at byte 0 (e.g. SplitIntoChunks(files, 0)); and its text without
+  // the '\n', valid until the next call of Next or NextBatch.
+  // REQUIRES: the last call of Next returned true.
+  const std::string& current_path() const { return chunks_[next_chunk_ - 1].path; }
+  uint64_t current_line_number() const { return line_number_; }
+  std::string_view current_line() const { return line_; }
+
  private:
   void RecordBad(std::string_view reason);
 
@@ -142,6 +152,8 @@ class ExampleReader {
   const ExampleReaderOptions options_;
   size_t next_chunk_ = 0;
   std::unique_ptr<LineReader> lines_;
+  uint64_t line_number_ = 0;  // lines read from the current chunk
+  std::string_view line_;     // the last one
   Example example_;  // NextBatch's scratch
   std::string reason_;
   DataStats stats_;

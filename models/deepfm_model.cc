@@ -8,6 +8,7 @@
 #include "models/ctr_models.h"
 #include "models/logit_model.h"
 #include "models/layers/dense_layout.h"
+#include "models/layers/explain_util.h"
 #include "models/layers/field_embedding.h"
 #include "models/layers/fm_interaction.h"
 #include "models/layers/log_loss.h"
@@ -62,6 +63,24 @@ class DeepFmModel final : public LogitModel {
                      DenseLayout::Get(dense_grads, numeric_v_));
     dense_grads[bias_][0] = dlogits_.sum();
     return loss;
+  }
+
+  // fields[f]: as fm, plus gradient x input of the MLP over f's vector; the
+  // MLP's remainder goes to bias.
+  Status Explain(const Batch& batch, std::span<const std::span<const float>> dense,
+                 std::vector<Explanation>* out) override {
+    if (!layout_.Matches(dense)) return InvalidArgumentError("deepfm: dense blocks do not match");
+    Forward(batch, dense);
+    const int num_fields = fields_.num_fields();
+    const RowMatrix& e = fields_.embeddings();
+    layers::ResetExplanations(batch.size, num_fields, dense[bias_][0], out);
+    layers::AddFieldTerms(fields_.linear(), out);
+    layers::AddFmShares(e, num_fields, fields_.dim(), out);
+    layers::AddMlpGradientTimesInput(&mlp_, e, MlpBlocks(dense),
+                                     layers::ConsecutiveFieldColumns(num_fields, fields_.dim()),
+                                     out);
+    layers::SetLogits({logits_.data(), static_cast<size_t>(batch.size)}, out);
+    return OkStatus();
   }
 
  private:

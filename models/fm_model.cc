@@ -7,6 +7,7 @@
 #include "models/ctr_models.h"
 #include "models/logit_model.h"
 #include "models/layers/dense_layout.h"
+#include "models/layers/explain_util.h"
 #include "models/layers/field_embedding.h"
 #include "models/layers/fm_interaction.h"
 #include "models/layers/log_loss.h"
@@ -53,6 +54,18 @@ class FmModel final : public LogitModel {
                      DenseLayout::Get(dense_grads, numeric_v_));
     dense_grads[bias_][0] = dlogits_.sum();
     return loss;
+  }
+
+  // fields[f]: the linear term plus half of each interaction of f (exact).
+  Status Explain(const Batch& batch, std::span<const std::span<const float>> dense,
+                 std::vector<Explanation>* out) override {
+    if (!layout_.Matches(dense)) return InvalidArgumentError("fm: dense blocks do not match");
+    Forward(batch, dense);
+    layers::ResetExplanations(batch.size, fields_.num_fields(), dense[bias_][0], out);
+    layers::AddFieldTerms(fields_.linear(), out);
+    layers::AddFmShares(fields_.embeddings(), fields_.num_fields(), fields_.dim(), out);
+    layers::SetLogits({logits_.data(), static_cast<size_t>(batch.size)}, out);
+    return OkStatus();
   }
 
  private:
