@@ -260,6 +260,7 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     for (auto& [sequence, target] : pairs) {
       model.attention.push_back({.sequence = std::move(sequence), .target = std::move(target)});
     }
+    TESSERA_RETURN_IF_ERROR(m.Bool("fm", &model.fm));
     TESSERA_RETURN_IF_ERROR(m.IntList("attention_hidden", &model.attention_hidden, 1, 4096));
     TESSERA_RETURN_IF_ERROR(m.Bool("attention_softmax", &model.attention_softmax));
     TESSERA_RETURN_IF_ERROR(m.Int("layers", &model.layers, 1, 16));

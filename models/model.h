@@ -41,7 +41,10 @@ struct ModelConfig {
   // din, bst: the pairs that attend. Empty: every sequence field pairs with
   // the first categorical field of its table; a sequence field without a
   // pair is mean-pooled as in deepfm.
-  std::vector<AttentionPair> attention;
+  std::vector<AttentionPair> attention = {};
+  // din, bst: add deepfm's FM interaction over the field vectors (the
+  // attention-pooled histories included) to the MLP.
+  bool fm = false;
   // din: hidden widths of the attention unit (an MLP over [h, t, h-t, h*t]
   // giving one score per history item).
   std::vector<uint32_t> attention_hidden = {64, 16};

@@ -212,6 +212,7 @@ void ReadModelConfig(Reader& r, const json& doc, ModelConfig* m) {
   }
   if (!model->is_object()) return;
   if (model->contains("attention")) ReadAttentionPairs(r, (*model)["attention"], &m->attention);
+  if (model->contains("fm")) r.Bool(*model, "model", "fm", &m->fm);
   if (model->contains("attention_hidden")) {
     UnsignedList(r, (*model)["attention_hidden"], "model.attention_hidden",
                        &m->attention_hidden);
@@ -236,6 +237,7 @@ json ModelConfigToJson(const ModelConfig& m) {
               {"hidden", m.hidden},
               {"seed", m.seed},
               {"attention", attention},
+              {"fm", m.fm},
               {"attention_hidden", m.attention_hidden},
               {"attention_softmax", m.attention_softmax},
               {"layers", m.layers},

@@ -108,11 +108,16 @@ void ClickWorld::BuildItems() {
         static_cast<float>(kPopularity * (0.5 - log_rank / log_n) + kQualityStddev * rng_.Normal() +
                            kPrice * (log_price - category_log_price[c]));
   }
+  std::vector<std::vector<uint32_t>> brand_items(num_brands_);
+  for (uint32_t i = 0; i < n; ++i) brand_items[item_brand_[i]].push_back(i);
   for (uint32_t i = 0; i < n; ++i) {
-    const uint32_t c = item_category_[i];
-    const uint32_t related_category = rng_.Uniform() < 0.5 ? c : (c + 1) % num_categories_;
-    const std::vector<uint32_t>& pool = category_items_[related_category];
-    item_related_[i] = pool[rng_.Below(static_cast<uint32_t>(pool.size()))];
+    // A complement of the same brand (the item itself only if it is alone).
+    const std::vector<uint32_t>& pool = brand_items[item_brand_[i]];
+    uint32_t related = pool[rng_.Below(static_cast<uint32_t>(pool.size()))];
+    if (related == i && pool.size() > 1) {
+      related = pool[(std::find(pool.begin(), pool.end(), i) - pool.begin() + 1) % pool.size()];
+    }
+    item_related_[i] = related;
   }
   popularity_ = AliasTable(exposure);
 }

@@ -14,7 +14,8 @@
 //                    small probability at each of the user's impressions
 //   + sequence       for the 10 most recent history items h (k = 0 newest),
 //                    0.8^k * 1.6 if the target is h's related item (every
-//                    item has one specific related item), and
+//                    item has one specific related item: another item of
+//                    its brand, a complement), and
 //                    0.8^k * 0.12 if the target shares h's category
 //   + price          -0.5 * (log price - the category's mean log price)
 //   + hour, device   evening peak (+-0.25); ios +0.15, android 0, web -0.25
@@ -113,6 +114,10 @@ class ClickWorld {
   uint32_t num_categories() const { return num_categories_; }
   uint32_t num_brands() const { return num_brands_; }
   uint32_t CategoryOf(uint32_t item) const { return item_category_[item]; }
+  uint32_t BrandOf(uint32_t item) const { return item_brand_[item]; }
+  // The item whose clicks `item` in a recent history make likelier (a
+  // complement of the same brand).
+  uint32_t RelatedOf(uint32_t item) const { return item_related_[item]; }
 
  private:
   static constexpr int kPreferred = 3;

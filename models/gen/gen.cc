@@ -78,7 +78,9 @@ char* PutToken(char* p, char prefix, uint32_t value) {
 }
 
 // Bytes a row can take: fixed fields plus two histories.
-size_t MaxRowBytes(uint32_t max_len) { return 256 + static_cast<size_t>(max_len) * 24; }
+// Per history token: an item, a category and a brand token of at most 11
+// characters each, with their commas.
+size_t MaxRowBytes(uint32_t max_len) { return 256 + static_cast<size_t>(max_len) * 36; }
 
 // Pre-formatted tokens ("i123") of the items or categories: histories repeat
 // them on every row, and copying beats formatting.
@@ -137,6 +139,11 @@ char* FormatRow(const Impression& imp, const ClickWorld& world, const RowTokens&
     if (i > 0) *p++ = ',';
     p = tokens.categories.Put(p, world.CategoryOf(imp.history[i]));
   }
+  *p++ = '\t';
+  for (size_t i = 0; i < imp.history.size(); ++i) {
+    if (i > 0) *p++ = ',';
+    p = PutToken(p, 'b', world.BrandOf(imp.history[i]));
+  }
   *p++ = '\n';
   return p;
 }
@@ -156,6 +163,9 @@ std::string SchemaYaml(uint32_t max_len) {
       max_len,
       "}\n"
       "  - {name: hist_cats, type: sequence, table: category, max_len: ",
+      max_len,
+      "}\n"
+      "  - {name: hist_brands, type: sequence, table: brand, max_len: ",
       max_len, "}\n");
 }
 

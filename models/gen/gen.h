@@ -3,7 +3,8 @@
 //   <out>/schema.yaml  user_id, item_id (table item), category, brand,
 //                      price (numeric, log1p), hour, device,
 //                      hist_items (sequence, table item), hist_cats
-//                      (sequence, table category)
+//                      (sequence, table category), hist_brands (sequence,
+//                      table brand)
 //   <out>/train.tsv    the first (1 - test_fraction) of the impressions
 //   <out>/test.tsv     the rest (a time-ordered split)
 //   <out>/bayes.json   the Bayes-optimal metrics of the test split (AUC and

@@ -8,7 +8,7 @@
 namespace tessera::models::layers {
 
 StatusOr<FieldEmbedding> FieldEmbedding::Create(const Schema& schema, uint32_t dim,
-                                                Sequences sequences) {
+                                                std::span<const int> attended) {
   const std::vector<Field>& fields = schema.fields();
   if (fields.empty()) return InvalidArgumentError("schema.fields: a model needs at least one field");
   const int num_tables = static_cast<int>(schema.tables().size());
@@ -35,7 +35,15 @@ StatusOr<FieldEmbedding> FieldEmbedding::Create(const Schema& schema, uint32_t d
     }
     const bool sequence = field.type == FieldType::kSequence;
     pooling[f] = sequence ? Pooling::kMean : Pooling::kSum;
-    pooled[f] = !sequence || sequences == Sequences::kMeanPool;
+    pooled[f] = true;
+  }
+  for (int f : attended) {
+    if (f < 0 || f >= static_cast<int>(fields.size()) ||
+        fields[f].type != FieldType::kSequence) {
+      return InvalidArgumentError("field " + std::to_string(f) +
+                                  " cannot be attended: not a sequence field");
+    }
+    pooled[f] = false;
   }
   if (static_cast<int>(numeric.size()) != schema.num_numeric()) {
     return InvalidArgumentError("schema: num_numeric is " + std::to_string(schema.num_numeric()) +

@@ -19,8 +19,9 @@
 // exact share of the interaction.
 //
 // Sequence fields are mean-pooled here (lr/fm/deepfm). Attention models
-// (DIN/BST) will pool them against a query instead: that is the `sequences`
-// option of Create; kSkip leaves their slots zero for the model to fill.
+// (DIN/BST) pool the sequences they attend over against a query instead:
+// Create's `attended` fields are left zero (linear and embeddings) for the
+// model to fill, and Backward leaves their rows' gradients to the model.
 //
 // Thread-compatible: keeps the outputs of the last Forward (scratch buffers
 // reused across batches).
@@ -41,13 +42,18 @@ namespace tessera::models::layers {
 
 class FieldEmbedding {
  public:
-  enum class Sequences : uint8_t { kMeanPool, kSkip };
+  enum class Sequences : uint8_t { kMeanPool };
 
   // InvalidArgument if the schema has no fields or is inconsistent (a table
   // or numeric index out of range, a numeric column used twice or not at
-  // all). The schema is only read during the call.
+  // all), or if an attended field is not a sequence field. The schema is
+  // only read during the call.
   static StatusOr<FieldEmbedding> Create(const Schema& schema, uint32_t dim,
-                                         Sequences sequences);
+                                         std::span<const int> attended);
+  static StatusOr<FieldEmbedding> Create(const Schema& schema, uint32_t dim,
+                                         Sequences /*mean_pool*/) {
+    return Create(schema, dim, std::span<const int>());
+  }
 
   int num_fields() const { return static_cast<int>(pooling_.size()); }
   int dim() const { return dim_; }
@@ -87,7 +93,7 @@ class FieldEmbedding {
 
   int dim_;
   std::vector<Pooling> pooling_;  // per field: categorical kSum, sequence kMean
-  std::vector<bool> pooled_;  // filled from FieldBatches (false: numeric, skipped)
+  std::vector<bool> pooled_;  // filled from FieldBatches (false: numeric, attended)
   std::vector<NumericSlot> numeric_slots_;
   RowMatrix linear_;
   RowMatrix embeddings_;

@@ -46,9 +46,10 @@ TEST(GenTest, SmallGenerationIsDeterministicAndParses) {
   EXPECT_THAT(ReadAll(dir.File("a/bayes.json")), HasSubstr("\"bayes_auc\": "));
 
   ASSERT_OK_AND_ASSIGN(Schema schema, Schema::Load(dir.File("a/schema.yaml")));
-  EXPECT_EQ(schema.fields().size(), 9u);
+  EXPECT_EQ(schema.fields().size(), 10u);
   EXPECT_EQ(schema.fields()[schema.FieldIndex("hist_items")].table, "item");
   EXPECT_EQ(schema.fields()[schema.FieldIndex("hist_cats")].table, "category");
+  EXPECT_EQ(schema.fields()[schema.FieldIndex("hist_brands")].table, "brand");
   ExampleReader reader(&schema, {{dir.File("a/train.tsv")}, {dir.File("a/test.tsv")}}, {});
   Example ex;
   uint64_t with_history = 0;
@@ -92,6 +93,16 @@ TEST(GenTest, PlantedEffectsRaiseTheClickRate) {
   EXPECT_GT(preferred, 1.8 * other) << preferred << " vs " << other;
   EXPECT_GT(related, 2.5 * other) << related << " vs " << other;
   EXPECT_GT(shown[0][1] + shown[1][1], 5000);
+}
+
+TEST(GenTest, RelatedItemsAreOtherItemsOfTheSameBrand) {
+  const ClickWorld world({.users = 10, .items = 2000, .rows = 10, .seed = 4});
+  int self = 0;
+  for (uint32_t item = 0; item < 2000; ++item) {
+    EXPECT_EQ(world.BrandOf(world.RelatedOf(item)), world.BrandOf(item)) << item;
+    self += world.RelatedOf(item) == item ? 1 : 0;
+  }
+  EXPECT_LT(self, 20);  // only items alone in their brand relate to themselves
 }
 
 TEST(GenTest, ParsesFlags) {

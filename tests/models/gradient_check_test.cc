@@ -105,7 +105,28 @@ INSTANTIATE_TEST_SUITE_P(
         GradientCase{"deepfm_one_layer", kCategoricalOnly,
                      {.type = "deepfm", .embedding_dim = 2, .hidden = {5}}},
         GradientCase{"deepfm_linear", kWithNumeric,
-                     {.type = "deepfm", .embedding_dim = 2, .hidden = {}}}),
+                     {.type = "deepfm", .embedding_dim = 2, .hidden = {}}},
+        GradientCase{"din_softmax", kCategoricalOnly,
+                     {.type = "din", .embedding_dim = 3, .hidden = {5},
+                      .attention = {{.sequence = "hist", .target = "item"}},
+                      .attention_hidden = {4}, .attention_softmax = true}},
+        // (Configurations whose seeded values put no ReLU input within a
+        // step of its kink: a kink crossed by both steps reads as a mismatch.)
+        GradientCase{"din", kWithNumeric,
+                     {.type = "din", .embedding_dim = 3, .hidden = {6, 4},
+                      .attention_hidden = {4}}},
+        GradientCase{"din_two_layer_unit", kWithNumeric,
+                     {.type = "din", .embedding_dim = 2, .hidden = {6, 4},
+                      .attention_hidden = {5, 3}}},
+        GradientCase{"din_no_fm", kCategoricalOnly,
+                     {.type = "din", .embedding_dim = 3, .hidden = {5}, .fm = false,
+                      .attention_hidden = {4}}},
+        GradientCase{"bst", kWithNumeric,
+                     {.type = "bst", .embedding_dim = 4, .hidden = {5}, .heads = 2,
+                      .ffn_dim = 8}},
+        GradientCase{"bst_two_layers_mean", kCategoricalOnly,
+                     {.type = "bst", .embedding_dim = 4, .hidden = {5}, .fm = false,
+                      .layers = 2, .heads = 1, .ffn_dim = 3, .bst_output = "mean"}}),
     [](const ::testing::TestParamInfo<GradientCase>& info) { return info.param.name; });
 
 }  // namespace

@@ -138,10 +138,11 @@ TEST(FieldEmbeddingTest, OneSlotPerSchemaFieldWithPooledSequencesAndScaledNumeri
                                                       0, 0, 0.5f, -0.5f, 0, 0, 2, 3));
 }
 
-TEST(FieldEmbeddingTest, SkippedSequencesStayZeroAndGetNoGradient) {
+TEST(FieldEmbeddingTest, AttendedSequencesStayZeroAndGetNoGradient) {
   const Schema schema = ParseSchemaOrDie(kFieldSchema);
+  const int hist = schema.FieldIndex("hist");
   StatusOr<FieldEmbedding> fields =
-      FieldEmbedding::Create(schema, 2, FieldEmbedding::Sequences::kSkip);
+      FieldEmbedding::Create(schema, 2, std::span<const int>(&hist, 1));
   ASSERT_TRUE(fields.ok()) << fields.status();
   Batch batch = FieldTestBatch(schema);
   const std::vector<float> numeric_w = {4}, numeric_v = {1, -1};
@@ -155,6 +156,14 @@ TEST(FieldEmbeddingTest, SkippedSequencesStayZeroAndGetNoGradient) {
   // item 11 from example 0.
   EXPECT_THAT(Flat(batch.tables[1].grads), ElementsAre(1, 0, 0, 1, 0, 0));
   EXPECT_THAT(dw, ElementsAre(2.5f));
+}
+
+TEST(FieldEmbeddingTest, OnlySequenceFieldsCanBeAttended) {
+  const Schema schema = ParseSchemaOrDie(kFieldSchema);
+  const int item = schema.FieldIndex("item");
+  EXPECT_FALSE(FieldEmbedding::Create(schema, 2, std::span<const int>(&item, 1)).ok());
+  const int out_of_range = 99;
+  EXPECT_FALSE(FieldEmbedding::Create(schema, 2, std::span<const int>(&out_of_range, 1)).ok());
 }
 
 TEST(FieldEmbeddingTest, BackwardMatchesFiniteDifferences) {
