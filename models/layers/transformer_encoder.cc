@@ -52,8 +52,8 @@ void DropoutMask(float rate, uint64_t seed, uint64_t stream, Eigen::Index rows,
 }
 
 TransformerEncoder::TransformerEncoder(uint32_t dim, uint32_t heads, uint32_t ffn_dim,
-                                       float dropout)
-    : ffn_dim_(ffn_dim), dropout_(dropout), attention_(dim, heads), norm1_(dim),
+                                       float dropout, Norm norm)
+    : ffn_dim_(ffn_dim), dropout_(dropout), norm_(norm), attention_(dim, heads), norm1_(dim),
       ffn_(dim, {ffn_dim}, dim), norm2_(dim) {
   assert(ffn_dim > 0 && dropout >= 0.0f && dropout < 1.0f);
 }
@@ -77,6 +77,12 @@ const RowMatrix& TransformerEncoder::Forward(const RowMatrix& x,
     DropoutMask(dropout_, seed, kAttentionStream, x.rows(), x.cols(), &attention_mask_);
     DropoutMask(dropout_, seed, kFfnStream, x.rows(), x.cols(), &ffn_mask_);
   }
+  return norm_ == Norm::kPre ? ForwardPre(x, lengths, params) : ForwardPost(x, lengths, params);
+}
+
+const RowMatrix& TransformerEncoder::ForwardPost(const RowMatrix& x,
+                                                 std::span<const uint32_t> lengths,
+                                                 std::span<const std::span<const float>> params) {
   const RowMatrix& a = attention_.Forward(x, lengths, params.subspan(kAttention, kNorm1));
   AddMaybeMasked(x, a, dropout_active_, attention_mask_, &sum1_);
   const RowMatrix& x1 = norm1_.Forward(sum1_, params.subspan(kNorm1, 2));
@@ -85,11 +91,33 @@ const RowMatrix& TransformerEncoder::Forward(const RowMatrix& x,
   return norm2_.Forward(sum2_, params.subspan(kNorm2, 2));
 }
 
+const RowMatrix& TransformerEncoder::ForwardPre(const RowMatrix& x,
+                                                std::span<const uint32_t> lengths,
+                                                std::span<const std::span<const float>> params) {
+  const RowMatrix& h1 = norm1_.Forward(x, params.subspan(kNorm1, 2));
+  const RowMatrix& a = attention_.Forward(h1, lengths, params.subspan(kAttention, kNorm1));
+  AddMaybeMasked(x, a, dropout_active_, attention_mask_, &sum1_);  // x1
+  const RowMatrix& h2 = norm2_.Forward(sum1_, params.subspan(kNorm2, 2));
+  const RowMatrix& f = ffn_.Forward(h2, params.subspan(kFfn, kFfnBlocks));
+  AddMaybeMasked(sum1_, f, dropout_active_, ffn_mask_, &sum2_);  // y
+  return sum2_;
+}
+
 void TransformerEncoder::Backward(const RowMatrix& x, const RowMatrix& dy,
                                   std::span<const std::span<const float>> params,
                                   std::span<const std::span<float>> grads, RowMatrix* dx) {
   assert(static_cast<int>(params.size()) == num_dense_blocks());
   assert(static_cast<int>(grads.size()) == num_dense_blocks());
+  if (norm_ == Norm::kPre) {
+    BackwardPre(dy, params, grads, dx);  // needs no x: LN1 keeps its output
+  } else {
+    BackwardPost(x, dy, params, grads, dx);
+  }
+}
+
+void TransformerEncoder::BackwardPost(const RowMatrix& x, const RowMatrix& dy,
+                                      std::span<const std::span<const float>> params,
+                                      std::span<const std::span<float>> grads, RowMatrix* dx) {
   norm2_.Backward(dy, params.subspan(kNorm2, 2), grads.subspan(kNorm2, 2), &dsum2_);
   // sum2 = x1 + mask .* FFN(x1).
   const RowMatrix* dffn = &dsum2_;
@@ -110,6 +138,32 @@ void TransformerEncoder::Backward(const RowMatrix& x, const RowMatrix& dy,
   attention_.Backward(x, *dattention, params.subspan(kAttention, kNorm1),
                       grads.subspan(kAttention, kNorm1), dx);
   if (dx != nullptr) *dx += dsum1_;
+}
+
+void TransformerEncoder::BackwardPre(const RowMatrix& dy,
+                                     std::span<const std::span<const float>> params,
+                                     std::span<const std::span<float>> grads, RowMatrix* dx) {
+  // y = x1 + mask .* FFN(LN2(x1)).
+  const RowMatrix* dffn = &dy;
+  if (dropout_active_) {
+    dffn_ = dy.cwiseProduct(ffn_mask_);
+    dffn = &dffn_;
+  }
+  ffn_.Backward(norm2_.output(), *dffn, params.subspan(kFfn, kFfnBlocks),
+                grads.subspan(kFfn, kFfnBlocks), &dnorm_);
+  norm2_.Backward(dnorm_, params.subspan(kNorm2, 2), grads.subspan(kNorm2, 2), &dx1_);
+  dx1_ += dy;
+  // x1 = x + mask .* MHA(LN1(x)).
+  const RowMatrix* dattention = &dx1_;
+  if (dropout_active_) {
+    dattention_ = dx1_.cwiseProduct(attention_mask_);
+    dattention = &dattention_;
+  }
+  attention_.Backward(norm1_.output(), *dattention, params.subspan(kAttention, kNorm1),
+                      grads.subspan(kAttention, kNorm1), &dnorm_);
+  // LN1's parameter gradients are needed even when dx is not.
+  norm1_.Backward(dnorm_, params.subspan(kNorm1, 2), grads.subspan(kNorm1, 2), dx);
+  if (dx != nullptr) *dx += dx1_;
 }
 
 }  // namespace tessera::models::layers

@@ -2,8 +2,10 @@
 // self-attention and the encoder layer. Forward golden values and
 // invariants (masking, padding, dropout), and central finite-difference
 // checks of every input and parameter gradient.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <span>
 #include <string>
@@ -293,8 +295,20 @@ TEST(SelfAttentionTest, EmptyBatchAndAllEmptySequencesAreFinite) {
   EXPECT_TRUE(dx.isZero());
 }
 
-TEST(TransformerEncoderTest, DenseBlocksInOrder) {
-  TransformerEncoder layer(8, 2, 16, 0.1f);
+using Norm = TransformerEncoder::Norm;
+
+std::string NormName(Norm norm) { return norm == Norm::kPre ? "Pre" : "Post"; }
+
+TEST(TransformerEncoderTest, PostLnIsTheDefault) {
+  EXPECT_EQ(TransformerEncoder(8, 2, 16, 0.1f).norm(), Norm::kPost);
+  EXPECT_EQ(TransformerEncoder(8, 2, 16, 0.1f, Norm::kPre).norm(), Norm::kPre);
+}
+
+// Tests run for both LayerNorm placements.
+class TransformerEncoderNormTest : public ::testing::TestWithParam<Norm> {};
+
+TEST_P(TransformerEncoderNormTest, DenseBlocksInOrder) {
+  TransformerEncoder layer(8, 2, 16, 0.1f, GetParam());
   std::vector<DenseBlock> blocks;
   layer.AppendDenseBlocks("bst.0", &blocks);
   ASSERT_EQ(static_cast<int>(blocks.size()), layer.num_dense_blocks());
@@ -312,10 +326,28 @@ TEST(TransformerEncoderTest, DenseBlocksInOrder) {
 }
 
 struct EncoderCase {
+  Norm norm;
   uint32_t heads;
   float dropout;
   bool training;
 };
+
+// Names a failing case instead of printing its bytes.
+void PrintTo(const EncoderCase& c, std::ostream* os) {
+  *os << NormName(c.norm) << " heads " << c.heads << " dropout " << c.dropout
+      << (c.training ? " training" : "");
+}
+
+std::vector<EncoderCase> EncoderCases() {
+  std::vector<EncoderCase> cases;
+  for (Norm norm : {Norm::kPost, Norm::kPre}) {
+    cases.push_back({norm, 1, 0.0f, true});
+    cases.push_back({norm, 2, 0.0f, true});
+    cases.push_back({norm, 2, 0.3f, false});
+    cases.push_back({norm, 2, 0.3f, true});
+  }
+  return cases;
+}
 
 class TransformerEncoderGradientTest : public ::testing::TestWithParam<EncoderCase> {};
 
@@ -324,7 +356,7 @@ class TransformerEncoderGradientTest : public ::testing::TestWithParam<EncoderCa
 TEST_P(TransformerEncoderGradientTest, BackwardMatchesFiniteDifferences) {
   const EncoderCase& c = GetParam();
   const uint32_t dim = 4;
-  TransformerEncoder layer(dim, c.heads, 6, c.dropout);
+  TransformerEncoder layer(dim, c.heads, 6, c.dropout, c.norm);
   std::vector<DenseBlock> blocks;
   layer.AppendDenseBlocks("enc", &blocks);
   DenseParams params(blocks, 16, /*zero_stddev=*/0.2f);
@@ -333,7 +365,9 @@ TEST_P(TransformerEncoderGradientTest, BackwardMatchesFiniteDifferences) {
   // step across a ReLU kink of any of the ~40 units on valid rows spoils
   // the difference of every parameter upstream of it (kinks close to the
   // point fool the kink detector: both step sizes straddle them). The
-  // ReLU's backward is checked by MlpTest; here the wiring is.
+  // ReLU's backward is checked by MlpTest; here the wiring is. The FFN's
+  // input is a LayerNorm's output in both variants, so the same scaling
+  // holds for kPre.
   for (float& w : params.values[10]) w *= 0.25f;  // enc.ffn.0.weight
   for (float& b : params.values[11]) b += 3.0f;   // enc.ffn.0.bias
   const Eigen::Index n = kLengths.size() * kMaxLength;
@@ -351,19 +385,24 @@ TEST_P(TransformerEncoderGradientTest, BackwardMatchesFiniteDifferences) {
                           kEncoderStep, kRel, kNoise);
   }
   ExpectGradientMatches(Span(x), Span(dx), loss, "x", kEncoderStep, kRel, kNoise);
+  // The padding contract: dy's padding rows are 0, so dx's are too (in
+  // kPre the residual path passes them straight through).
+  RowMatrix padding_dx = dx;
+  ZeroPadding(kLengths, kMaxLength, &padding_dx);
+  EXPECT_EQ(padding_dx, dx) << "padding rows of dx must be 0";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, TransformerEncoderGradientTest,
-    ::testing::Values(EncoderCase{1, 0.0f, true}, EncoderCase{2, 0.0f, true},
-                      EncoderCase{2, 0.3f, false}, EncoderCase{2, 0.3f, true}),
-    [](const ::testing::TestParamInfo<EncoderCase>& info) {
-      return "Heads" + std::to_string(info.param.heads) +
-             (info.param.dropout > 0 ? "Dropout" : "") + (info.param.training ? "Training" : "");
-    });
+INSTANTIATE_TEST_SUITE_P(Cases, TransformerEncoderGradientTest,
+                         ::testing::ValuesIn(EncoderCases()),
+                         [](const ::testing::TestParamInfo<EncoderCase>& info) {
+                           return NormName(info.param.norm) + "Heads" +
+                                  std::to_string(info.param.heads) +
+                                  (info.param.dropout > 0 ? "Dropout" : "") +
+                                  (info.param.training ? "Training" : "");
+                         });
 
-TEST(TransformerEncoderTest, PaddingRowsDoNotChangeValidOutputs) {
-  TransformerEncoder layer(4, 2, 8, 0.0f);
+TEST_P(TransformerEncoderNormTest, PaddingRowsDoNotChangeValidOutputs) {
+  TransformerEncoder layer(4, 2, 8, 0.0f, GetParam());
   std::vector<DenseBlock> blocks;
   layer.AppendDenseBlocks("enc", &blocks);
   const DenseParams params(blocks, 19, /*zero_stddev=*/0.2f);
@@ -382,10 +421,10 @@ TEST(TransformerEncoderTest, PaddingRowsDoNotChangeValidOutputs) {
   EXPECT_EQ(before, after);
 }
 
-TEST(TransformerEncoderTest, EvalIgnoresDropoutAndTrainingDropsWithTheSeed) {
+TEST_P(TransformerEncoderNormTest, EvalIgnoresDropoutAndTrainingDropsWithTheSeed) {
   std::vector<DenseBlock> blocks;
-  TransformerEncoder with_dropout(4, 2, 8, 0.5f);
-  TransformerEncoder without(4, 2, 8, 0.0f);
+  TransformerEncoder with_dropout(4, 2, 8, 0.5f, GetParam());
+  TransformerEncoder without(4, 2, 8, 0.0f, GetParam());
   with_dropout.AppendDenseBlocks("enc", &blocks);
   const DenseParams params(blocks, 22, /*zero_stddev=*/0.2f);
   const RowMatrix x = Random(kLengths.size() * kMaxLength, 4, 23);
@@ -397,6 +436,35 @@ TEST(TransformerEncoderTest, EvalIgnoresDropoutAndTrainingDropsWithTheSeed) {
   EXPECT_NE(trained, reference);
   EXPECT_EQ(with_dropout.Forward(x, kLengths, params.in(), true, 1), trained);
   EXPECT_NE(with_dropout.Forward(x, kLengths, params.in(), true, 2), trained);
+}
+
+INSTANTIATE_TEST_SUITE_P(Norms, TransformerEncoderNormTest,
+                         ::testing::Values(Norm::kPost, Norm::kPre),
+                         [](const ::testing::TestParamInfo<Norm>& info) {
+                           return NormName(info.param);
+                         });
+
+// Pre-LN's residual stream passes x through untouched: with the sublayers'
+// last projections (and biases) zero, y == x exactly, also under dropout
+// (masks scale zeros), and Backward passes dy straight to dx.
+TEST(TransformerEncoderTest, PreLnWithZeroSublayerOutputsIsTheIdentity) {
+  TransformerEncoder layer(4, 2, 8, 0.3f, Norm::kPre);
+  std::vector<DenseBlock> blocks;
+  layer.AppendDenseBlocks("enc", &blocks);
+  DenseParams params(blocks, 24, /*zero_stddev=*/0.2f);
+  for (size_t b : {6, 7, 12, 13}) {  // attention.output.{weight,bias}, ffn.1.{weight,bias}
+    std::fill(params.values[b].begin(), params.values[b].end(), 0.0f);
+  }
+  const Eigen::Index n = kLengths.size() * kMaxLength;
+  const RowMatrix x = Random(n, 4, 25);
+  for (bool training : {false, true}) {
+    EXPECT_EQ(layer.Forward(x, kLengths, params.in(), training, 3), x) << training;
+    RowMatrix dy = Random(n, 4, 26);
+    ZeroPadding(kLengths, kMaxLength, &dy);
+    RowMatrix dx;
+    layer.Backward(x, dy, params.in(), params.out(), &dx);
+    EXPECT_EQ(dx, dy) << training;
+  }
 }
 
 TEST(DropoutMaskTest, DropsAboutTheRateAndScalesTheRest) {
