@@ -10,7 +10,7 @@
 // batch builder never keeps, would share the last position).
 //
 // Dense blocks of unit u, for sequence field NAME: "bst.NAME.position"
-// ((max_len + 1) x k, normal(0, 0.1)), then "bst.NAME.<layer>.*" (16 per
+// ((max_len + 1) x k, normal(0, 0.01)), then "bst.NAME.<layer>.*" (16 per
 // layer, see transformer_encoder.h).
 #include <algorithm>
 #include <cstdint>
@@ -30,7 +30,9 @@ namespace {
 using layers::History;
 using layers::TransformerEncoder;
 
-constexpr float kPositionInitStddev = 0.1f;
+// About the scale of the embeddings (uniform in +-0.01), so that positions
+// do not drown the items at the start.
+constexpr float kPositionInitStddev = 0.01f;
 
 class BstModel final : public SequenceModel {
  public:
@@ -45,7 +47,9 @@ class BstModel final : public SequenceModel {
       unit.name = "bst." + field.name;
       unit.max_position = static_cast<int>(field.max_len);
       for (uint32_t l = 0; l < config.layers; ++l) {
-        unit.layers.emplace_back(config.embedding_dim, config.heads, ffn, config.dropout);
+        unit.layers.emplace_back(config.embedding_dim, config.heads, ffn, config.dropout,
+                                 config.bst_norm == "post" ? TransformerEncoder::Norm::kPost
+                                                           : TransformerEncoder::Norm::kPre);
       }
     }
     Init();
@@ -199,6 +203,10 @@ StatusOr<std::unique_ptr<Model>> NewBstModel(const ModelConfig& config, const Sc
   if (!(config.dropout >= 0 && config.dropout < 1)) {
     return InvalidArgumentError("model.dropout: must be in [0, 1), got " +
                                 std::to_string(config.dropout));
+  }
+  if (config.bst_norm != "pre" && config.bst_norm != "post") {
+    return InvalidArgumentError("model.bst_norm: must be pre or post, got \"" + config.bst_norm +
+                                "\"");
   }
   if (config.bst_output != "target" && config.bst_output != "mean") {
     return InvalidArgumentError("model.bst_output: must be target or mean, got \"" +

@@ -22,7 +22,7 @@ class DinModel final : public SequenceModel {
       : SequenceModel("din", std::move(parts.fields), parts.pairs, config) {
     for (const ResolvedPair& pair : parts.pairs) {
       units_.emplace_back(config.embedding_dim, config.attention_hidden,
-                          config.attention_softmax);
+                          *DinAttention::ParseWeights(config.attention_weights));
       prefixes_.push_back("attention." + schema.fields()[pair.sequence].name);
     }
     Init();
@@ -65,6 +65,10 @@ class DinModel final : public SequenceModel {
 
 StatusOr<std::unique_ptr<Model>> NewDinModel(const ModelConfig& config, const Schema& schema) {
   TESSERA_RETURN_IF_ERROR(CheckHiddenWidths("model.attention_hidden", config.attention_hidden));
+  if (!DinAttention::ParseWeights(config.attention_weights)) {
+    return InvalidArgumentError("model.attention_weights: must be raw, sigmoid or softmax, got \"" +
+                                config.attention_weights + "\"");
+  }
   TESSERA_ASSIGN_OR_RETURN(SequenceModelParts parts, MakeSequenceModelParts(config, schema));
   return std::unique_ptr<Model>(std::make_unique<DinModel>(std::move(parts), schema, config));
 }

@@ -14,7 +14,7 @@
 // Attention weights (din, bst), one entry per attending sequence field: one
 // weight per history token the model saw (the kept most recent max_len,
 // oldest first, the order of the data). din: the attention unit's weight
-// (the raw score, or the softmax with attention_softmax); bst: the last
+// (model.attention_weights: raw score, sigmoid or softmax); bst: the last
 // encoder layer's attention from the target position, averaged over heads.
 #ifndef TESSERA_MODELS_EXPLANATION_H_
 #define TESSERA_MODELS_EXPLANATION_H_

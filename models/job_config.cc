@@ -262,12 +262,14 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     }
     TESSERA_RETURN_IF_ERROR(m.Bool("fm", &model.fm));
     TESSERA_RETURN_IF_ERROR(m.IntList("attention_hidden", &model.attention_hidden, 1, 4096));
-    TESSERA_RETURN_IF_ERROR(m.Bool("attention_softmax", &model.attention_softmax));
+    TESSERA_RETURN_IF_ERROR(m.Choice("attention_weights", &model.attention_weights,
+                                     {"raw", "sigmoid", "softmax"}));
     TESSERA_RETURN_IF_ERROR(m.Int("layers", &model.layers, 1, 16));
     TESSERA_RETURN_IF_ERROR(m.Int("heads", &model.heads, 1, 64));
     TESSERA_RETURN_IF_ERROR(m.Int("ffn_dim", &model.ffn_dim, 0, 65536));
     TESSERA_RETURN_IF_ERROR(m.Float("dropout", &model.dropout, 0, 0.9));
     TESSERA_RETURN_IF_ERROR(m.Choice("bst_output", &model.bst_output, {"target", "mean"}));
+    TESSERA_RETURN_IF_ERROR(m.Choice("bst_norm", &model.bst_norm, {"pre", "post"}));
     TESSERA_RETURN_IF_ERROR(m.Finish());
   }
   {

@@ -48,9 +48,11 @@ struct ModelConfig {
   // din: hidden widths of the attention unit (an MLP over [h, t, h-t, h*t]
   // giving one score per history item).
   std::vector<uint32_t> attention_hidden = {64, 16};
-  // din: normalize the scores with a masked softmax (false: the raw scores
-  // weight the history, as in the DIN paper).
-  bool attention_softmax = false;
+  // din: how a history item's score becomes its weight: "raw" (the score,
+  // as in the DIN paper), "sigmoid" (in (0, 1), unnormalized: keeps the
+  // intensity of interest, and higher means more attention) or "softmax"
+  // (over the example's history).
+  std::string attention_weights = "sigmoid";
   // bst: Transformer encoder layers, heads per layer (must divide
   // embedding_dim), the position-wise feed-forward width (0: 4 x
   // embedding_dim), dropout rate during training (never at prediction) and
@@ -61,6 +63,10 @@ struct ModelConfig {
   uint32_t ffn_dim = 0;
   float dropout = 0.0f;
   std::string bst_output = "target";
+  // bst: "pre" (LayerNorm on each sublayer's input: the output keeps the
+  // embeddings' scale) or "post" (after each residual sum, as in the BST
+  // paper). See layers/transformer_encoder.h.
+  std::string bst_norm = "pre";
 };
 
 // A dense parameter block: one dense table on the servers.

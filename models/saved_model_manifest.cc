@@ -217,14 +217,15 @@ void ReadModelConfig(Reader& r, const json& doc, ModelConfig* m) {
     UnsignedList(r, (*model)["attention_hidden"], "model.attention_hidden",
                        &m->attention_hidden);
   }
-  if (model->contains("attention_softmax")) {
-    r.Bool(*model, "model", "attention_softmax", &m->attention_softmax);
+  if (model->contains("attention_weights")) {
+    r.String(*model, "model", "attention_weights", &m->attention_weights);
   }
   if (model->contains("layers")) r.Unsigned(*model, "model", "layers", &m->layers);
   if (model->contains("heads")) r.Unsigned(*model, "model", "heads", &m->heads);
   if (model->contains("ffn_dim")) r.Unsigned(*model, "model", "ffn_dim", &m->ffn_dim);
   if (model->contains("dropout")) r.Float(*model, "model", "dropout", &m->dropout);
   if (model->contains("bst_output")) r.String(*model, "model", "bst_output", &m->bst_output);
+  if (model->contains("bst_norm")) r.String(*model, "model", "bst_norm", &m->bst_norm);
 }
 
 json ModelConfigToJson(const ModelConfig& m) {
@@ -239,12 +240,13 @@ json ModelConfigToJson(const ModelConfig& m) {
               {"attention", attention},
               {"fm", m.fm},
               {"attention_hidden", m.attention_hidden},
-              {"attention_softmax", m.attention_softmax},
+              {"attention_weights", m.attention_weights},
               {"layers", m.layers},
               {"heads", m.heads},
               {"ffn_dim", m.ffn_dim},
               {"dropout", m.dropout},
-              {"bst_output", m.bst_output}};
+              {"bst_output", m.bst_output},
+              {"bst_norm", m.bst_norm}};
 }
 
 // Validation shared by the writer and the reader.

@@ -71,7 +71,7 @@ uint32_t AliasTable::Sample(Rng* rng) const {
 ClickWorld::ClickWorld(const WorldOptions& options)
     : options_(options),
       num_categories_(options.categories != 0 ? options.categories : std::max(10u, options.items / 100)),
-      num_brands_(std::max(num_categories_, options.brands != 0 ? options.brands : options.items / 20)),
+      num_brands_(std::max(num_categories_, options.brands != 0 ? options.brands : options.items / 5)),
       rng_(options.seed) {
   BuildItems();
   BuildUsers();
@@ -86,7 +86,6 @@ void ClickWorld::BuildItems() {
   item_brand_.resize(n);
   item_price_.resize(n);
   item_effect_.resize(n);
-  item_related_.resize(n);
   category_items_.assign(num_categories_, {});
   // Popularity ranks: a random permutation, so ids say nothing.
   std::vector<uint32_t> rank(n);
@@ -108,17 +107,8 @@ void ClickWorld::BuildItems() {
         static_cast<float>(kPopularity * (0.5 - log_rank / log_n) + kQualityStddev * rng_.Normal() +
                            kPrice * (log_price - category_log_price[c]));
   }
-  std::vector<std::vector<uint32_t>> brand_items(num_brands_);
-  for (uint32_t i = 0; i < n; ++i) brand_items[item_brand_[i]].push_back(i);
-  for (uint32_t i = 0; i < n; ++i) {
-    // A complement of the same brand (the item itself only if it is alone).
-    const std::vector<uint32_t>& pool = brand_items[item_brand_[i]];
-    uint32_t related = pool[rng_.Below(static_cast<uint32_t>(pool.size()))];
-    if (related == i && pool.size() > 1) {
-      related = pool[(std::find(pool.begin(), pool.end(), i) - pool.begin() + 1) % pool.size()];
-    }
-    item_related_[i] = related;
-  }
+  brand_items_.assign(num_brands_, {});
+  for (uint32_t i = 0; i < n; ++i) brand_items_[item_brand_[i]].push_back(i);
   popularity_ = AliasTable(exposure);
 }
 
@@ -187,7 +177,8 @@ uint32_t ClickWorld::PickCandidate(uint32_t user) {
   const std::span<const uint32_t> history = History(user);
   if (history.empty()) return popularity_.Sample(&rng_);
   const uint32_t back = rng_.Below(std::min<uint32_t>(5, static_cast<uint32_t>(history.size())));
-  return item_related_[history[history.size() - 1 - back]];
+  const std::vector<uint32_t>& pool = brand_items_[item_brand_[history[history.size() - 1 - back]]];
+  return pool[rng_.Below(static_cast<uint32_t>(pool.size()))];
 }
 
 // The user and item terms of the logit; sets the diagnostics of current_.
@@ -209,7 +200,7 @@ double ClickWorld::Logit(uint32_t user, uint32_t item) {
   const int n = static_cast<int>(history.size());
   for (int j = n - 1; j >= 0 && j >= n - kRecentItems; --j, weight *= kRecencyDecay) {
     const uint32_t h = history[j];
-    if (item_related_[h] == item) {
+    if (Related(h, item)) {
       logit += kRelated * weight;
       current_.related_to_history = true;
     }

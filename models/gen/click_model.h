@@ -13,14 +13,14 @@
 //                    a preference slot drifts to another category with a
 //                    small probability at each of the user's impressions
 //   + sequence       for the 10 most recent history items h (k = 0 newest),
-//                    0.8^k * 1.6 if the target is h's related item (every
-//                    item has one specific related item: another item of
-//                    its brand, a complement), and
+//                    0.8^k * 1.6 if the target is related to h (of the
+//                    same brand: a shopper who just bought from a brand
+//                    comes back for its other products), and
 //                    0.8^k * 0.12 if the target shares h's category
 //   + price          -0.5 * (log price - the category's mean log price)
 //   + hour, device   evening peak (+-0.25); ios +0.15, android 0, web -0.25
 // Candidates are a mix of popular items (40%), items of a preferred
-// category (35%) and related items of recent clicks (25%), so all effects
+// category (35%) and items related to recent clicks (25%), so all effects
 // are visible in the data. Clicks append to the history (most recent last).
 //
 // Everything is drawn from one seeded SplitMix64 stream with hand-written
@@ -77,7 +77,7 @@ struct WorldOptions {
   uint32_t users = 10000;
   uint32_t items = 20000;
   uint32_t categories = 0;  // 0: items / 100, at least 10
-  uint32_t brands = 0;      // 0: items / 20, at least categories
+  uint32_t brands = 0;      // 0: items / 5, at least categories
   uint32_t max_len = 30;    // history kept per user
   uint64_t rows = 200000;   // impressions planned (spreads the hours over 14 days)
   uint64_t seed = 1;
@@ -115,9 +115,11 @@ class ClickWorld {
   uint32_t num_brands() const { return num_brands_; }
   uint32_t CategoryOf(uint32_t item) const { return item_category_[item]; }
   uint32_t BrandOf(uint32_t item) const { return item_brand_[item]; }
-  // The item whose clicks `item` in a recent history make likelier (a
-  // complement of the same brand).
-  uint32_t RelatedOf(uint32_t item) const { return item_related_[item]; }
+  // Whether a click on `history_item` makes `target` likelier (the planted
+  // sequence effect): both are of the same brand.
+  bool Related(uint32_t history_item, uint32_t target) const {
+    return item_brand_[history_item] == item_brand_[target];
+  }
 
  private:
   static constexpr int kPreferred = 3;
@@ -138,7 +140,7 @@ class ClickWorld {
   std::vector<uint32_t> item_brand_;
   std::vector<float> item_price_;
   std::vector<float> item_effect_;  // popularity + quality + price
-  std::vector<uint32_t> item_related_;
+  std::vector<std::vector<uint32_t>> brand_items_;
   std::vector<std::vector<uint32_t>> category_items_;
   AliasTable popularity_;
   // Users.

@@ -77,7 +77,7 @@ char* PutToken(char* p, char prefix, uint32_t value) {
   return PutUint(p, value);
 }
 
-// Bytes a row can take: fixed fields plus two histories.
+// Bytes a row can take: fixed fields plus three histories.
 // Per history token: an item, a category and a brand token of at most 11
 // characters each, with their commas.
 size_t MaxRowBytes(uint32_t max_len) { return 256 + static_cast<size_t>(max_len) * 36; }

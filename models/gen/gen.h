@@ -4,7 +4,8 @@
 //                      price (numeric, log1p), hour, device,
 //                      hist_items (sequence, table item), hist_cats
 //                      (sequence, table category), hist_brands (sequence,
-//                      table brand)
+//                      table brand): the history as item, category and
+//                      brand sequences, oldest first
 //   <out>/train.tsv    the first (1 - test_fraction) of the impressions
 //   <out>/test.tsv     the rest (a time-ordered split)
 //   <out>/bayes.json   the Bayes-optimal metrics of the test split (AUC and
@@ -29,7 +30,7 @@ struct GenOptions {
   std::string out;         // output directory (created if missing); required
   uint64_t rows = 200000;  // impressions, train + test
   uint32_t users = 10000;
-  uint32_t items = 20000;      // categories = items / 100 (>= 10), brands = items / 20
+  uint32_t items = 20000;      // categories = items / 100 (>= 10), brands = items / 5
   uint32_t max_len = 30;       // history length (schema max_len of both sequences)
   double test_fraction = 0.1;  // the most recent impressions go to test.tsv
   uint64_t seed = 1;

@@ -7,8 +7,15 @@
 
 namespace tessera::models::layers {
 
-DinAttention::DinAttention(uint32_t dim, std::vector<uint32_t> hidden, bool softmax)
-    : dim_(static_cast<int>(dim)), softmax_(softmax), mlp_(4 * dim, std::move(hidden), 1) {}
+std::optional<DinAttention::Weights> DinAttention::ParseWeights(std::string_view name) {
+  if (name == "raw") return Weights::kRaw;
+  if (name == "sigmoid") return Weights::kSigmoid;
+  if (name == "softmax") return Weights::kSoftmax;
+  return std::nullopt;
+}
+
+DinAttention::DinAttention(uint32_t dim, std::vector<uint32_t> hidden, Weights weights)
+    : dim_(static_cast<int>(dim)), mode_(weights), mlp_(4 * dim, std::move(hidden), 1) {}
 
 void DinAttention::Forward(const FieldBatch& history, const RowMatrix& values, int first,
                            const Eigen::Ref<const RowMatrix>& target,
@@ -47,7 +54,9 @@ void DinAttention::Forward(const FieldBatch& history, const RowMatrix& values, i
   for (Eigen::Index i = 0; i < batch; ++i) {
     const uint32_t begin = history.offsets[i];
     const uint32_t end = history.offsets[i + 1];
-    if (softmax_ && begin < end) {
+    if (mode_ == Weights::kSigmoid) {
+      for (uint32_t k = begin; k < end; ++k) weights_[k] = 1.0f / (1.0f + std::exp(-weights_[k]));
+    } else if (mode_ == Weights::kSoftmax && begin < end) {
       const float top = *std::max_element(weights_.begin() + begin, weights_.begin() + end);
       float sum = 0;
       for (uint32_t k = begin; k < end; ++k) sum += weights_[k] = std::exp(weights_[k] - top);
@@ -77,7 +86,11 @@ void DinAttention::Backward(const Eigen::Ref<const RowMatrix>& dpooled,
       dscores_(k, 0) = dpooled.row(i).dot(h_.row(k));
       dh_.row(k) = weights_[k] * dpooled.row(i);
     }
-    if (softmax_ && begin < end) {
+    if (mode_ == Weights::kSigmoid) {
+      for (uint32_t k = begin; k < end; ++k) {
+        dscores_(k, 0) *= weights_[k] * (1.0f - weights_[k]);
+      }
+    } else if (mode_ == Weights::kSoftmax && begin < end) {
       // d(score_k) = w_k * (dw_k - sum_j w_j dw_j).
       float mean = 0;
       for (uint32_t k = begin; k < end; ++k) mean += weights_[k] * dscores_(k, 0);

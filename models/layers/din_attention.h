@@ -2,9 +2,10 @@
 // of an example and the example's target t (both dim-wide embeddings), an
 // MLP over [h, t, h - t, h * t] (4 * dim wide, ReLU hidden layers, one
 // output) scores h; the pooled history is sum_h w_h * h, with w the raw
-// scores (as in the paper, keeping the intensity of interest) or, with
-// `softmax`, their softmax over the example's history. An empty history
-// pools to zeros.
+// scores (kRaw, as in the paper, keeping the intensity of interest), their
+// sigmoid (kSigmoid: unnormalized too, but in (0, 1), so a higher weight
+// always means more attention) or their softmax over the example's history
+// (kSoftmax). An empty history pools to zeros.
 //
 // Tokens are packed in FieldBatch order (token k = the field's k-th
 // occurrence, example i owning [offsets[i], offsets[i+1])), so no work is
@@ -19,7 +20,9 @@
 
 #include <cstdint>
 #include <span>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <Eigen/Core>
@@ -32,8 +35,12 @@ namespace tessera::models::layers {
 
 class DinAttention {
  public:
+  enum class Weights : uint8_t { kRaw, kSigmoid, kSoftmax };
+  // "raw" | "sigmoid" | "softmax"; nullopt otherwise.
+  static std::optional<Weights> ParseWeights(std::string_view name);
+
   // REQUIRES: dim > 0, every hidden width > 0.
-  DinAttention(uint32_t dim, std::vector<uint32_t> hidden, bool softmax);
+  DinAttention(uint32_t dim, std::vector<uint32_t> hidden, Weights weights);
 
   int num_dense_blocks() const { return mlp_.num_dense_blocks(); }
   void AppendDenseBlocks(const std::string& prefix, std::vector<DenseBlock>* blocks) const {
@@ -65,7 +72,7 @@ class DinAttention {
 
  private:
   const int dim_;
-  const bool softmax_;
+  const Weights mode_;
   Mlp mlp_;
   std::vector<uint32_t> offsets_;  // copy of the Forward's history offsets
   RowMatrix h_;        // tokens x dim

@@ -1,7 +1,7 @@
 // The sequence models on generated data with a planted behaviour effect: a
-// click is much likelier when the target is the related item (a complement
-// of the same brand) of one of the shopper's recent clicks, and likelier
-// still the more recent that click (models/gen/click_model.h). Trained in
+// click is much likelier when the target is of the same brand as one of the
+// shopper's recent clicks, the more so the more recent that click (models/
+// gen/click_model.h). Trained in
 // one process (scheduler + server + worker over InProcTransport, sync, fixed
 // seeds), din and bst must beat deepfm's held-out AUC by at least 0.01, and
 // their explanations (tessera eval --explain on the saved model) must put
@@ -135,8 +135,8 @@ struct AttentionCheck {
 };
 
 // Explains the test split with the saved model and counts, over examples
-// whose target is the related item of exactly one of the 10 most recent
-// history items (the planted effect's window), how often that item gets
+// whose target is related to (of the same brand as) exactly one of the 10
+// most recent history items (the planted effect's window), how often that item gets
 // the highest hist_items attention weight.
 AttentionCheck CheckAttention(const std::string& model_dir, const std::string& name) {
   const Dataset& data = Data();
@@ -158,22 +158,38 @@ AttentionCheck CheckAttention(const std::string& model_dir, const std::string& n
     const nlohmann::json e = nlohmann::json::parse(json_line);
     const std::vector<std::string> columns = Columns(rows.at(e["line"].get<size_t>() - 1));
     const uint32_t target = ItemId(columns.at(2));  // label, user_id, item_id, ...
-    const nlohmann::json& history = e["attention"]["hist_items"];
+    // The brand history: the related item's token is the one brand equal to
+    // the target's (hist_items carries the same history as item ids).
+    const nlohmann::json& history = e["attention"]["hist_brands"];
+    const nlohmann::json& items = e["attention"]["hist_items"];
+    if (items.size() != history.size()) {
+      ADD_FAILURE() << "hist_items and hist_brands differ in length";
+      return check;
+    }
     const int n = static_cast<int>(history.size());
     int related = -1, count = 0;
-    for (int p = std::max(0, n - 10); p < n; ++p) {
-      if (world.RelatedOf(ItemId(history[p]["item"].get<std::string>())) == target) {
+    for (int p = 0; p < n; ++p) {
+      if (world.Related(ItemId(items[p]["item"].get<std::string>()), target)) {
         related = p;
         ++count;
       }
     }
-    if (count != 1) continue;
+    if (count != 1 || related < n - 10) continue;
     int best = 0;
     for (int p = 1; p < n; ++p) {
       if (history[p]["weight"].get<float>() > history[best]["weight"].get<float>()) best = p;
     }
     ++check.examples;
     check.highest += best == related ? 1 : 0;
+    if (check.examples < 15) {
+      std::string dbg;
+      for (int p = 0; p < n; ++p) {
+        if (p == related) dbg += "*";
+        dbg += std::to_string(history[p]["weight"].get<float>());
+        dbg += " ";
+      }
+      fprintf(stderr, "DBG n=%d related=%d best=%d: %s\n", n, related, best, dbg.c_str());
+    }
   }
   return check;
 }

@@ -95,16 +95,6 @@ TEST(GenTest, PlantedEffectsRaiseTheClickRate) {
   EXPECT_GT(shown[0][1] + shown[1][1], 5000);
 }
 
-TEST(GenTest, RelatedItemsAreOtherItemsOfTheSameBrand) {
-  const ClickWorld world({.users = 10, .items = 2000, .rows = 10, .seed = 4});
-  int self = 0;
-  for (uint32_t item = 0; item < 2000; ++item) {
-    EXPECT_EQ(world.BrandOf(world.RelatedOf(item)), world.BrandOf(item)) << item;
-    self += world.RelatedOf(item) == item ? 1 : 0;
-  }
-  EXPECT_LT(self, 20);  // only items alone in their brand relate to themselves
-}
-
 TEST(GenTest, ParsesFlags) {
   ASSERT_OK_AND_ASSIGN(
       GenOptions o, ParseGenFlags({"--out", "/tmp/x", "--rows=1000", "--users", "50", "--items=100", "--seed",

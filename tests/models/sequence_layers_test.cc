@@ -79,7 +79,7 @@ struct UnitParams {
 };
 
 TEST(DinAttentionTest, RawWeightsAreTheUnitScoresAndEmptyHistoriesPoolToZero) {
-  DinAttention unit(2, {}, /*softmax=*/false);
+  DinAttention unit(2, {}, DinAttention::Weights::kRaw);
   // score = 0.5 + 0.01 * (h0 + h1): depends on h only.
   UnitParams params{.weight = {0.01f, 0.01f, 0, 0, 0, 0, 0, 0}};
   RowMatrix target = RowMatrix::Zero(3, 2);
@@ -93,8 +93,22 @@ TEST(DinAttentionTest, RawWeightsAreTheUnitScoresAndEmptyHistoriesPoolToZero) {
   EXPECT_NEAR(pooled(2, 1), 0.8f * 20, 1e-4);
 }
 
+TEST(DinAttentionTest, SigmoidWeightsAreTheScoresSquashed) {
+  DinAttention unit(2, {}, DinAttention::Weights::kSigmoid);
+  UnitParams params{.weight = {0.01f, 0.01f, 0, 0, 0, 0, 0, 0}};
+  RowMatrix target = RowMatrix::Zero(3, 2);
+  RowMatrix pooled(3, 2);
+  const auto spans = params.spans();
+  unit.Forward(TestField(), TestValues(), 1, target, spans, pooled);
+  const auto sigmoid = [](float x) { return 1.0f / (1.0f + std::exp(-x)); };
+  EXPECT_THAT(unit.weights(), ElementsAre(FloatNear(sigmoid(3.5f), 1e-6f),
+                                          FloatNear(sigmoid(0.53f), 1e-6f),
+                                          FloatNear(sigmoid(0.8f), 1e-6f)));
+  EXPECT_NEAR(pooled(2, 1), sigmoid(0.8f) * 20, 1e-4);
+}
+
 TEST(DinAttentionTest, SoftmaxWeightsSumToOneAndStayFiniteForLargeScores) {
-  DinAttention unit(2, {}, /*softmax=*/true);
+  DinAttention unit(2, {}, DinAttention::Weights::kSoftmax);
   UnitParams params{.weight = {50, 50, 0, 0, 0, 0, 0, 0}};  // scores up to 15000
   RowMatrix target = RowMatrix::Zero(3, 2);
   RowMatrix pooled(3, 2);
