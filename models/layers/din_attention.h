@@ -9,7 +9,8 @@
 //
 // Tokens are packed in FieldBatch order (token k = the field's k-th
 // occurrence, example i owning [offsets[i], offsets[i+1])), so no work is
-// spent on padding; the MLP runs as GEMMs over all tokens of the batch.
+// spent on padding; the MLP runs as GEMMs over all tokens of the batch, its
+// first layer split so the target's part is computed once per example.
 //
 // Parameters: the MLP's blocks "<prefix>.<l>.weight" / ".bias" (layers/
 // mlp.h), in 4 * dim, hidden..., out 1.
@@ -71,16 +72,25 @@ class DinAttention {
   void AddHistoryGradients(const FieldBatch& history, int first, RowMatrix* grads) const;
 
  private:
+  void FirstLayerForward(std::span<const float> weight, std::span<const float> bias);
+
   const int dim_;
   const Weights mode_;
-  Mlp mlp_;
+  const int width_;            // of the first layer (1 if it is the score)
+  Mlp mlp_;                    // the parameter layout (AppendDenseBlocks)
+  std::optional<Mlp> rest_;    // the layers after the first, if any
   std::vector<uint32_t> offsets_;  // copy of the Forward's history offsets
   RowMatrix h_;        // tokens x dim
   RowMatrix t_;        // batch x dim (copy of the target)
-  RowMatrix x_;        // tokens x 4 dim: [h, t, h - t, h * t]
+  RowMatrix x_;        // tokens x 2 dim: [h, h * t]
+  RowMatrix fused_;    // 2 dim x width: [Wa + Wc; Wd]
+  RowMatrix target_weight_;  // dim x width: Wb - Wc
+  RowMatrix target_term_;    // batch x width: t (Wb - Wc)
+  RowMatrix z_;        // tokens x width: the first layer's output
+  RowMatrix dz_, dz_sum_, fused_grad_, dtarget_;
   std::vector<float> weights_;  // tokens
   RowMatrix dscores_;  // tokens x 1
-  RowMatrix dx_;       // tokens x 4 dim
+  RowMatrix dx_;       // tokens x 2 dim
   RowMatrix dh_;       // tokens x dim
 };
 
