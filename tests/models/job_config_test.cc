@@ -96,6 +96,34 @@ TEST(JobConfigTest, RejectsBadValuesNamingKeyAndAllowedValues) {
   }
 }
 
+TEST(JobConfigTest, ReadsTheSequenceModelKeys) {
+  ASSERT_OK_AND_ASSIGN(
+      JobConfig job,
+      Parse(kJob, {"model.type=bst", "model.attention={hist_items: item_id, hist_cats: category}",
+                       "model.attention_hidden=[32]", "model.attention_weights=softmax",
+                       "model.fm=true", "model.layers=2", "model.heads=4", "model.ffn_dim=48",
+                       "model.dropout=0.1", "model.bst_output=mean", "model.bst_norm=post"}));
+  const ModelConfig& m = job.model;
+  EXPECT_EQ(m.type, "bst");
+  ASSERT_EQ(m.attention.size(), 2u);
+  EXPECT_EQ(m.attention[0], (AttentionPair{.sequence = "hist_items", .target = "item_id"}));
+  EXPECT_EQ(m.attention[1], (AttentionPair{.sequence = "hist_cats", .target = "category"}));
+  EXPECT_EQ(m.attention_hidden, std::vector<uint32_t>{32});
+  EXPECT_EQ(m.attention_weights, "softmax");
+  EXPECT_TRUE(m.fm);
+  EXPECT_EQ(m.layers, 2u);
+  EXPECT_EQ(m.heads, 4u);
+  EXPECT_EQ(m.ffn_dim, 48u);
+  EXPECT_FLOAT_EQ(m.dropout, 0.1f);
+  EXPECT_EQ(m.bst_output, "mean");
+  EXPECT_EQ(m.bst_norm, "post");
+  for (const std::string bad : {"model.attention=[hist_items]", "model.attention_weights=tanh",
+                                "model.fm=maybe", "model.layers=0", "model.dropout=0.95",
+                                "model.bst_output=first", "model.bst_norm=mid"}) {
+    EXPECT_FALSE(Parse(kJob, {bad}).ok()) << bad;
+  }
+}
+
 TEST(JobConfigTest, RequiresSchemaAndTrainingData) {
   EXPECT_EQ(Parse("model: {type: lr}\n").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(Parse("data: {schema: s.yaml}\n").status().code(), StatusCode::kInvalidArgument);

@@ -75,6 +75,66 @@ TEST(NewModelTest, RejectsUnknownTypesAndBadSizesNamingTheKey) {
   EXPECT_OK(NewModel({.type = "deepfm", .hidden = {}}, schema));  // FM + a linear layer
 }
 
+TEST(NewModelTest, SequenceModelsCheckTheirPairsAndSizes) {
+  const Schema schema = ParseSchemaOrDie(R"(
+fields:
+  - {name: user, type: categorical}
+  - {name: item, type: categorical}
+  - {name: cat, type: categorical}
+  - {name: hist, type: sequence, table: item, max_len: 5}
+  - {name: hist_cats, type: sequence, table: cat, max_len: 5}
+)");
+  auto error = [&](ModelConfig config) { return NewModel(config, schema).status(); };
+  EXPECT_OK(NewModel({.type = "din"}, schema));
+  EXPECT_OK(NewModel({.type = "bst", .embedding_dim = 8, .layers = 2, .heads = 4}, schema));
+  EXPECT_THAT(error({.type = "din", .attention = {{.sequence = "nope", .target = "item"}}})
+                  .message(),
+              HasSubstr("model.attention.nope"));
+  EXPECT_THAT(error({.type = "din", .attention = {{.sequence = "hist", .target = "cat"}}})
+                  .message(),
+              HasSubstr("share its table"));
+  EXPECT_THAT(error({.type = "din", .attention = {{.sequence = "hist", .target = "item"},
+                                                  {.sequence = "hist", .target = "item"}}})
+                  .message(),
+              HasSubstr("named twice"));
+  EXPECT_THAT(error({.type = "din", .attention_hidden = {0}}).message(),
+              HasSubstr("model.attention_hidden[0]"));
+  EXPECT_THAT(error({.type = "din", .attention_weights = "tanh"}).message(),
+              HasSubstr("model.attention_weights"));
+  EXPECT_THAT(error({.type = "bst", .embedding_dim = 16, .heads = 3}).message(),
+              HasSubstr("model.heads"));
+  EXPECT_THAT(error({.type = "bst", .dropout = 1.0f}).message(), HasSubstr("model.dropout"));
+  // Nothing to attend: no sequence shares a table with a categorical field.
+  const Schema flat = ParseSchemaOrDie(R"(
+fields:
+  - {name: user, type: categorical}
+  - {name: hist, type: sequence, table: other, max_len: 5}
+)");
+  EXPECT_THAT(NewModel({.type = "din"}, flat).status().message(), HasSubstr("sequence field"));
+}
+
+TEST(NewModelTest, SequenceModelsPoolUnpairedSequencesAndNameTheirBlocks) {
+  const Schema schema = ParseSchemaOrDie(R"(
+fields:
+  - {name: item, type: categorical}
+  - {name: hist, type: sequence, table: item, max_len: 5}
+  - {name: hist_cats, type: sequence, table: cat, max_len: 5}
+)");
+  std::unique_ptr<Model> din = MakeModel({.type = "din", .hidden = {4}}, schema);
+  std::vector<std::string> names;
+  for (const DenseBlock& block : din->dense_blocks()) names.push_back(block.name);
+  EXPECT_THAT(names, ::testing::ElementsAre("bias", "attention.hist.0.weight",
+                                            "attention.hist.0.bias", "attention.hist.1.weight",
+                                            "attention.hist.1.bias", "attention.hist.2.weight",
+                                            "attention.hist.2.bias", "mlp.0.weight",
+                                            "mlp.0.bias", "mlp.1.weight", "mlp.1.bias"));
+  std::unique_ptr<Model> bst =
+      MakeModel({.type = "bst", .embedding_dim = 4, .hidden = {4}, .heads = 2}, schema);
+  EXPECT_EQ(bst->dense_blocks()[1].name, "bst.hist.position");
+  EXPECT_EQ(bst->dense_blocks()[1].size, 6u * 4u);  // positions 0 (target) .. max_len
+  EXPECT_EQ(bst->dense_blocks()[2].name, "bst.hist.0.attention.query.weight");
+}
+
 TEST(NewModelTest, RowDimIsTheWeightPlusTheFactorVector) {
   const Schema schema = ParseSchemaOrDie(kSchema);
   EXPECT_EQ(MakeModel({.type = "lr", .embedding_dim = 8}, schema)->row_dim(), 1u);

@@ -83,6 +83,31 @@ TEST(SavedModelTest, ManifestRoundTrips) {
   EXPECT_FALSE(std::filesystem::exists(dir.File("manifest.json.tmp")));
 }
 
+TEST(SavedModelTest, ManifestKeepsTheSequenceModelConfig) {
+  TempDir dir;
+  ModelManifest m;
+  m.model = {.type = "bst", .embedding_dim = 8, .hidden = {16}, .seed = 3,
+             .attention = {{.sequence = "hist", .target = "item"}}, .fm = true,
+             .attention_hidden = {32, 8}, .attention_weights = "raw", .layers = 2, .heads = 4,
+             .ffn_dim = 24, .dropout = 0.25f, .bst_output = "mean", .bst_norm = "post"};
+  m.schema_yaml = testing::kTestSchema;
+  m.num_servers = 1;
+  ASSERT_OK(WriteManifest(dir.path().string(), m));
+  ASSERT_OK_AND_ASSIGN(ModelManifest read, ReadManifest(dir.path().string()));
+  const ModelConfig& r = read.model;
+  EXPECT_EQ(r.type, "bst");
+  EXPECT_EQ(r.attention, m.model.attention);
+  EXPECT_TRUE(r.fm);
+  EXPECT_EQ(r.attention_hidden, m.model.attention_hidden);
+  EXPECT_EQ(r.attention_weights, "raw");
+  EXPECT_EQ(r.layers, 2u);
+  EXPECT_EQ(r.heads, 4u);
+  EXPECT_EQ(r.ffn_dim, 24u);
+  EXPECT_FLOAT_EQ(r.dropout, 0.25f);
+  EXPECT_EQ(r.bst_output, "mean");
+  EXPECT_EQ(r.bst_norm, "post");
+}
+
 TEST(SavedModelTest, ManifestErrorsNameTheProblem) {
   TempDir dir;
   const std::string d = dir.path().string();
