@@ -195,14 +195,12 @@ AttentionCheck CheckAttention(const std::string& model_dir, const std::string& n
   return check;
 }
 
-// din's weights depend only on the (history item, target) pair, so the one
-// brand equal to the target's should stand out; bst's explanation is the
-// last layer's attention from the target averaged over heads, and a head
-// also learns recency (the planted effect decays with age). At this size
-// (180k rows, 3 epochs) the related item has the single highest weight in
-// about half of the examples for both (45-55% over runs, ~4% by chance),
-// and outranks another item of the history in ~80-90% of the pairs (50%
-// by chance).
+// The issue asks that the related item get the highest weight in most such
+// examples. bst (the last layer's attention from the target, averaged over
+// heads) does: 60-70% over runs (chance ~4%), outranking another history
+// item in ~97% of the pairs. din's weights depend only on the (history item,
+// target) pair and carry no recency: 45-55% over runs, so it is held to 35%;
+// it outranks another item in ~80-85% of the pairs (chance 50%).
 TEST(SequenceModelsTest, AttentionPicksTheRelatedHistoryItem) {
   for (const std::string model : {"din", "bst"}) {
     const AttentionCheck c = CheckAttention(TrainedModel(model).model_dir, model);
@@ -211,7 +209,7 @@ TEST(SequenceModelsTest, AttentionPicksTheRelatedHistoryItem) {
     RecordProperty("related_outranks_" + model,
                    std::to_string(c.outranked) + "/" + std::to_string(c.pairs));
     ASSERT_GE(c.examples, 100) << model;
-    EXPECT_GT(c.highest, 0.35 * c.examples)
+    EXPECT_GT(c.highest, (model == "bst" ? 0.5 : 0.35) * c.examples)
         << model << ": the related item has the highest weight in " << c.highest << " of "
         << c.examples << " examples (chance: " << c.chance << ")";
     EXPECT_GT(c.highest, 6 * c.chance) << model;
