@@ -198,12 +198,15 @@ StatusOr<TrainResult> Trainer::Run() {
     Step& next = slots[1 - cur];
     TESSERA_RETURN_IF_ERROR(WaitAll(&step.pulls));
     TESSERA_ASSIGN_OR_RETURN(next.batch, feed.Next());
+    // The previous step's pushes are applied before the next batch is
+    // pulled, so a prefetched batch misses only this step's update (one step
+    // stale, not two).
+    TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
     if (prefetch && next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
 
     std::vector<std::span<const float>> dense(step.dense.begin(), step.dense.end());
     std::vector<std::span<float>> grads(dense_grads_.begin(), dense_grads_.end());
     step.predictions.resize(step.batch->size);
-    TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));  // the previous step's pushes
     const float loss = model_->TrainStep(step.batch.get(), dense, grads, step.predictions);
     window_.Add(step.predictions, step.batch->labels);
     if (job_.train.consistency == models::Consistency::kSync) {
