@@ -41,6 +41,11 @@ bool NextColumn(std::string_view* rest, bool* more, std::string_view* column) {
 
 }  // namespace
 
+float TransformNumeric(const Field& field, double value) {
+  if (field.transform == Transform::kLog1p) value = std::log1p(std::max(value, 0.0));
+  return static_cast<float>(value);
+}
+
 TsvParser::TsvParser(const Schema* schema) : schema_(schema) {}
 
 LineKind TsvParser::Parse(std::string_view line, Example* example, std::string* reason) const {
@@ -105,8 +110,7 @@ bool TsvParser::ParseNumeric(int f, std::string_view text, Example* example, std
       return false;
     }
   }
-  if (field.transform == Transform::kLog1p) value = std::log1p(std::max(value, 0.0));
-  example->numeric[field.numeric_index] = static_cast<float>(value);
+  example->numeric[field.numeric_index] = TransformNumeric(field, value);
   return true;
 }
 

@@ -52,6 +52,14 @@ struct Example {
   }
 };
 
+// The input value of numeric field `field` as an Example holds it: its
+// transform applied (log1p to max(x, 0)), then narrowed to float. Shared with
+// inputs that are not TSV lines (serving's JSON instances), so both produce
+// exactly the same numbers; the keys of other fields are
+// HashFeature(field.table_index, token) (models/feature_hash.h), a sequence
+// keeping its most recent max_len non-empty tokens, oldest first.
+float TransformNumeric(const Field& field, double value);
+
 enum class LineKind : uint8_t {
   kOk,     // every column present
   kShort,  // trailing columns missing, parsed as empty fields (a valid example)

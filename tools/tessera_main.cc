@@ -7,6 +7,7 @@
 #include "tools/cli/cluster_commands.h"
 #include "tools/cli/command.h"
 #include "tools/cli/role_commands.h"
+#include "tools/cli/serve_command.h"
 #include "tools/cli/worker_programs.h"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tessera::cli::AddRoleCommands(&app, &programs, &selected);
   tessera::cli::AddClusterCommands(&app, &programs, &selected);
+  tessera::cli::AddServeCommand(&app, &selected);
   tessera::cli::AddPlannedCommands(&app, &selected);
   CLI11_PARSE(app, argc, argv);
   return selected ? selected() : tessera::cli::kExitUsage;

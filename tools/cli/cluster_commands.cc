@@ -118,7 +118,6 @@ void AddPlannedCommands(CLI::App* app, Command* selected) {
     const char* issue;
   };
   static constexpr Planned kPlanned[] = {
-      {"serve", "Serve a trained model over HTTP", "the serving issue"},
       {"status", "Show the nodes and health of a running cluster", "the status issue"},
       {"keygen", "Create a cluster token file", "the security issue"},
   };

@@ -21,7 +21,7 @@ void AddClusterCommands(CLI::App* app, const WorkerProgramRegistry* programs, Co
 // pass-through subcommand hands to its program. REQUIRES: cmd allows extras.
 std::vector<std::string> PassThroughArgs(const CLI::App& cmd);
 
-// train, eval, gen, serve, status, keygen: "not implemented yet", except
+// gen, status, keygen: "not implemented yet", except
 // gen when the generator is built (tools/cli/gen_command.h).
 void AddPlannedCommands(CLI::App* app, Command* selected);
 
