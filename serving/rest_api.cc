@@ -1,0 +1,280 @@
+#include "serving/rest_api.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace tessera::serving {
+
+using nlohmann::json;
+
+namespace {
+constexpr char kPrefix[] = "/v1/models/";
+}  // namespace
+
+RestApi::RestApi(const RestApiOptions& options, MetricsRegistry* metrics)
+    : options_(options), metrics_(metrics) {}
+
+void RestApi::SetModel(std::unique_ptr<const ServedModel> model) {
+  owned_ = std::move(model);
+  model_.store(owned_.get());
+}
+
+void RestApi::Register(HttpServer* server) {
+  // cpp-httplib matches route patterns as regular expressions on the path.
+  const std::string pattern = std::string(kPrefix) + "[^/]+";
+  for (const char* method : {"GET", "POST"}) {
+    server->Handle(method, pattern, [this](const HttpRequest& r) { return Handle(r); });
+  }
+  AddObservabilityRoutes(server, metrics_, [this] { return ready(); });
+}
+
+HttpResponse RestApi::Handle(const HttpRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string route = "other";
+  Reply reply = Dispatch(request, &route);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_
+      ->GetCounter("tessera_serving_requests_total", "Requests by route and HTTP status code",
+                   {{"route", route}, {"code", std::to_string(reply.status)}})
+      .Increment();
+  metrics_
+      ->GetHistogram("tessera_serving_request_latency_seconds", "Request latency by route",
+                     LatencyBuckets(), {{"route", route}})
+      .Observe(seconds);
+  if (!reply.reason.empty()) {
+    metrics_
+        ->GetCounter("tessera_serving_bad_requests_total", "Requests refused, by reason",
+                     {{"reason", reply.reason}})
+        .Increment();
+  }
+  return HttpResponse{reply.status, "application/json",
+                      reply.body.dump(-1, ' ', false, json::error_handler_t::replace)};
+}
+
+namespace {
+
+RestApi::Reply Error(int status, std::string reason, std::string message) {
+  return {status, std::move(reason), json{{"error", std::move(message)}}};
+}
+
+// The request body as a JSON object, or the error reply.
+bool ParseBody(const std::string& body, size_t max_bytes, json* doc, RestApi::Reply* error) {
+  if (body.size() > max_bytes) {
+    *error = Error(413, "body_too_large",
+                   absl::StrCat("request body of ", body.size(), " bytes exceeds the limit of ",
+                                max_bytes));
+    return false;
+  }
+  *doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc->is_discarded()) {
+    *error = Error(400, "malformed_json", "request body is not valid JSON");
+    return false;
+  }
+  if (!doc->is_object()) {
+    *error = Error(400, "invalid_request",
+                   absl::StrCat("request body: expected an object, got ", doc->type_name()));
+    return false;
+  }
+  return true;
+}
+
+// Checks the top-level keys of a request: only `allowed` ones.
+bool CheckKeys(const json& doc, std::initializer_list<const char*> allowed, RestApi::Reply* error) {
+  for (const auto& [key, value] : doc.items()) {
+    if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }) ==
+        allowed.end()) {
+      *error = Error(400, "invalid_request", absl::StrCat(key, ": unknown key"));
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ExplainFlag(const json& doc, bool* explain, RestApi::Reply* error) {
+  *explain = false;
+  const auto it = doc.find("explain");
+  if (it == doc.end() || it->is_null()) return true;
+  if (!it->is_boolean()) {
+    *error = Error(400, "invalid_request",
+                   absl::StrCat("explain: expected a boolean, got ", it->type_name()));
+    return false;
+  }
+  *explain = it->get<bool>();
+  return true;
+}
+
+RestApi::Reply ScoreError(const Status& s) {
+  if (s.code() == StatusCode::kInvalidArgument) {
+    return Error(400, "invalid_instance", std::string(s.message()));
+  }
+  if (s.code() == StatusCode::kUnimplemented) {
+    return Error(400, "explain_unsupported", std::string(s.message()));
+  }
+  return Error(500, "internal", std::string(s.message()));
+}
+
+}  // namespace
+
+RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route) {
+  const ServedModel* model = model_.load();
+  std::string rest = request.path.substr(std::min(request.path.size(), sizeof(kPrefix) - 1));
+  std::string verb;
+  if (const size_t colon = rest.rfind(':'); colon != std::string::npos) {
+    verb = rest.substr(colon + 1);
+    rest.resize(colon);
+  }
+  if (request.method == "GET" && verb.empty()) {
+    *route = "status";
+  } else if (request.method == "POST" && (verb == "predict" || verb == "recommend")) {
+    *route = verb;
+  } else {
+    return Error(404, "unknown_method",
+                 absl::StrCat(request.method, " ", request.path, ": no such method (GET /v1/models/NAME, "
+                              "POST /v1/models/NAME:predict or :recommend)"));
+  }
+  if (rest != options_.name) {
+    return Error(404, "unknown_model",
+                 absl::StrCat("model '", rest, "' not found (this server serves '",
+                              options_.name, "')"));
+  }
+  if (model == nullptr) return Error(503, "not_ready", "no model is loaded yet");
+  if (*route == "status") return ModelStatus(*model);
+  return *route == "predict" ? Predict(*model, request.body) : Recommend(*model, request.body);
+}
+
+RestApi::Reply RestApi::ModelStatus(const ServedModel& model) const {
+  return {200, "",
+          json{{"model_version_status",
+                json::array({json{{"version", model.version()},
+                                  {"state", "AVAILABLE"},
+                                  {"status", {{"error_code", "OK"}, {"error_message", ""}}}}})}}};
+}
+
+RestApi::Reply RestApi::Predict(const ServedModel& model, const std::string& body) {
+  Reply error;
+  json doc;
+  bool explain = false;
+  if (!ParseBody(body, options_.max_body_bytes, &doc, &error) ||
+      !CheckKeys(doc, {"instances", "explain", "signature_name"}, &error) ||
+      !ExplainFlag(doc, &explain, &error)) {
+    return error;
+  }
+  const auto it = doc.find("instances");
+  if (it == doc.end() || !it->is_array()) {
+    return Error(400, "invalid_request",
+                 it == doc.end() ? std::string("instances: missing")
+                                 : absl::StrCat("instances: expected an array, got ", it->type_name()));
+  }
+  const json::array_t& instances = it->get_ref<const json::array_t&>();
+  if (instances.size() > static_cast<size_t>(options_.max_instances)) {
+    return Error(413, "too_many_instances",
+                 absl::StrCat("instances: ", instances.size(), " exceed the limit of ",
+                              options_.max_instances));
+  }
+  ScoreResult result;
+  if (Status s = model.Score(instances, "instances", explain, &result); !s.ok()) {
+    return ScoreError(s);
+  }
+  metrics_->GetCounter("tessera_serving_instances_total", "Instances scored")
+      .Increment(static_cast<double>(instances.size()));
+  json reply{{"predictions", result.predictions}, {"model_version", model.version()}};
+  if (explain) reply["explanations"] = std::move(result.explanations);
+  return {200, "", std::move(reply)};
+}
+
+RestApi::Reply RestApi::Recommend(const ServedModel& model, const std::string& body) {
+  Reply error;
+  json doc;
+  bool explain = false;
+  if (!ParseBody(body, options_.max_body_bytes, &doc, &error) ||
+      !CheckKeys(doc, {"context", "candidates", "k", "explain"}, &error) ||
+      !ExplainFlag(doc, &explain, &error)) {
+    return error;
+  }
+  json context = doc.value("context", json::object());
+  if (!context.is_object()) {
+    return Error(400, "invalid_request",
+                 absl::StrCat("context: expected an object, got ", context.type_name()));
+  }
+  // The context alone, so its errors name it rather than a candidate.
+  ScoreResult unused;
+  if (Status s = model.Score(std::span<const json>(&context, 1), "context", false, &unused);
+      !s.ok()) {
+    std::string message(s.message());
+    if (message.rfind("context[0]", 0) == 0) message.replace(0, 10, "context");
+    return ScoreError(Status(s.code(), message));
+  }
+  int64_t k = 10;
+  if (const auto it = doc.find("k"); it != doc.end()) {
+    if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+      return Error(400, "invalid_request", "k: expected an integer >= 1");
+    }
+    k = it->get<int64_t>();
+  }
+  const auto cit = doc.find("candidates");
+  if (cit == doc.end() || !cit->is_array()) {
+    return Error(400, "invalid_request", "candidates: expected an array");
+  }
+  if (cit->size() > static_cast<size_t>(options_.max_instances)) {
+    return Error(413, "too_many_instances",
+                 absl::StrCat("candidates: ", cit->size(), " exceed the limit of ",
+                              options_.max_instances));
+  }
+  const std::string& item_field = model.item_field();
+  std::vector<json> instances;
+  std::vector<json> ids;
+  instances.reserve(cit->size());
+  for (size_t i = 0; i < cit->size(); ++i) {
+    const json& candidate = (*cit)[i];
+    json instance;
+    if (candidate.is_string()) {
+      if (item_field.empty()) {
+        return Error(400, "invalid_instance",
+                     absl::StrCat("candidates[", i, "]: a bare id needs an item field in the schema"));
+      }
+      const json* row = model.catalog() ? model.catalog()->Find(candidate.get<std::string>()) : nullptr;
+      instance = row != nullptr ? *row : json::object();
+      instance.update(context);
+      instance[item_field] = candidate;
+    } else if (candidate.is_object()) {
+      instance = context;
+      instance.update(candidate);
+    } else {
+      return Error(400, "invalid_instance",
+                   absl::StrCat("candidates[", i, "]: expected an object or a string, got ",
+                                candidate.type_name()));
+    }
+    ids.push_back(item_field.empty() ? json() : instance.value(item_field, json()));
+    instances.push_back(std::move(instance));
+  }
+  ScoreResult result;
+  if (Status s = model.Score(instances, "candidates", explain, &result); !s.ok()) {
+    return ScoreError(s);
+  }
+  metrics_->GetCounter("tessera_serving_instances_total", "Instances scored")
+      .Increment(static_cast<double>(instances.size()));
+  std::vector<size_t> order(instances.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return result.predictions[a] > result.predictions[b];
+  });
+  order.resize(std::min<size_t>(order.size(), static_cast<size_t>(k)));
+  json items = json::array();
+  const std::string id_key = item_field.empty() ? "item_id" : item_field;
+  for (size_t i : order) {
+    json item{{id_key, ids[i]}, {"score", result.predictions[i]}};
+    if (explain) item["explanation"] = std::move(result.explanations[i]);
+    items.push_back(std::move(item));
+  }
+  return {200, "", json{{"items", std::move(items)}, {"model_version", model.version()}}};
+}
+
+}  // namespace tessera::serving

@@ -1,0 +1,128 @@
+#include "serving/served_model.h"
+
+#include <charconv>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "models/batch_builder.h"
+#include "models/explanation.h"
+
+namespace tessera::serving {
+namespace {
+
+// A float as a JSON number with the fewest digits that read back as the same
+// float (as eval's explanations write them).
+nlohmann::json JsonFloat(float x) {
+  if (!std::isfinite(x)) return nullptr;
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
+  double d = x;
+  if (ec == std::errc()) std::from_chars(buf, end, d);
+  return d;
+}
+
+nlohmann::json ExplanationObject(const models::Schema& schema, const KeptTokens& tokens,
+                                 const models::Explanation& e) {
+  const std::vector<models::Field>& fields = schema.fields();
+  nlohmann::json contributions = nlohmann::json::object();
+  for (size_t f = 0; f < fields.size() && f < e.fields.size(); ++f) {
+    contributions[fields[f].name] = JsonFloat(e.fields[f]);
+  }
+  nlohmann::json attention = nlohmann::json::object();
+  for (const models::AttentionWeights& a : e.attention) {
+    if (a.field < 0 || static_cast<size_t>(a.field) >= fields.size()) continue;
+    const std::vector<std::string>& kept = tokens[a.field];
+    nlohmann::json items = nlohmann::json::array();
+    for (size_t t = 0; t < a.weights.size(); ++t) {
+      items.push_back({{"item", t < kept.size() ? nlohmann::json(kept[t]) : nlohmann::json()},
+                       {"weight", JsonFloat(a.weights[t])}});
+    }
+    attention[fields[a.field].name] = std::move(items);
+  }
+  return {{"logit", JsonFloat(e.logit)},
+          {"bias", JsonFloat(e.bias)},
+          {"fields", std::move(contributions)},
+          {"attention", std::move(attention)}};
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& model_dir,
+                                                         const std::string& catalog_path) {
+  TESSERA_ASSIGN_OR_RETURN(models::SavedModel saved,
+                           models::LoadSavedModel(model_dir, /*with_state=*/false));
+  const std::string version = std::to_string(saved.manifest.created_unix_s);
+  std::unique_ptr<ServedModel> served(new ServedModel(std::move(saved), version));
+  // Fails early on a model type this build cannot construct.
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> first, served->Acquire());
+  served->Release(std::move(first));
+  StatusOr<std::string> item_field = CatalogKeyField(served->schema());
+  if (item_field.ok()) served->item_field_ = *item_field;
+  if (!catalog_path.empty()) {
+    if (!item_field.ok()) return item_field.status();
+    TESSERA_ASSIGN_OR_RETURN(ItemCatalog catalog,
+                             ItemCatalog::Load(catalog_path, served->schema(), *item_field));
+    served->catalog_.emplace(std::move(catalog));
+  }
+  return served;
+}
+
+StatusOr<std::unique_ptr<models::Model>> ServedModel::Acquire() const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!pool_.empty()) {
+      std::unique_ptr<models::Model> model = std::move(pool_.back());
+      pool_.pop_back();
+      return model;
+    }
+  }
+  return models::NewModel(saved_.manifest.model, saved_.schema);
+}
+
+void ServedModel::Release(std::unique_ptr<models::Model> model) const {
+  absl::MutexLock lock(&mu_);
+  pool_.push_back(std::move(model));
+}
+
+Status ServedModel::Score(std::span<const nlohmann::json> instances, std::string_view list,
+                          bool explain, ScoreResult* out) const {
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::BatchBuilder> builder,
+                           models::BatchBuilder::Create(&saved_.schema, {}));
+  models::Batch batch;
+  models::Example example;
+  std::vector<KeptTokens> tokens(explain ? instances.size() : 0);
+  builder->Start(&batch);
+  for (size_t i = 0; i < instances.size(); ++i) {
+    TESSERA_RETURN_IF_ERROR(encoder_.Encode(instances[i], absl::StrCat(std::string(list), "[", i, "]"),
+                                            &example, explain ? &tokens[i] : nullptr));
+    builder->Add(example);
+  }
+  builder->Finish();
+  TESSERA_ASSIGN_OR_RETURN(std::vector<std::span<const float>> dense,
+                           models::FillBatch(saved_, &batch));
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, Acquire());
+  out->predictions.assign(instances.size(), 0.0f);
+  if (batch.size > 0) model->Predict(batch, dense, out->predictions);
+  out->explanations = nlohmann::json::array();
+  Status status = OkStatus();
+  if (explain) {
+    std::vector<models::Explanation> explanations;
+    status = model->Explain(batch, dense, &explanations);
+    if (!status.ok()) {
+      status = Status(status.code(), absl::StrCat("model type '", saved_.manifest.model.type,
+                                                  "' cannot explain its predictions: ",
+                                                  status.message()));
+    } else if (explanations.size() != instances.size()) {
+      status = InternalError("the model explained a different number of instances");
+    } else {
+      for (size_t i = 0; i < instances.size(); ++i) {
+        out->explanations.push_back(ExplanationObject(saved_.schema, tokens[i], explanations[i]));
+      }
+    }
+  }
+  Release(std::move(model));
+  return status;
+}
+
+}  // namespace tessera::serving
