@@ -13,6 +13,7 @@
 namespace tessera::serving {
 
 using nlohmann::json;
+using ojson = nlohmann::ordered_json;
 
 namespace {
 constexpr char kPrefix[] = "/v1/models/";
@@ -56,13 +57,13 @@ HttpResponse RestApi::Handle(const HttpRequest& request) {
         .Increment();
   }
   return HttpResponse{reply.status, "application/json",
-                      reply.body.dump(-1, ' ', false, json::error_handler_t::replace)};
+                      reply.body.dump(-1, ' ', false, ojson::error_handler_t::replace)};
 }
 
 namespace {
 
 RestApi::Reply Error(int status, std::string reason, std::string message) {
-  return {status, std::move(reason), json{{"error", std::move(message)}}};
+  return {status, std::move(reason), ojson{{"error", std::move(message)}}};
 }
 
 // The request body as a JSON object, or the error reply.
@@ -151,11 +152,9 @@ RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route)
 }
 
 RestApi::Reply RestApi::ModelStatus(const ServedModel& model) const {
-  return {200, "",
-          json{{"model_version_status",
-                json::array({json{{"version", model.version()},
-                                  {"state", "AVAILABLE"},
-                                  {"status", {{"error_code", "OK"}, {"error_message", ""}}}}})}}};
+  ojson status{{"error_code", "OK"}, {"error_message", ""}};
+  ojson version{{"version", model.version()}, {"state", "AVAILABLE"}, {"status", std::move(status)}};
+  return {200, "", ojson{{"model_version_status", ojson::array({std::move(version)})}}};
 }
 
 RestApi::Reply RestApi::Predict(const ServedModel& model, const std::string& body) {
@@ -185,7 +184,9 @@ RestApi::Reply RestApi::Predict(const ServedModel& model, const std::string& bod
   }
   metrics_->GetCounter("tessera_serving_instances_total", "Instances scored")
       .Increment(static_cast<double>(instances.size()));
-  json reply{{"predictions", result.predictions}, {"model_version", model.version()}};
+  ojson predictions = ojson::array();
+  for (float p : result.predictions) predictions.push_back(JsonFloat(p));
+  ojson reply{{"predictions", std::move(predictions)}, {"model_version", model.version()}};
   if (explain) reply["explanations"] = std::move(result.explanations);
   return {200, "", std::move(reply)};
 }
@@ -267,14 +268,15 @@ RestApi::Reply RestApi::Recommend(const ServedModel& model, const std::string& b
     return result.predictions[a] > result.predictions[b];
   });
   order.resize(std::min<size_t>(order.size(), static_cast<size_t>(k)));
-  json items = json::array();
+  ojson items = ojson::array();
   const std::string id_key = item_field.empty() ? "item_id" : item_field;
   for (size_t i : order) {
-    json item{{id_key, ids[i]}, {"score", result.predictions[i]}};
+    ojson id = ids[i].is_string() ? ojson(ids[i].get<std::string>()) : ojson();
+    ojson item{{id_key, std::move(id)}, {"score", JsonFloat(result.predictions[i])}};
     if (explain) item["explanation"] = std::move(result.explanations[i]);
     items.push_back(std::move(item));
   }
-  return {200, "", json{{"items", std::move(items)}, {"model_version", model.version()}}};
+  return {200, "", ojson{{"items", std::move(items)}, {"model_version", model.version()}}};
 }
 
 }  // namespace tessera::serving

@@ -73,7 +73,7 @@ class RestApi {
   struct Reply {
     int status = 200;
     std::string reason;
-    nlohmann::json body;
+    nlohmann::ordered_json body;
   };
 
  private:

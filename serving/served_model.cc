@@ -9,11 +9,7 @@
 #include "models/explanation.h"
 
 namespace tessera::serving {
-namespace {
-
-// A float as a JSON number with the fewest digits that read back as the same
-// float (as eval's explanations write them).
-nlohmann::json JsonFloat(float x) {
+nlohmann::ordered_json JsonFloat(float x) {
   if (!std::isfinite(x)) return nullptr;
   char buf[32];
   const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
@@ -22,20 +18,22 @@ nlohmann::json JsonFloat(float x) {
   return d;
 }
 
-nlohmann::json ExplanationObject(const models::Schema& schema, const KeptTokens& tokens,
+namespace {
+
+nlohmann::ordered_json ExplanationObject(const models::Schema& schema, const KeptTokens& tokens,
                                  const models::Explanation& e) {
   const std::vector<models::Field>& fields = schema.fields();
-  nlohmann::json contributions = nlohmann::json::object();
+  nlohmann::ordered_json contributions = nlohmann::ordered_json::object();
   for (size_t f = 0; f < fields.size() && f < e.fields.size(); ++f) {
     contributions[fields[f].name] = JsonFloat(e.fields[f]);
   }
-  nlohmann::json attention = nlohmann::json::object();
+  nlohmann::ordered_json attention = nlohmann::ordered_json::object();
   for (const models::AttentionWeights& a : e.attention) {
     if (a.field < 0 || static_cast<size_t>(a.field) >= fields.size()) continue;
     const std::vector<std::string>& kept = tokens[a.field];
-    nlohmann::json items = nlohmann::json::array();
+    nlohmann::ordered_json items = nlohmann::ordered_json::array();
     for (size_t t = 0; t < a.weights.size(); ++t) {
-      items.push_back({{"item", t < kept.size() ? nlohmann::json(kept[t]) : nlohmann::json()},
+      items.push_back({{"item", t < kept.size() ? nlohmann::ordered_json(kept[t]) : nlohmann::ordered_json()},
                        {"weight", JsonFloat(a.weights[t])}});
     }
     attention[fields[a.field].name] = std::move(items);
@@ -104,7 +102,7 @@ Status ServedModel::Score(std::span<const nlohmann::json> instances, std::string
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, Acquire());
   out->predictions.assign(instances.size(), 0.0f);
   if (batch.size > 0) model->Predict(batch, dense, out->predictions);
-  out->explanations = nlohmann::json::array();
+  out->explanations = nlohmann::ordered_json::array();
   Status status = OkStatus();
   if (explain) {
     std::vector<models::Explanation> explanations;

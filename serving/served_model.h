@@ -43,8 +43,12 @@ struct ScoreResult {
   // {name: contribution}, "attention": {sequence field: [{"item": token,
   // "weight": w}, ...]}} (the keys of models/eval_runner.h ExplanationJson
   // that describe the example).
-  nlohmann::json explanations = nlohmann::json::array();
+  nlohmann::ordered_json explanations = nlohmann::ordered_json::array();
 };
+
+// A float as a JSON number with the fewest digits that read back as the same
+// float (as eval's explanations write them); null if not finite.
+nlohmann::ordered_json JsonFloat(float x);
 
 class ServedModel {
  public:

@@ -8,10 +8,12 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "tests/serving/serving_test_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -202,6 +204,41 @@ TEST_F(RestApiTest, BadRequestsGetJsonErrorsAndAreCounted) {
   EXPECT_THAT(text, HasSubstr(R"(tessera_serving_bad_requests_total{reason="body_too_large"} 1)"));
   EXPECT_THAT(text, HasSubstr("tessera_serving_instances_total 1"));
   EXPECT_THAT(text, HasSubstr("tessera_serving_request_latency_seconds_bucket"));
+}
+
+TEST_F(RestApiTest, ConcurrentRequestsGetTheirOwnScores) {
+  Load();
+  // Each thread asks about its own user; every answer must equal the
+  // single-threaded score of that instance (models are pooled, not shared).
+  constexpr int kThreads = 4;
+  std::vector<float> expected(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    ScoreResult r;
+    const json instance = {{"user_id", absl::StrCat("u", t)}, {"item_id", "i1"},
+                           {"hist", {"i2", "i3"}}};
+    ASSERT_OK(served_->Score(std::span<const json>(&instance, 1), "x", false, &r));
+    expected[t] = r.predictions[0];
+  }
+  std::vector<int> mismatches(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      httplib::Client client("127.0.0.1", port_);
+      const std::string body =
+          json{{"instances", {{{"user_id", absl::StrCat("u", t)}, {"item_id", "i1"},
+                               {"hist", {"i2", "i3"}}}}}}
+              .dump();
+      for (int i = 0; i < 25; ++i) {
+        auto res = client.Post("/v1/models/ctr:predict", body, "application/json");
+        if (!res || res->status != 200 ||
+            std::abs(json::parse(res->body)["predictions"][0].get<double>() - expected[t]) > 1e-7) {
+          ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches, std::vector<int>(kThreads, 0));
 }
 
 }  // namespace
