@@ -314,6 +314,8 @@ uint32_t ClampUnixSeconds(int64_t now) {
 struct alignas(64) EmbeddingTable::Stripe {
   mutable Mutex mu;
   RowStore store ABSL_GUARDED_BY(mu);
+  // Counts of keys without a row; null unless admission is on.
+  std::unique_ptr<CountMinSketch> sketch ABSL_GUARDED_BY(mu);
 };
 
 // Per-thread buffers of the batch calls, reused across calls.
@@ -347,12 +349,20 @@ EmbeddingTable::EmbeddingTable(const Options& options)
       optimizer_(options.optimizer),
       initializer_(options.initializer),
       stripe_bits_(StripeBits(options.num_stripes)),
+      min_count_(options.admission.min_count),
+      eviction_(options.eviction),
       stripes_(new Stripe[size_t{1} << stripe_bits_]) {
   if (optimizer_ == nullptr) Die("REQUIRES: Options::optimizer != nullptr");
   if (dim_ == 0) Die("REQUIRES: Options::dim >= 1");
   for (int s = 0; s < num_stripes(); ++s) {
     MutexLock lock(&stripes_[s].mu);  // Not needed before publication; keeps the analysis happy.
     stripes_[s].store.Configure(row_bytes_, stripe_bits_);
+    if (min_count_ > 1) {
+      stripes_[s].sketch = std::make_unique<CountMinSketch>(CountMinSketch::Options{
+          .memory_bytes = options.admission_sketch_bytes / static_cast<size_t>(num_stripes()),
+          .depth = 4,
+          .seed = options.admission_seed * 1024 + static_cast<uint64_t>(s)});
+    }
   }
 }
 
@@ -414,11 +424,25 @@ void EmbeddingTable::Pull(std::span<const Key> keys, std::span<float> out) const
     const uint32_t begin = scratch.group_begin[s], end = scratch.group_begin[s + 1];
     if (begin != end) PullStripe(s, keys, out, scratch, begin, end);
   }
+  if (min_count_ > 1 && !scratch.missing.empty()) CountMissing(keys, scratch.missing, scratch);
   // Initial values of missing keys are computed outside every lock.
   for (uint32_t i : scratch.missing) {
     InitializeRow(initializer_, id_, keys[i], out.subspan(size_t{i} * dim_, dim_));
   }
   scratch.Trim();
+}
+
+void EmbeddingTable::CountMissing(std::span<const Key> keys, std::span<const uint32_t> positions,
+                                  const Scratch& scratch) const {
+  size_t j = 0;
+  while (j < positions.size()) {
+    const uint32_t s = StripeOf(scratch.hashes[positions[j]]);
+    Stripe& stripe = stripes_[s];
+    MutexLock lock(&stripe.mu);
+    for (; j < positions.size() && StripeOf(scratch.hashes[positions[j]]) == s; ++j) {
+      stripe.sketch->Add(keys[positions[j]]);
+    }
+  }
 }
 
 void EmbeddingTable::PullStripe(uint32_t s, std::span<const Key> keys, std::span<float> out,
@@ -488,8 +512,10 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
   Stripe& stripe = stripes_[s];
   MutexLock lock(&stripe.mu);
   RowStore& store = stripe.store;
+  CountMinSketch* const sketch = stripe.sketch.get();
   const uint32_t* order = scratch.order.data();
   const uint64_t* hashes = scratch.hashes.data();
+  uint64_t admitted = 0, rejected = 0;
   for (uint32_t w = begin; w < end; w += kWindow) {
     const uint32_t w_end = std::min(w + kWindow, end);
     for (uint32_t j = w; j < w_end; ++j) store.PrefetchSlot(hashes[order[j]]);
@@ -504,18 +530,43 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
       // inserts earlier in the window.
       std::byte* row = guess[j - w];
       if (row == nullptr || KeyOf(row) != keys[i]) {
-        bool inserted;
-        row = store.FindOrInsert(keys[i], hashes[i], &inserted);
-        if (inserted) InitRow(row, keys[i]);
+        // Admission: a key without a row gets one at its min_count-th
+        // occurrence; until then its gradient is dropped.
+        row = nullptr;
+        if (sketch != nullptr && (row = store.Find(keys[i], hashes[i])) == nullptr &&
+            sketch->Add(keys[i]) < min_count_) {
+          ++rejected;
+          if (mode == Mode::kPushPull) scratch.rows[j] = nullptr;
+          continue;
+        }
+        if (row == nullptr) {
+          bool inserted;
+          row = store.FindOrInsert(keys[i], hashes[i], &inserted);
+          if (inserted) {
+            InitRow(row, keys[i]);
+            ++admitted;
+          }
+        }
       }
       ApplyGradient(row, &grads[size_t{i} * dim_], now);
       if (mode == Mode::kPushPull) scratch.rows[j] = row;
     }
   }
+  if (admitted != 0) rows_admitted_.fetch_add(admitted, std::memory_order_relaxed);
+  if (rejected != 0) keys_rejected_.fetch_add(rejected, std::memory_order_relaxed);
   if (mode != Mode::kPushPull) return;
   // After every gradient of the stripe, so a repeated key reads its final value.
   for (uint32_t j = begin; j < end; ++j) {
-    std::memcpy(&out[size_t{order[j]} * dim_], Floats(scratch.rows[j]), dim_ * sizeof(float));
+    const uint32_t i = order[j];
+    float* dst = &out[size_t{i} * dim_];
+    // A dropped occurrence reads the row if a later one admitted the key,
+    // else the initial value.
+    std::byte* row = scratch.rows[j] != nullptr ? scratch.rows[j] : store.Find(keys[i], hashes[i]);
+    if (row == nullptr) {
+      InitializeRow(initializer_, id_, keys[i], {dst, dim_});
+    } else {
+      std::memcpy(dst, Floats(row), dim_ * sizeof(float));
+    }
   }
 }
 
@@ -524,6 +575,102 @@ bool EmbeddingTable::Erase(Key key) {
   Stripe& stripe = stripes_[StripeOf(hash)];
   MutexLock lock(&stripe.mu);
   return stripe.store.Erase(key, hash);
+}
+
+size_t EmbeddingTable::EvictFromStripe(uint32_t s, const std::function<bool(uint32_t)>& doomed,
+                                       size_t limit, std::vector<Key>& evicted) {
+  Stripe& stripe = stripes_[s];
+  MutexLock lock(&stripe.mu);
+  RowStore& store = stripe.store;
+  size_t removed = 0;
+  // Backwards: Erase moves the last row (already visited) into the hole.
+  for (uint32_t id = store.size(); id-- > 0 && removed < limit;) {
+    const std::byte* row = store.row(id);
+    if (!doomed(reinterpret_cast<const RowHeader*>(row)->last_update_unix_s)) continue;
+    const Key key = KeyOf(row);
+    store.Erase(key, HashKey(key));
+    evicted.push_back(key);
+    ++removed;
+  }
+  return removed;
+}
+
+size_t EmbeddingTable::EvictOldest(size_t excess, std::vector<Key>& evicted) {
+  std::vector<uint32_t> times;
+  for (int s = 0; s < num_stripes(); ++s) {
+    absl::ReaderMutexLock lock(&stripes_[s].mu);
+    const RowStore& store = stripes_[s].store;
+    for (uint32_t id = 0; id < store.size(); ++id) {
+      times.push_back(reinterpret_cast<const RowHeader*>(store.row(id))->last_update_unix_s);
+    }
+  }
+  if (times.empty() || excess == 0) return 0;
+  excess = std::min(excess, times.size());
+  // The excess-th oldest timestamp: rows older than it all go, then rows of
+  // exactly that second until `excess` rows are gone.
+  std::nth_element(times.begin(), times.begin() + static_cast<ptrdiff_t>(excess - 1), times.end());
+  const uint32_t cutoff = times[excess - 1];
+  size_t removed = 0;
+  for (uint32_t s = 0; s < static_cast<uint32_t>(num_stripes()) && removed < excess; ++s) {
+    removed += EvictFromStripe(s, [cutoff](uint32_t t) { return t < cutoff; }, excess - removed,
+                               evicted);
+  }
+  for (uint32_t s = 0; s < static_cast<uint32_t>(num_stripes()) && removed < excess; ++s) {
+    removed += EvictFromStripe(s, [cutoff](uint32_t t) { return t == cutoff; }, excess - removed,
+                               evicted);
+  }
+  return removed;
+}
+
+size_t EmbeddingTable::Evict(int64_t now_unix_s) {
+  MutexLock lock(&evict_mu_);
+  const size_t first = evicted_.size();
+  size_t by_ttl = 0, by_rows = 0;
+  if (eviction_.ttl_s > 0) {
+    const int64_t cutoff = now_unix_s - int64_t{eviction_.ttl_s};
+    for (uint32_t s = 0; s < static_cast<uint32_t>(num_stripes()); ++s) {
+      by_ttl += EvictFromStripe(s, [cutoff](uint32_t t) { return int64_t{t} <= cutoff; },
+                                std::numeric_limits<size_t>::max(), evicted_);
+    }
+  }
+  if (eviction_.max_rows > 0) {
+    const size_t rows = num_rows();
+    if (rows > eviction_.max_rows) by_rows = EvictOldest(rows - eviction_.max_rows, evicted_);
+  }
+  evicted_ttl_.fetch_add(by_ttl, std::memory_order_relaxed);
+  evicted_max_rows_.fetch_add(by_rows, std::memory_order_relaxed);
+  return evicted_.size() - first;
+}
+
+size_t EmbeddingTable::MaybeEvict(int64_t now_unix_s) {
+  if (eviction_.ttl_s == 0 && eviction_.max_rows == 0) return 0;
+  int64_t next = next_sweep_s_.load(std::memory_order_relaxed);
+  if (now_unix_s < next) return 0;
+  if (!next_sweep_s_.compare_exchange_strong(next, now_unix_s + 1)) return 0;  // Another sweeps.
+  return Evict(now_unix_s);
+}
+
+std::vector<Key> EmbeddingTable::DrainEvicted() {
+  MutexLock lock(&evict_mu_);
+  std::vector<Key> out;
+  out.swap(evicted_);
+  return out;
+}
+
+EmbeddingTable::Stats EmbeddingTable::stats() const {
+  return {rows_admitted_.load(std::memory_order_relaxed),
+          keys_rejected_.load(std::memory_order_relaxed),
+          evicted_ttl_.load(std::memory_order_relaxed),
+          evicted_max_rows_.load(std::memory_order_relaxed)};
+}
+
+size_t EmbeddingTable::sketch_bytes() const {
+  size_t bytes = 0;
+  for (int s = 0; s < num_stripes(); ++s) {
+    absl::ReaderMutexLock lock(&stripes_[s].mu);
+    if (stripes_[s].sketch) bytes += stripes_[s].sketch->memory_bytes();
+  }
+  return bytes;
 }
 
 void EmbeddingTable::ForEachRow(const std::function<void(const RowView&)>& fn) const {
@@ -550,6 +697,7 @@ size_t EmbeddingTable::memory_bytes() const {
   for (int s = 0; s < num_stripes(); ++s) {
     absl::ReaderMutexLock lock(&stripes_[s].mu);
     bytes += stripes_[s].store.memory_bytes();
+    if (stripes_[s].sketch) bytes += stripes_[s].sketch->memory_bytes();
   }
   return bytes;
 }

@@ -14,6 +14,29 @@
 // rebuilds only the index. Erase moves the stripe's last row into the hole,
 // keeping each stripe's rows dense (row ids are not stable across Erase).
 //
+// Admission (Options::admission.min_count = N > 1). Each stripe holds a
+// count-min sketch (server/count_min_sketch.h) of the keys without a row.
+// Every occurrence of such a key in a Pull, Push or PushPull batch adds one
+// to its count (a worker that pulls then pushes a key counts it twice). A
+// Push occurrence whose count reaches N creates the row and applies its
+// gradient; before that the gradient is dropped (counted as rejected) and
+// PushPull returns the initial value. A Pull never creates a row, admitted
+// or not: it returns the key's initial value, as for any missing key. Keys
+// with a row are not counted any more. Counts never decay: an evicted key
+// that comes back is admitted again at its first Push.
+//
+// Eviction (Options::eviction). Evict(now) removes, stripe by stripe, the
+// rows with last_update_unix_s + ttl_s <= now (ttl_s > 0), then, if more
+// than max_rows rows remain (max_rows > 0), the least recently updated rows
+// until max_rows remain: a row is removed only if every kept row was updated
+// at the same second or later (timestamps have whole-second resolution; ties
+// go in stripe order). Rows pushed while Evict runs may be kept, so the
+// bound holds when Evict returns only if no Push ran concurrently. Between
+// sweeps the table may exceed max_rows. MaybeEvict(now) runs Evict at most
+// once per second of `now`; the server calls it after push batches. The keys
+// evicted since the last DrainEvicted() are kept for it (tombstones for
+// deltas); Erase() does not record its key there.
+//
 // Thread safety: thread-safe. Batch calls lock each stripe they touch once,
 // taking the keys of that stripe in their batch order, so concurrent pushes
 // to one key never lose an update. A batch is atomic per stripe, not as a
@@ -30,14 +53,19 @@
 #ifndef TESSERA_SERVER_EMBEDDING_TABLE_H_
 #define TESSERA_SERVER_EMBEDDING_TABLE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <span>
+#include <vector>
 
+#include "common/mutex.h"
 #include "common/table_config.h"
 #include "common/types.h"
+#include "server/count_min_sketch.h"
 #include "server/optimizer/optimizer.h"
 
 namespace tessera::server {
@@ -58,6 +86,24 @@ class EmbeddingTable {
     // 256: about half; bench/table_bench, 2M rows). Raise it for many more
     // concurrent pushers or much larger batches.
     int num_stripes = 16;
+    // Off unless min_count > 1 (see the class comment).
+    AdmissionConfig admission = {};
+    // Counter memory of the admission sketches, split evenly over the
+    // stripes (depth 4). 1 MiB per table: width 4096 per stripe at 16
+    // stripes, so a key's count is overestimated by at most
+    // e/4096 = 0.07% of its stripe's counted occurrences with probability
+    // >= 98%.
+    size_t admission_sketch_bytes = 1 << 20;
+    uint64_t admission_seed = 0;
+    EvictionConfig eviction = {};  // Off unless ttl_s or max_rows > 0.
+  };
+
+  // Monotonic totals since construction.
+  struct Stats {
+    uint64_t rows_admitted = 0;     // Rows created by Push/PushPull.
+    uint64_t keys_rejected = 0;     // Push occurrences dropped before admission.
+    uint64_t evicted_ttl = 0;       // Rows removed by Evict for ttl_s.
+    uint64_t evicted_max_rows = 0;  // Rows removed by Evict for max_rows.
   };
 
   // The fixed start of every row; value[dim] and state[dim * k] follow it.
@@ -117,6 +163,20 @@ class EmbeddingTable {
   // Removes the row of `key`; false if it had none.
   bool Erase(Key key);
 
+  // Removes expired rows, then the oldest rows past max_rows (see the class
+  // comment); returns the number removed. Locks one stripe at a time.
+  size_t Evict(int64_t now_unix_s);
+  // Evict(now) if eviction is on and no sweep ran at this second of `now`
+  // or later; returns the number removed. Cheap when not due (one atomic).
+  size_t MaybeEvict(int64_t now_unix_s);
+  // Returns the keys evicted since the previous call (each once, in eviction
+  // order) and forgets them. A key may have come back (a row again) since.
+  std::vector<Key> DrainEvicted();
+
+  Stats stats() const;
+  // Bytes of the admission sketches (0 when admission is off).
+  size_t sketch_bytes() const;
+
   // Calls `fn` on every row, stripe by stripe, holding that stripe's lock
   // (shared): `fn` must not call into this table. Rows pushed concurrently
   // may or may not be visited.
@@ -155,6 +215,15 @@ class EmbeddingTable {
   // Applies one gradient to one row.
   void ApplyGradient(std::byte* row, const float* grad, uint32_t now) const;
   uint32_t StripeOf(uint64_t hash) const;
+  // Counts the keys at batch positions `positions` (all without a row) in
+  // their stripes' sketches; positions of one stripe are contiguous.
+  void CountMissing(std::span<const Key> keys, std::span<const uint32_t> positions,
+                    const Scratch& scratch) const;
+  // Removes the rows of stripe `s` that `doomed(timestamp)` selects, up to
+  // `limit`; appends their keys to `evicted`. Returns the number removed.
+  size_t EvictFromStripe(uint32_t s, const std::function<bool(uint32_t)>& doomed, size_t limit,
+                         std::vector<Key>& evicted);
+  size_t EvictOldest(size_t excess, std::vector<Key>& evicted);
 
   const TableId id_;
   const uint32_t dim_;
@@ -163,7 +232,15 @@ class EmbeddingTable {
   const Optimizer* const optimizer_;
   const InitializerConfig initializer_;
   const int stripe_bits_;
+  const uint32_t min_count_;  // > 1 when admission is on.
+  const EvictionConfig eviction_;
   const std::unique_ptr<Stripe[]> stripes_;
+
+  std::atomic<int64_t> next_sweep_s_{std::numeric_limits<int64_t>::min()};
+  std::atomic<uint64_t> rows_admitted_{0}, keys_rejected_{0};
+  std::atomic<uint64_t> evicted_ttl_{0}, evicted_max_rows_{0};
+  Mutex evict_mu_;  // Serializes Evict; guards evicted_.
+  std::vector<Key> evicted_ TESSERA_GUARDED_BY(evict_mu_);
 };
 
 }  // namespace tessera::server

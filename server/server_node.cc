@@ -224,7 +224,12 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
       return f;
     });
   }
-  if (!is_pull) UpdateTableGauges(*table);
+  if (!is_pull) {
+    // Eviction sweeps run here, at most once per second per table (see
+    // EmbeddingTable::MaybeEvict); the push is already acknowledged.
+    rows.MaybeEvict(now);
+    UpdateTableGauges(*table);
+  }
   op->requests->Increment();
   op->keys->Increment(static_cast<double>(req.keys.size()));
   op->latency->Observe(SecondsSince(start));
@@ -278,12 +283,38 @@ void ServerNode::UpdateTableGauges(const ServerTable& table) {
   if (it == table_gauges_.end()) {
     // Looked up once per table: registry lookups take a lock and build labels.
     MetricLabels labels{{"table", table.config.name}};
-    TableGauges g{&metrics_->GetGauge("tessera_server_table_rows", "Rows held per table.", labels),
-                  &metrics_->GetGauge("tessera_server_table_bytes",
-                                      "Memory held per table (rows, state and index).", labels)};
+    MetricLabels ttl = labels, max_rows = labels;
+    ttl["reason"] = "ttl";
+    max_rows["reason"] = "max_rows";
+    const std::string evicted_help = "Rows removed by eviction, per table and reason.";
+    TableGauges g{
+        &metrics_->GetGauge("tessera_server_table_rows", "Rows held per table.", labels),
+        &metrics_->GetGauge("tessera_server_table_bytes",
+                            "Memory held per table (rows, state, index and sketch).", labels),
+        &metrics_->GetGauge("tessera_server_admission_sketch_bytes",
+                            "Memory of the admission count-min sketches per table.", labels),
+        &metrics_->GetCounter("tessera_server_rows_admitted_total",
+                              "Rows created (admitted) per table.", labels),
+        &metrics_->GetCounter("tessera_server_keys_rejected_total",
+                              "Pushed keys dropped before admission, per table.", labels),
+        &metrics_->GetCounter("tessera_server_rows_evicted_total", evicted_help, ttl),
+        &metrics_->GetCounter("tessera_server_rows_evicted_total", evicted_help, max_rows),
+        {}};
     it = table_gauges_.emplace(table.config.id, g).first;
   }
   if (table.sparse) {
+    TableGauges& g = it->second;
+    const EmbeddingTable::Stats stats = table.sparse->stats();
+    // The counters mirror the table's totals: add what is new since last time.
+    auto advance = [](Counter* c, uint64_t now, uint64_t& seen) {
+      if (now > seen) c->Increment(static_cast<double>(now - seen));
+      seen = now;
+    };
+    advance(g.admitted, stats.rows_admitted, g.seen.rows_admitted);
+    advance(g.rejected, stats.keys_rejected, g.seen.keys_rejected);
+    advance(g.evicted_ttl, stats.evicted_ttl, g.seen.evicted_ttl);
+    advance(g.evicted_max_rows, stats.evicted_max_rows, g.seen.evicted_max_rows);
+    g.sketch_bytes->Set(static_cast<double>(table.sparse->sketch_bytes()));
     it->second.rows->Set(static_cast<double>(table.sparse->num_rows()));
     it->second.bytes->Set(static_cast<double>(table.sparse->memory_bytes()));
   } else {

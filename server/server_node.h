@@ -84,6 +84,12 @@ class ServerNode {
   struct TableGauges {
     Gauge* rows;
     Gauge* bytes;
+    Gauge* sketch_bytes;
+    Counter* admitted;
+    Counter* rejected;
+    Counter* evicted_ttl;
+    Counter* evicted_max_rows;
+    EmbeddingTable::Stats seen;  // The table's totals already counted.
   };
   // Per-table gauges; used only on the receive thread.
   std::map<TableId, TableGauges> table_gauges_;

@@ -24,6 +24,9 @@ Status TableSet::Apply(std::span<const TableConfig> configs, const ShardMap& sha
       options.dim = config.dim;
       options.optimizer = table->optimizer.get();
       options.initializer = config.initializer;
+      options.admission = config.admission;
+      options.admission_seed = config.initializer.seed ^ config.id;
+      options.eviction = config.eviction;
       table->sparse = std::make_unique<EmbeddingTable>(options);
     } else {
       DenseShard::Options options;
