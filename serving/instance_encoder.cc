@@ -27,13 +27,13 @@ InstanceEncoder::InstanceEncoder(const models::Schema* schema) : schema_(schema)
 Status InstanceEncoder::Encode(const nlohmann::json& instance, std::string_view where,
                                models::Example* example, KeptTokens* tokens) const {
   if (!instance.is_object()) {
-    return InvalidArgumentError(absl::StrCat(std::string(where), ": expected an object, got ",
-                                             TypeName(instance)));
+    return InvalidArgumentError(
+        absl::StrCat(std::string(where), ": expected an object, got ", TypeName(instance)));
   }
   for (const auto& [name, value] : instance.items()) {
     if (schema_->FieldIndex(name) < 0) {
-      return InvalidArgumentError(
-          absl::StrCat(std::string(where), ".", name, ": unknown field (not in the model's schema)"));
+      return InvalidArgumentError(absl::StrCat(std::string(where), ".", name,
+                                               ": unknown field (not in the model's schema)"));
     }
   }
   const std::vector<Field>& fields = schema_->fields();

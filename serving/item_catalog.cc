@@ -71,7 +71,9 @@ StatusOr<ItemCatalog> ItemCatalog::Load(const std::string& path, const models::S
   std::ifstream in(path);
   if (!in) return NotFoundError(absl::StrCat(path, ": cannot be read"));
   const int key = schema.FieldIndex(key_field);
-  if (key < 0) return InvalidArgumentError(absl::StrCat("catalog key field '", key_field, "' is not in the schema"));
+  if (key < 0)
+    return InvalidArgumentError(
+        absl::StrCat("catalog key field '", key_field, "' is not in the schema"));
   const models::TsvParser parser(&schema);
   const std::vector<Field>& fields = schema.fields();
   ItemCatalog catalog;

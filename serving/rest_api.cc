@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -69,9 +70,9 @@ RestApi::Reply Error(int status, std::string reason, std::string message) {
 // The request body as a JSON object, or the error reply.
 bool ParseBody(const std::string& body, size_t max_bytes, json* doc, RestApi::Reply* error) {
   if (body.size() > max_bytes) {
-    *error = Error(413, "body_too_large",
-                   absl::StrCat("request body of ", body.size(), " bytes exceeds the limit of ",
-                                max_bytes));
+    *error = Error(
+        413, "body_too_large",
+        absl::StrCat("request body of ", body.size(), " bytes exceeds the limit of ", max_bytes));
     return false;
   }
   *doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -122,6 +123,66 @@ RestApi::Reply ScoreError(const Status& s) {
   return Error(500, "internal", std::string(s.message()));
 }
 
+// The instance each recommend candidate is scored as: an object
+// candidate's fields over the context's; a bare id's item field over the
+// context's fields over its catalogue row's.
+bool ExpandCandidates(const ServedModel& model, const json& context, const json& candidates,
+                      std::vector<json>* instances, RestApi::Reply* error) {
+  const std::string& item_field = model.item_field();
+  instances->reserve(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const json& candidate = candidates[i];
+    json instance;
+    if (candidate.is_string()) {
+      if (item_field.empty()) {
+        *error =
+            Error(400, "invalid_instance",
+                  absl::StrCat("candidates[", i, "]: a bare id needs an item field in the schema"));
+        return false;
+      }
+      const json* row = model.catalog()
+                            ? model.catalog()->Find(candidate.get_ref<const std::string&>())
+                            : nullptr;
+      instance = row != nullptr ? *row : json::object();
+      instance.update(context);
+      instance[item_field] = candidate;
+    } else if (candidate.is_object()) {
+      instance = context;
+      instance.update(candidate);
+    } else {
+      *error = Error(400, "invalid_instance",
+                     absl::StrCat("candidates[", i, "]: expected an object or a string, got ",
+                                  candidate.type_name()));
+      return false;
+    }
+    instances->push_back(std::move(instance));
+  }
+  return true;
+}
+
+// The k best-scored instances, best first (ties: request order), as
+// {"<item field>": id, "score": p [, "explanation": ...]}.
+ojson TopItems(const std::string& item_field, const std::vector<json>& instances, size_t k,
+               bool explain, ScoreResult* result) {
+  const std::vector<float>& scores = result->predictions;
+  const auto key = [&](size_t i) { return std::isnan(scores[i]) ? -INFINITY : scores[i]; };
+  std::vector<size_t> order(instances.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
+  order.resize(std::min(order.size(), k));
+  const std::string id_key = item_field.empty() ? "item_id" : item_field;
+  ojson items = ojson::array();
+  for (size_t i : order) {
+    const auto id = item_field.empty() ? instances[i].end() : instances[i].find(item_field);
+    ojson item{{id_key, id != instances[i].end() && id->is_string() ? ojson(id->get<std::string>())
+                                                                    : ojson()},
+               {"score", JsonFloat(scores[i])}};
+    if (explain) item["explanation"] = std::move(result->explanations[i]);
+    items.push_back(std::move(item));
+  }
+  return items;
+}
+
 }  // namespace
 
 RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route) {
@@ -138,13 +199,14 @@ RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route)
     *route = verb;
   } else {
     return Error(404, "unknown_method",
-                 absl::StrCat(request.method, " ", request.path, ": no such method (GET /v1/models/NAME, "
+                 absl::StrCat(request.method, " ", request.path,
+                              ": no such method (GET /v1/models/NAME, "
                               "POST /v1/models/NAME:predict or :recommend)"));
   }
   if (rest != options_.name) {
-    return Error(404, "unknown_model",
-                 absl::StrCat("model '", rest, "' not found (this server serves '",
-                              options_.name, "')"));
+    return Error(
+        404, "unknown_model",
+        absl::StrCat("model '", rest, "' not found (this server serves '", options_.name, "')"));
   }
   if (model == nullptr) return Error(503, "not_ready", "no model is loaded yet");
   if (*route == "status") return ModelStatus(*model);
@@ -153,7 +215,8 @@ RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route)
 
 RestApi::Reply RestApi::ModelStatus(const ServedModel& model) const {
   ojson status{{"error_code", "OK"}, {"error_message", ""}};
-  ojson version{{"version", model.version()}, {"state", "AVAILABLE"}, {"status", std::move(status)}};
+  ojson version{
+      {"version", model.version()}, {"state", "AVAILABLE"}, {"status", std::move(status)}};
   return {200, "", ojson{{"model_version_status", ojson::array({std::move(version)})}}};
 }
 
@@ -169,8 +232,9 @@ RestApi::Reply RestApi::Predict(const ServedModel& model, const std::string& bod
   const auto it = doc.find("instances");
   if (it == doc.end() || !it->is_array()) {
     return Error(400, "invalid_request",
-                 it == doc.end() ? std::string("instances: missing")
-                                 : absl::StrCat("instances: expected an array, got ", it->type_name()));
+                 it == doc.end()
+                     ? std::string("instances: missing")
+                     : absl::StrCat("instances: expected an array, got ", it->type_name()));
   }
   const json::array_t& instances = it->get_ref<const json::array_t&>();
   if (instances.size() > static_cast<size_t>(options_.max_instances)) {
@@ -225,57 +289,19 @@ RestApi::Reply RestApi::Recommend(const ServedModel& model, const std::string& b
     return Error(400, "invalid_request", "candidates: expected an array");
   }
   if (cit->size() > static_cast<size_t>(options_.max_instances)) {
-    return Error(413, "too_many_instances",
-                 absl::StrCat("candidates: ", cit->size(), " exceed the limit of ",
-                              options_.max_instances));
+    return Error(
+        413, "too_many_instances",
+        absl::StrCat("candidates: ", cit->size(), " exceed the limit of ", options_.max_instances));
   }
-  const std::string& item_field = model.item_field();
   std::vector<json> instances;
-  std::vector<json> ids;
-  instances.reserve(cit->size());
-  for (size_t i = 0; i < cit->size(); ++i) {
-    const json& candidate = (*cit)[i];
-    json instance;
-    if (candidate.is_string()) {
-      if (item_field.empty()) {
-        return Error(400, "invalid_instance",
-                     absl::StrCat("candidates[", i, "]: a bare id needs an item field in the schema"));
-      }
-      const json* row = model.catalog() ? model.catalog()->Find(candidate.get<std::string>()) : nullptr;
-      instance = row != nullptr ? *row : json::object();
-      instance.update(context);
-      instance[item_field] = candidate;
-    } else if (candidate.is_object()) {
-      instance = context;
-      instance.update(candidate);
-    } else {
-      return Error(400, "invalid_instance",
-                   absl::StrCat("candidates[", i, "]: expected an object or a string, got ",
-                                candidate.type_name()));
-    }
-    ids.push_back(item_field.empty() ? json() : instance.value(item_field, json()));
-    instances.push_back(std::move(instance));
-  }
+  if (!ExpandCandidates(model, context, *cit, &instances, &error)) return error;
   ScoreResult result;
   if (Status s = model.Score(instances, "candidates", explain, &result); !s.ok()) {
     return ScoreError(s);
   }
   metrics_->GetCounter("tessera_serving_instances_total", "Instances scored")
       .Increment(static_cast<double>(instances.size()));
-  std::vector<size_t> order(instances.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return result.predictions[a] > result.predictions[b];
-  });
-  order.resize(std::min<size_t>(order.size(), static_cast<size_t>(k)));
-  ojson items = ojson::array();
-  const std::string id_key = item_field.empty() ? "item_id" : item_field;
-  for (size_t i : order) {
-    ojson id = ids[i].is_string() ? ojson(ids[i].get<std::string>()) : ojson();
-    ojson item{{id_key, std::move(id)}, {"score", JsonFloat(result.predictions[i])}};
-    if (explain) item["explanation"] = std::move(result.explanations[i]);
-    items.push_back(std::move(item));
-  }
+  ojson items = TopItems(model.item_field(), instances, static_cast<size_t>(k), explain, &result);
   return {200, "", ojson{{"items", std::move(items)}, {"model_version", model.version()}}};
 }
 

@@ -46,9 +46,9 @@
 namespace tessera::serving {
 
 struct RestApiOptions {
-  std::string name = "default";         // NAME in the routes
-  size_t max_body_bytes = 16u << 20;   // larger bodies: 413
-  int max_instances = 10000;           // instances or candidates per request; more: 413
+  std::string name = "default";       // NAME in the routes
+  size_t max_body_bytes = 16u << 20;  // larger bodies: 413
+  int max_instances = 10000;          // instances or candidates per request; more: 413
 };
 
 class RestApi {

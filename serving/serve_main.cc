@@ -21,14 +21,16 @@ Status RunServe(const ServeOptions& options) {
   HttpServer server;
   api.Register(&server);
   TESSERA_ASSIGN_OR_RETURN(int port, server.Start(options.host, options.port));
-  TESSERA_LOG(kInfo) << "serve: listening on http://" << options.host << ":" << port
-                     << ", loading " << options.model_dir;
+  TESSERA_LOG(kInfo) << "serve: listening on http://" << options.host << ":" << port << ", loading "
+                     << options.model_dir;
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<ServedModel> model,
                            ServedModel::Load(options.model_dir, options.catalog));
   TESSERA_LOG(kInfo) << "serve: model '" << options.name << "' version " << model->version()
                      << " ready at http://" << options.host << ":" << port << "/v1/models/"
                      << options.name
-                     << (model->catalog() ? " (catalog of " + std::to_string(model->catalog()->size()) + " items)" : "");
+                     << (model->catalog() ? " (catalog of " +
+                                                std::to_string(model->catalog()->size()) + " items)"
+                                          : "");
   api.SetModel(std::move(model));
   absl::Notification stop;
   ShutdownSignalWatcher watcher([&](int signo, bool insist) {

@@ -10,11 +10,11 @@
 namespace tessera::serving {
 
 struct ServeOptions {
-  std::string model_dir;        // <output_dir>/model of `tessera train`; required
+  std::string model_dir;  // <output_dir>/model of `tessera train`; required
   std::string host = "127.0.0.1";
-  int port = 8501;              // 0: any free port (logged)
+  int port = 8501;               // 0: any free port (logged)
   std::string name = "default";  // NAME in /v1/models/NAME
-  std::string catalog;          // optional items.tsv (serving/item_catalog.h)
+  std::string catalog;           // optional items.tsv (serving/item_catalog.h)
 };
 
 // Binds first (so /healthz answers and /readyz says "not ready" while the

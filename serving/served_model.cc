@@ -21,7 +21,7 @@ nlohmann::ordered_json JsonFloat(float x) {
 namespace {
 
 nlohmann::ordered_json ExplanationObject(const models::Schema& schema, const KeptTokens& tokens,
-                                 const models::Explanation& e) {
+                                         const models::Explanation& e) {
   const std::vector<models::Field>& fields = schema.fields();
   nlohmann::ordered_json contributions = nlohmann::ordered_json::object();
   for (size_t f = 0; f < fields.size() && f < e.fields.size(); ++f) {
@@ -33,8 +33,9 @@ nlohmann::ordered_json ExplanationObject(const models::Schema& schema, const Kep
     const std::vector<std::string>& kept = tokens[a.field];
     nlohmann::ordered_json items = nlohmann::ordered_json::array();
     for (size_t t = 0; t < a.weights.size(); ++t) {
-      items.push_back({{"item", t < kept.size() ? nlohmann::ordered_json(kept[t]) : nlohmann::ordered_json()},
-                       {"weight", JsonFloat(a.weights[t])}});
+      items.push_back(
+          {{"item", t < kept.size() ? nlohmann::ordered_json(kept[t]) : nlohmann::ordered_json()},
+           {"weight", JsonFloat(a.weights[t])}});
     }
     attention[fields[a.field].name] = std::move(items);
   }
@@ -92,8 +93,9 @@ Status ServedModel::Score(std::span<const nlohmann::json> instances, std::string
   std::vector<KeptTokens> tokens(explain ? instances.size() : 0);
   builder->Start(&batch);
   for (size_t i = 0; i < instances.size(); ++i) {
-    TESSERA_RETURN_IF_ERROR(encoder_.Encode(instances[i], absl::StrCat(std::string(list), "[", i, "]"),
-                                            &example, explain ? &tokens[i] : nullptr));
+    TESSERA_RETURN_IF_ERROR(encoder_.Encode(instances[i],
+                                            absl::StrCat(std::string(list), "[", i, "]"), &example,
+                                            explain ? &tokens[i] : nullptr));
     builder->Add(example);
   }
   builder->Finish();
@@ -108,9 +110,9 @@ Status ServedModel::Score(std::span<const nlohmann::json> instances, std::string
     std::vector<models::Explanation> explanations;
     status = model->Explain(batch, dense, &explanations);
     if (!status.ok()) {
-      status = Status(status.code(), absl::StrCat("model type '", saved_.manifest.model.type,
-                                                  "' cannot explain its predictions: ",
-                                                  status.message()));
+      status = Status(status.code(),
+                      absl::StrCat("model type '", saved_.manifest.model.type,
+                                   "' cannot explain its predictions: ", status.message()));
     } else if (explanations.size() != instances.size()) {
       status = InternalError("the model explained a different number of instances");
     } else {

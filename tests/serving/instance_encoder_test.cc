@@ -16,8 +16,8 @@
 namespace tessera::serving {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 class InstanceEncoderTest : public ::testing::Test {
  protected:
@@ -66,9 +66,10 @@ TEST_F(InstanceEncoderTest, MissingFieldsAreEmpty) {
 
 TEST_F(InstanceEncoderTest, SequencesKeepTheMostRecentMaxLenTokens) {
   // max_len 3; empty tokens are skipped before counting.
-  ExpectSameAsTsv("0\tu1\ti9\t1\ti1,i2,i3,,i4,i5",
-                  {{"user_id", "u1"}, {"item_id", "i9"}, {"price", 1},
-                   {"hist", {"i1", "i2", "i3", "", "i4", "i5"}}});
+  ExpectSameAsTsv("0\tu1\ti9\t1\ti1,i2,i3,,i4,i5", {{"user_id", "u1"},
+                                                    {"item_id", "i9"},
+                                                    {"price", 1},
+                                                    {"hist", {"i1", "i2", "i3", "", "i4", "i5"}}});
   InstanceEncoder encoder(&schema_);
   models::Example ex;
   KeptTokens tokens;

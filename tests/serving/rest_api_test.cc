@@ -21,9 +21,9 @@
 namespace tessera::serving {
 namespace {
 
+using nlohmann::json;
 using ::tessera::testing::TempDir;
 using ::testing::HasSubstr;
-using nlohmann::json;
 
 class RestApiTest : public ::testing::Test {
  protected:
@@ -43,7 +43,8 @@ class RestApiTest : public ::testing::Test {
   void TearDown() override { server_.Stop(); }
 
   void Load() {
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<ServedModel> model, ServedModel::Load(model_dir_, catalog_));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<ServedModel> model,
+                         ServedModel::Load(model_dir_, catalog_));
     served_ = model.get();
     api_->SetModel(std::move(model));
   }
@@ -125,8 +126,8 @@ TEST_F(RestApiTest, RecommendReturnsTheTopKByScore) {
   const json context = {{"user_id", "u3"}, {"hist", {"i1", "i5"}}};
   const json candidates = json::parse(R"(["i1", "i2", {"item_id": "i7", "price": 4}, "i8",
                                           "unknown", {"item_id": "i4"}])");
-  auto [status, body] = Post("ctr:recommend",
-                             json{{"context", context}, {"candidates", candidates}, {"k", 4}}.dump());
+  auto [status, body] = Post(
+      "ctr:recommend", json{{"context", context}, {"candidates", candidates}, {"k", 4}}.dump());
   ASSERT_EQ(status, 200) << body.dump();
   EXPECT_EQ(body["model_version"], "1700000000");
   const json& items = body["items"];
@@ -156,9 +157,9 @@ TEST_F(RestApiTest, RecommendReturnsTheTopKByScore) {
     }
   }
   // Default k (10) covers all six; explain adds each item's explanation.
-  std::tie(status, body) = Post(
-      "ctr:recommend",
-      json{{"context", context}, {"candidates", candidates}, {"explain", true}}.dump());
+  std::tie(status, body) =
+      Post("ctr:recommend",
+           json{{"context", context}, {"candidates", candidates}, {"explain", true}}.dump());
   ASSERT_EQ(status, 200) << body.dump();
   ASSERT_EQ(body["items"].size(), 6u);
   EXPECT_EQ(body["items"][0]["explanation"]["attention"]["hist"].size(), 2u);
@@ -189,9 +190,9 @@ TEST_F(RestApiTest, BadRequestsGetJsonErrorsAndAreCounted) {
   for (int i = 0; i < 51; ++i) many.push_back(json::object());
   ExpectError(Post("ctr:predict", json{{"instances", many}}.dump()), 413,
               "instances: 51 exceed the limit of 50");
-  ExpectError(Post("ctr:predict", R"({"instances": [{"user_id": ")" + std::string(70000, 'x') +
-                                      R"("}]})"),
-              413, "exceeds the limit of 65536");
+  ExpectError(
+      Post("ctr:predict", R"({"instances": [{"user_id": ")" + std::string(70000, 'x') + R"("}]})"),
+      413, "exceeds the limit of 65536");
   // The server still answers.
   EXPECT_EQ(Post("ctr:predict", R"({"instances": [{}]})").first, 200);
 
@@ -214,8 +215,8 @@ TEST_F(RestApiTest, ConcurrentRequestsGetTheirOwnScores) {
   std::vector<float> expected(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     ScoreResult r;
-    const json instance = {{"user_id", absl::StrCat("u", t)}, {"item_id", "i1"},
-                           {"hist", {"i2", "i3"}}};
+    const json instance = {
+        {"user_id", absl::StrCat("u", t)}, {"item_id", "i1"}, {"hist", {"i2", "i3"}}};
     ASSERT_OK(served_->Score(std::span<const json>(&instance, 1), "x", false, &r));
     expected[t] = r.predictions[0];
   }
@@ -225,8 +226,8 @@ TEST_F(RestApiTest, ConcurrentRequestsGetTheirOwnScores) {
     threads.emplace_back([&, t] {
       httplib::Client client("127.0.0.1", port_);
       const std::string body =
-          json{{"instances", {{{"user_id", absl::StrCat("u", t)}, {"item_id", "i1"},
-                               {"hist", {"i2", "i3"}}}}}}
+          json{{"instances",
+                {{{"user_id", absl::StrCat("u", t)}, {"item_id", "i1"}, {"hist", {"i2", "i3"}}}}}}
               .dump();
       for (int i = 0; i < 25; ++i) {
         auto res = client.Post("/v1/models/ctr:predict", body, "application/json");

@@ -19,8 +19,8 @@
 namespace tessera::serving {
 namespace {
 
-using ::tessera::testing::TempDir;
 using nlohmann::json;
+using ::tessera::testing::TempDir;
 
 std::vector<std::string> Lines(const std::string& path) {
   std::ifstream in(path);
@@ -46,7 +46,9 @@ class ServedModelTest : public ::testing::TestWithParam<std::string> {
         continue;
       }
       out << "\t" << (i % 4 == 0 ? std::string() : std::to_string((i % 5) * 1.5 - 2)) << "\t";
-      for (int h = 0; h < i % 6; ++h) out << (h ? "," : "") << (h == 2 ? "" : "i") << (h == 2 ? "" : std::to_string((i + h) % 33));
+      for (int h = 0; h < i % 6; ++h)
+        out << (h ? "," : "") << (h == 2 ? "" : "i")
+            << (h == 2 ? "" : std::to_string((i + h) % 33));
       out << "\n";
     }
   }

@@ -46,26 +46,26 @@ TEST_P(TrainedModelServingTest, RestPredictionsEqualEvalsOnTheTestSplit) {
   gen.items = 300;
   gen.seed = 5;
   ASSERT_OK(models::gen::Generate(gen));
-  ASSERT_OK_AND_ASSIGN(
-      models::JobConfig job,
-      models::ParseJobConfig("data: {schema: schema.yaml, train: train.tsv, eval: test.tsv}\n"
-                             "model: {embedding_dim: 4, hidden: [16, 8]}\n"
-                             "train: {batch_size: 256}\n",
-                             "job.yaml", dir.path().string(),
-                             {"model.type=" + GetParam(), "cluster.servers=2",
-                              "cluster.workers=1"}));
+  ASSERT_OK_AND_ASSIGN(models::JobConfig job,
+                       models::ParseJobConfig(
+                           "data: {schema: schema.yaml, train: train.tsv, eval: test.tsv}\n"
+                           "model: {embedding_dim: 4, hidden: [16, 8]}\n"
+                           "train: {batch_size: 256}\n",
+                           "job.yaml", dir.path().string(),
+                           {"model.type=" + GetParam(), "cluster.servers=2", "cluster.workers=1"}));
   const std::string model_dir = dir.File("model");
   {
     SimulatedClock clock;
-    ASSERT_OK_AND_ASSIGN(auto training, tessera::testing::InProcTraining::Run(job, 256 << 10, &clock));
+    ASSERT_OK_AND_ASSIGN(auto training,
+                         tessera::testing::InProcTraining::Run(job, 256 << 10, &clock));
     ASSERT_OK(worker::SaveModel(training->cluster().worker(0), job, training->schema(),
                                 training->model(), model_dir,
                                 DeadlineIn(std::chrono::seconds(60))));
   }
   const std::string predictions = dir.File("pred.tsv");
-  ASSERT_OK(models::EvaluateSavedModel(model_dir, {job.data.eval},
-                                       {.predictions_path = predictions})
-                .status());
+  ASSERT_OK(
+      models::EvaluateSavedModel(model_dir, {job.data.eval}, {.predictions_path = predictions})
+          .status());
   const std::vector<std::string> expected = Lines(predictions);
 
   MetricsRegistry metrics;
@@ -81,8 +81,8 @@ TEST_P(TrainedModelServingTest, RestPredictionsEqualEvalsOnTheTestSplit) {
     for (size_t i = begin; i < std::min(lines.size(), begin + 300); ++i) {
       instances.push_back(testing::InstanceOfLine(schema, lines[i]));
     }
-    const HttpResponse r = api.Handle(
-        {"POST", "/v1/models/ctr:predict", json{{"instances", instances}}.dump()});
+    const HttpResponse r =
+        api.Handle({"POST", "/v1/models/ctr:predict", json{{"instances", instances}}.dump()});
     ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
     const json reply = json::parse(r.body);
     for (const json& p : reply["predictions"]) got.push_back(p.get<double>());
