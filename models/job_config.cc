@@ -146,6 +146,14 @@ class Section {
     return InvalidArgumentError(Path(key) + " must be one of " + list + ", got '" + v + "'");
   }
 
+  // The keys of this mapping, in file order (empty when absent).
+  std::vector<std::string> Keys() const {
+    std::vector<std::string> keys;
+    if (!node_ || !node_.IsMap()) return keys;
+    for (const auto& kv : node_) keys.push_back(kv.first.as<std::string>());
+    return keys;
+  }
+
   // InvalidArgument naming the first key that was never read.
   Status Finish() const {
     TESSERA_RETURN_IF_ERROR(CheckMap());
@@ -197,6 +205,20 @@ Status ReadOptimizer(Section s, OptimizerConfig* o) {
   if (o->type == OptimizerType::kAdagrad && !s.Has("initial_accumulator")) {
     o->initial_accumulator = 0;
   }
+  return s.Finish();
+}
+
+Status ReadTablePolicy(Section s, TablePolicy* p) {
+  TESSERA_RETURN_IF_ERROR(s.CheckMap());
+  Section a = s.Sub("admission");
+  TESSERA_RETURN_IF_ERROR(a.CheckMap());
+  TESSERA_RETURN_IF_ERROR(a.Int("min_count", &p->admission.min_count, 0, 1000000));
+  TESSERA_RETURN_IF_ERROR(a.Finish());
+  Section e = s.Sub("eviction");
+  TESSERA_RETURN_IF_ERROR(e.CheckMap());
+  TESSERA_RETURN_IF_ERROR(e.Int("ttl_s", &p->eviction.ttl_s, 0, UINT32_MAX));
+  TESSERA_RETURN_IF_ERROR(e.Int("max_rows", &p->eviction.max_rows, 0, int64_t{1} << 40));
+  TESSERA_RETURN_IF_ERROR(e.Finish());
   return s.Finish();
 }
 
@@ -302,6 +324,15 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     TESSERA_RETURN_IF_ERROR(c.Int("heartbeat_interval_ms", &job->cluster.heartbeat_interval_ms, 10, 600000));
     TESSERA_RETURN_IF_ERROR(c.Int("heartbeat_timeout_ms", &job->cluster.heartbeat_timeout_ms, 30, 3600000));
     TESSERA_RETURN_IF_ERROR(c.Finish());
+  }
+  {
+    Section t = top.Sub("tables");
+    TESSERA_RETURN_IF_ERROR(t.CheckMap());
+    // Names are checked against the schema by CheckTablePolicies.
+    for (const std::string& name : t.Keys()) {
+      TESSERA_RETURN_IF_ERROR(ReadTablePolicy(t.Sub(name), &job->tables[name]));
+    }
+    TESSERA_RETURN_IF_ERROR(t.Finish());
   }
   TESSERA_RETURN_IF_ERROR(top.String("output_dir", &job->output_dir));
   TESSERA_RETURN_IF_ERROR(top.Finish());

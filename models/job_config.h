@@ -9,6 +9,7 @@
 #define TESSERA_MODELS_JOB_CONFIG_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,14 @@ struct ClusterConfig {
   uint32_t heartbeat_timeout_ms = 10000;
 };
 
+// Per-table server policies (`tables: {NAME: {...}}`); NAME is a schema
+// table. Both are off by default.
+struct TablePolicy {
+  AdmissionConfig admission;
+  EvictionConfig eviction;
+  friend bool operator==(const TablePolicy&, const TablePolicy&) = default;
+};
+
 struct JobConfig {
   std::string path;        // the job file
   DataConfig data;
@@ -53,6 +62,7 @@ struct JobConfig {
   OptimizerConfig dense_optimizer;   // defaults: adam lr 0.001
   TrainConfig train;
   ClusterConfig cluster;
+  std::map<std::string, TablePolicy> tables;  // by schema table name
   std::string output_dir = "runs/default";  // resolved
 };
 

@@ -1,5 +1,7 @@
 #include "models/table_plan.h"
 
+#include <algorithm>
+
 namespace tessera::models {
 
 std::vector<TableConfig> PlanTables(const JobConfig& job, const Schema& schema, const Model& model) {
@@ -12,6 +14,10 @@ std::vector<TableConfig> PlanTables(const JobConfig& job, const Schema& schema, 
     c.dim = model.row_dim();
     c.optimizer = job.sparse_optimizer;
     c.initializer = {InitializerType::kUniform, kSparseInitScale, job.model.seed * 1000003 + t};
+    if (auto it = job.tables.find(c.name); it != job.tables.end()) {
+      c.admission = it->second.admission;
+      c.eviction = it->second.eviction;
+    }
     tables.push_back(c);
   }
   const std::vector<DenseBlock>& blocks = model.dense_blocks();
@@ -27,6 +33,19 @@ std::vector<TableConfig> PlanTables(const JobConfig& job, const Schema& schema, 
     tables.push_back(c);
   }
   return tables;
+}
+
+Status CheckTablePolicies(const JobConfig& job, const Schema& schema) {
+  for (const auto& [name, policy] : job.tables) {
+    const std::vector<std::string>& known = schema.tables();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string list;
+      for (const std::string& k : known) list += (list.empty() ? "" : ", ") + k;
+      return InvalidArgumentError("tables." + name + ": the schema has no table '" + name +
+                                  "' (tables: " + list + ")");
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace tessera::models

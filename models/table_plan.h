@@ -18,7 +18,12 @@ namespace tessera::models {
 // Initial values of sparse rows: uniform in [-kSparseInitScale, +scale].
 inline constexpr float kSparseInitScale = 0.01f;
 
+// Sparse tables take their admission and eviction from job.tables[name].
 std::vector<TableConfig> PlanTables(const JobConfig& job, const Schema& schema, const Model& model);
+
+// InvalidArgument naming the first `tables:` entry of the job that is not a
+// table of the schema.
+Status CheckTablePolicies(const JobConfig& job, const Schema& schema);
 
 // Id of schema table `t` and of dense block `b`.
 inline TableId SparseTableId(int t) { return static_cast<TableId>(t); }

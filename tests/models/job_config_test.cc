@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "models/schema.h"
+#include "models/table_plan.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::models {
@@ -86,6 +88,71 @@ TEST(JobConfigTest, RejectsBadValuesNamingKeyAndAllowedValues) {
       {"cluster.servers=0", "cluster.servers must be an integer in [1"},
       {"data.max_bad_ratio=2", "data.max_bad_ratio must be a number in [0, 1]"},
       {"model.hidden=[0]", "model.hidden items must be integers"},
+  };
+  for (const Case& c : cases) {
+    StatusOr<JobConfig> job = Parse(kJob, {c.set});
+    ASSERT_FALSE(job.ok()) << c.set;
+    EXPECT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(job.status().message().find(c.expect), std::string::npos)
+        << c.set << " -> " << job.status();
+  }
+}
+
+TEST(JobConfigTest, ReadsPerTableAdmissionAndEviction) {
+  ASSERT_OK_AND_ASSIGN(
+      JobConfig job,
+      Parse(std::string(kJob) +
+                "tables:\n  item: {admission: {min_count: 3}, eviction: {ttl_s: 600, max_rows: 1000}}\n"
+                "  user_id: {eviction: {ttl_s: 60}}\n",
+            {"tables.user_id.admission.min_count=2"}));
+  ASSERT_EQ(job.tables.size(), 2u);
+  EXPECT_EQ(job.tables["item"].admission.min_count, 3u);
+  EXPECT_EQ(job.tables["item"].eviction.ttl_s, 600u);
+  EXPECT_EQ(job.tables["item"].eviction.max_rows, 1000u);
+  EXPECT_EQ(job.tables["user_id"].admission.min_count, 2u);
+  EXPECT_EQ(job.tables["user_id"].eviction.ttl_s, 60u);
+  EXPECT_EQ(job.tables["user_id"].eviction.max_rows, 0u);
+
+  // They flow into the planned sparse tables; other tables stay off.
+  ASSERT_OK_AND_ASSIGN(Schema schema, Schema::Parse(R"(
+fields:
+  - {name: user_id, type: categorical}
+  - {name: item_id, type: categorical, table: item}
+  - {name: cat, type: categorical}
+)", "schema.yaml"));
+  job.model.type = "lr";
+  ASSERT_OK_AND_ASSIGN(auto model, NewModel(job.model, schema));
+  EXPECT_OK(CheckTablePolicies(job, schema));
+  for (const TableConfig& t : PlanTables(job, schema, *model)) {
+    if (t.name == "item") {
+      EXPECT_EQ(t.admission.min_count, 3u);
+      EXPECT_EQ(t.eviction, (EvictionConfig{.ttl_s = 600, .max_rows = 1000}));
+    } else if (t.name == "user_id") {
+      EXPECT_EQ(t.admission.min_count, 2u);
+      EXPECT_EQ(t.eviction.ttl_s, 60u);
+    } else {
+      EXPECT_EQ(t.admission, AdmissionConfig{}) << t.name;
+      EXPECT_EQ(t.eviction, EvictionConfig{}) << t.name;
+    }
+  }
+  job.tables["itme"] = {};
+  const Status unknown = CheckTablePolicies(job, schema);
+  EXPECT_EQ(unknown.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("tables.itme"), std::string::npos) << unknown;
+}
+
+TEST(JobConfigTest, RejectsBadTableKeys) {
+  struct Case {
+    std::string set;
+    std::string expect;
+  } cases[] = {
+      {"tables.item.admission.min_count=-1", "tables.item.admission.min_count must be an integer"},
+      {"tables.item.eviction.ttl_s=soon", "tables.item.eviction.ttl_s must be an integer"},
+      {"tables.item.eviction.max_rows=-5", "tables.item.eviction.max_rows must be an integer"},
+      {"tables.item.eviction.max_age=5", "unknown key tables.item.eviction.max_age"},
+      {"tables.item.admit=5", "unknown key tables.item.admit"},
+      {"tables.item=3", "tables.item must be a mapping"},
+      {"tables=[item]", "tables must be a mapping"},
   };
   for (const Case& c : cases) {
     StatusOr<JobConfig> job = Parse(kJob, {c.set});

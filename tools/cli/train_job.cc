@@ -26,6 +26,7 @@ StatusOr<TrainPlan> PlanJob(const std::vector<std::string>& program_args) {
   TESSERA_ASSIGN_OR_RETURN(plan.job, LoadTrainJob(program_args));
   TESSERA_ASSIGN_OR_RETURN(models::Schema schema, models::Schema::Load(plan.job.data.schema));
   TESSERA_ASSIGN_OR_RETURN(auto model, models::NewModel(plan.job.model, schema));
+  TESSERA_RETURN_IF_ERROR(models::CheckTablePolicies(plan.job, schema));
   plan.tables = models::PlanTables(plan.job, schema, *model);
   TESSERA_ASSIGN_OR_RETURN(std::vector<std::string> files, models::ExpandInputs(plan.job.data.train));
   TESSERA_ASSIGN_OR_RETURN(plan.chunks, models::SplitIntoChunks(files, plan.job.data.chunk_bytes));
