@@ -1,6 +1,7 @@
 // The sparse parameters of one table on one server: u64 key -> row of `dim`
 // floats plus the optimizer's per-row state and a small header. Rows are
-// created by the first Push of a key; a Pull of a key that was never pushed
+// created by the first Push of a key (with admission on, by its min_count-th
+// occurrence; see below); a Pull of a key that was never pushed
 // returns the key's deterministic initial value without creating a row, so
 // memory grows only with trained keys.
 //
@@ -149,7 +150,8 @@ class EmbeddingTable {
   void Pull(std::span<const Key> keys, std::span<float> out) const;
 
   // Applies grads[i*dim, (i+1)*dim) to keys[i], creating missing rows
-  // (initializer + optimizer InitState) first. A repeated key gets each of its
+  // (initializer + optimizer InitState) first; with admission on, drops the
+  // gradients of keys not admitted yet (see the class comment). A repeated key gets each of its
   // gradients, in batch order. Sets update_count and last_update_unix_s
   // (clamped to [0, 2^32-1]). REQUIRES: grads.size() == keys.size() * dim.
   void Push(std::span<const Key> keys, std::span<const float> grads, int64_t now_unix_s);
