@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "models/batch_builder.h"
+#include "models/explanation_json.h"
 #include "models/model.h"
 #include "models/saved_model.h"
 
@@ -151,17 +152,6 @@ class Explainer {
   Example example_;
 };
 
-// A float as a JSON number with the fewest digits that read back as the same
-// float (not the float widened to a double's 17 digits).
-nlohmann::ordered_json JsonFloat(float x) {
-  if (!std::isfinite(x)) return nullptr;
-  char buf[32];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
-  double d = x;
-  if (ec == std::errc()) std::from_chars(buf, end, d);
-  return d;
-}
-
 // The tokens of field `field`'s sequence in a TSV line, as TsvParser keeps
 // them: non-empty, the most recent max_len, oldest first.
 std::vector<std::string_view> SequenceTokens(std::string_view line, int field, uint32_t max_len) {
@@ -195,35 +185,20 @@ nlohmann::json JsonMetric(const std::optional<double>& v) {
 
 std::string ExplanationJson(const Schema& schema, const ExampleSource& source, float label,
                             float prediction, const Explanation& explanation) {
-  const std::vector<Field>& fields = schema.fields();
-  nlohmann::ordered_json contributions = nlohmann::ordered_json::object();
-  for (size_t f = 0; f < fields.size() && f < explanation.fields.size(); ++f) {
-    contributions[fields[f].name] = JsonFloat(explanation.fields[f]);
-  }
-  nlohmann::ordered_json attention = nlohmann::ordered_json::object();
-  for (const AttentionWeights& a : explanation.attention) {
-    if (a.field < 0 || static_cast<size_t>(a.field) >= fields.size()) continue;
-    const Field& field = fields[a.field];
-    const std::vector<std::string_view> tokens =
-        SequenceTokens(source.text, a.field, field.max_len);
-    nlohmann::ordered_json items = nlohmann::ordered_json::array();
-    for (size_t t = 0; t < a.weights.size(); ++t) {
-      nlohmann::ordered_json item = nlohmann::ordered_json::object();
-      item["item"] = t < tokens.size() ? nlohmann::ordered_json(std::string(tokens[t])) : nullptr;
-      item["weight"] = JsonFloat(a.weights[t]);
-      items.push_back(std::move(item));
+  const auto tokens = [&](int field) {
+    std::vector<std::string> kept;
+    for (std::string_view t : SequenceTokens(source.text, field, schema.fields()[field].max_len)) {
+      kept.emplace_back(t);
     }
-    attention[field.name] = std::move(items);
-  }
+    return kept;
+  };
   nlohmann::ordered_json doc = nlohmann::ordered_json::object();
   doc["line"] = source.line;
   doc["file"] = source.file;
   doc["label"] = label > 0.5f ? 1 : 0;
   doc["prediction"] = JsonFloat(prediction);
-  doc["logit"] = JsonFloat(explanation.logit);
-  doc["bias"] = JsonFloat(explanation.bias);
-  doc["fields"] = std::move(contributions);
-  doc["attention"] = std::move(attention);
+  nlohmann::ordered_json explained = ExplanationJsonObject(schema, explanation, tokens);
+  for (auto& [key, value] : explained.items()) doc[key] = std::move(value);
   return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

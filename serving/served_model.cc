@@ -7,42 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "models/batch_builder.h"
 #include "models/explanation.h"
+#include "models/explanation_json.h"
 
 namespace tessera::serving {
-nlohmann::ordered_json JsonFloat(float x) {
-  if (!std::isfinite(x)) return nullptr;
-  char buf[32];
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), x);
-  double d = x;
-  if (ec == std::errc()) std::from_chars(buf, end, d);
-  return d;
-}
-
 namespace {
 
 nlohmann::ordered_json ExplanationObject(const models::Schema& schema, const KeptTokens& tokens,
                                          const models::Explanation& e) {
-  const std::vector<models::Field>& fields = schema.fields();
-  nlohmann::ordered_json contributions = nlohmann::ordered_json::object();
-  for (size_t f = 0; f < fields.size() && f < e.fields.size(); ++f) {
-    contributions[fields[f].name] = JsonFloat(e.fields[f]);
-  }
-  nlohmann::ordered_json attention = nlohmann::ordered_json::object();
-  for (const models::AttentionWeights& a : e.attention) {
-    if (a.field < 0 || static_cast<size_t>(a.field) >= fields.size()) continue;
-    const std::vector<std::string>& kept = tokens[a.field];
-    nlohmann::ordered_json items = nlohmann::ordered_json::array();
-    for (size_t t = 0; t < a.weights.size(); ++t) {
-      items.push_back(
-          {{"item", t < kept.size() ? nlohmann::ordered_json(kept[t]) : nlohmann::ordered_json()},
-           {"weight", JsonFloat(a.weights[t])}});
-    }
-    attention[fields[a.field].name] = std::move(items);
-  }
-  return {{"logit", JsonFloat(e.logit)},
-          {"bias", JsonFloat(e.bias)},
-          {"fields", std::move(contributions)},
-          {"attention", std::move(attention)}};
+  return models::ExplanationJsonObject(schema, e, [&](int field) { return tokens[field]; });
 }
 
 }  // namespace

@@ -27,6 +27,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "models/explanation_json.h"
+
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
@@ -46,9 +48,7 @@ struct ScoreResult {
   nlohmann::ordered_json explanations = nlohmann::ordered_json::array();
 };
 
-// A float as a JSON number with the fewest digits that read back as the same
-// float (as eval's explanations write them); null if not finite.
-nlohmann::ordered_json JsonFloat(float x);
+using models::JsonFloat;  // (models/explanation_json.h)
 
 class ServedModel {
  public:
