@@ -28,22 +28,10 @@ using tessera::models::testing::ExpectGradientMatches;
 using tessera::models::testing::FillRandomValues;
 using tessera::models::testing::MakeBatch;
 using tessera::models::testing::ParseSchemaOrDie;
-
-RowMatrix Random(Eigen::Index rows, Eigen::Index cols, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, stddev);
-  RowMatrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
-
-std::span<float> Span(RowMatrix& m) { return {m.data(), static_cast<size_t>(m.size())}; }
-std::vector<float> Flat(const RowMatrix& m) { return {m.data(), m.data() + m.size()}; }
-
-// sum(r .* m) in double: the objective whose gradient w.r.t. m is r.
-double Dot(const RowMatrix& r, const RowMatrix& m) {
-  return r.cast<double>().cwiseProduct(m.cast<double>()).sum();
-}
+using tessera::models::testing::Dot;
+using tessera::models::testing::Flat;
+using tessera::models::testing::Random;
+using tessera::models::testing::Span;
 
 // Example 0: rows {0}; 1: missing; 2: rows {1, 2}; 3: rows {2, 2}.
 FieldBatch TestField() {

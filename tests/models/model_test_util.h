@@ -96,6 +96,23 @@ inline void FillRandomValues(Batch* batch, uint64_t seed, float stddev) {
   }
 }
 
+// A rows x cols matrix of normal(0, stddev) values from `seed`.
+inline RowMatrix Random(Eigen::Index rows, Eigen::Index cols, uint64_t seed, float stddev = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.0f, stddev);
+  RowMatrix m(rows, cols);
+  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+  return m;
+}
+
+inline std::span<float> Span(RowMatrix& m) { return {m.data(), static_cast<size_t>(m.size())}; }
+inline std::vector<float> Flat(const RowMatrix& m) { return {m.data(), m.data() + m.size()}; }
+
+// sum(r .* m) in double: the objective whose gradient w.r.t. m is r.
+inline double Dot(const RowMatrix& r, const RowMatrix& m) {
+  return r.cast<double>().cwiseProduct(m.cast<double>()).sum();
+}
+
 // Values (and gradient buffers) of a model's dense blocks. Block i ~
 // normal(0, init_stddev), or normal(0, zero_stddev) for blocks initialized to
 // zeros (so gradient checks also see nonzero biases).

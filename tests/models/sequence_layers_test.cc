@@ -11,12 +11,14 @@
 #include "models/layers/din_attention.h"
 #include "models/layers/history.h"
 #include "models/model.h"
+#include "tests/models/model_test_util.h"
 
 namespace tessera::models::layers {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::FloatNear;
+using tessera::models::testing::Flat;
 
 // Example 0: rows {2, 0}; 1: empty; 2: rows {1}.
 FieldBatch TestField() {
@@ -33,8 +35,6 @@ RowMatrix TestValues() {
       9, 100, 200;
   return values;
 }
-
-std::vector<float> Flat(const RowMatrix& m) { return {m.data(), m.data() + m.size()}; }
 
 TEST(HistoryTest, LaysOutTokensLeftAlignedWithExtraPositions) {
   History history;

@@ -28,6 +28,10 @@ using ::testing::FloatNear;
 using ::testing::Pointwise;
 using tessera::models::testing::DenseParams;
 using tessera::models::testing::ExpectGradientMatches;
+using tessera::models::testing::Dot;
+using tessera::models::testing::Flat;
+using tessera::models::testing::Random;
+using tessera::models::testing::Span;
 
 // The losses below are sum(r .* y) over ~30 float outputs of order 1, whose
 // rounding (~1e-6) over a central difference of 2 * h/2 is noise of ~1e-4 at
@@ -42,22 +46,6 @@ constexpr float kStep = 1e-2f;
 constexpr float kEncoderStep = 2e-2f;
 constexpr double kRel = 1e-2;
 constexpr double kNoise = 3e-4;
-
-RowMatrix Random(Eigen::Index rows, Eigen::Index cols, uint64_t seed, float stddev = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.0f, stddev);
-  RowMatrix m(rows, cols);
-  for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
-  return m;
-}
-
-std::span<float> Span(RowMatrix& m) { return {m.data(), static_cast<size_t>(m.size())}; }
-std::vector<float> Flat(const RowMatrix& m) { return {m.data(), m.data() + m.size()}; }
-
-// sum(r .* m) in double: the objective whose gradient w.r.t. m is r.
-double Dot(const RowMatrix& r, const RowMatrix& m) {
-  return r.cast<double>().cwiseProduct(m.cast<double>()).sum();
-}
 
 // Zeros the rows of padding positions (p >= lengths[i] in block i of L).
 void ZeroPadding(std::span<const uint32_t> lengths, Eigen::Index len_max, RowMatrix* m) {
