@@ -117,13 +117,7 @@ class DeepFmModel final : public LogitModel {
 StatusOr<std::unique_ptr<Model>> NewDeepFmModel(const ModelConfig& config,
                                                 const Schema& schema) {
   TESSERA_RETURN_IF_ERROR(CheckEmbeddingDim(config));
-  for (size_t l = 0; l < config.hidden.size(); ++l) {
-    if (config.hidden[l] == 0 || config.hidden[l] > kMaxHiddenWidth) {
-      return InvalidArgumentError("model.hidden[" + std::to_string(l) + "]: must be in [1, " +
-                                  std::to_string(kMaxHiddenWidth) + "], got " +
-                                  std::to_string(config.hidden[l]));
-    }
-  }
+  TESSERA_RETURN_IF_ERROR(CheckHiddenWidths("model.hidden", config.hidden));
   TESSERA_ASSIGN_OR_RETURN(
       FieldEmbedding fields,
       FieldEmbedding::Create(schema, config.embedding_dim, FieldEmbedding::Sequences::kMeanPool));
