@@ -45,6 +45,13 @@ struct Batch {
   std::vector<FieldBatch> fields;  // categorical and sequence fields, schema order
   std::vector<TableBatch> tables;  // tables used by those fields
   std::vector<uint64_t> groups;    // per example: hash of the group field (GAUC), or empty
+  // Where the batch came from, for resumable positions (worker/data_feed.h):
+  // the scheduler's chunk id and the byte offset just past the batch's last
+  // line in that chunk's file (== the chunk's end once it is consumed).
+  struct Source {
+    uint64_t chunk_id = 0;
+    uint64_t end_offset = 0;
+  } source;
 };
 
 }  // namespace tessera::models
