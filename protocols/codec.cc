@@ -40,6 +40,9 @@ TESSERA_SAME_TAG_(kDataChunkReply, DataChunkReply);
 TESSERA_SAME_TAG_(kClockRequest, ClockRequest);
 TESSERA_SAME_TAG_(kClockReply, ClockReply);
 TESSERA_SAME_TAG_(kSaveRequest, SaveRequest);
+TESSERA_SAME_TAG_(kSnapshotRequest, SnapshotRequest);
+TESSERA_SAME_TAG_(kSnapshotFlushRequest, SnapshotFlushRequest);
+TESSERA_SAME_TAG_(kRestoreRequest, RestoreRequest);
 #undef TESSERA_SAME_TAG_
 
 static_assert(static_cast<uint8_t>(Role::kScheduler) ==
@@ -159,6 +162,12 @@ std::string_view MessageTypeName(MessageType type) {
       return "ClockReply";
     case MessageType::kSaveRequest:
       return "SaveRequest";
+    case MessageType::kSnapshotRequest:
+      return "SnapshotRequest";
+    case MessageType::kSnapshotFlushRequest:
+      return "SnapshotFlushRequest";
+    case MessageType::kRestoreRequest:
+      return "RestoreRequest";
   }
   return "Unknown";
 }

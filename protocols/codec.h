@@ -63,6 +63,9 @@ enum class MessageType : uint8_t {
   kClockRequest,
   kClockReply,
   kSaveRequest,
+  kSnapshotRequest,
+  kSnapshotFlushRequest,
+  kRestoreRequest,
 };
 std::string_view MessageTypeName(MessageType type);
 
@@ -139,12 +142,32 @@ struct DataChunkInfo {
   uint64_t end = 0;
   uint64_t chunks_total = 0;
   uint64_t chunks_completed = 0;
+  bool retry = false;  // nothing available yet (a followed stream): ask again
   friend bool operator==(const DataChunkInfo&, const DataChunkInfo&) = default;
+};
+// A worker's trained data position: every chunk handed to it before `chunk`
+// is trained, and `chunk` up to byte `offset` (exclusive).
+struct DataPosition {
+  uint64_t chunk = 0;
+  uint64_t offset = 0;
+  friend bool operator==(const DataPosition&, const DataPosition&) = default;
 };
 struct ClockInfo {
   uint64_t step = 0;
   bool done = false;
   bool turn = false;  // sync: ask for the turn to push `step`
+  std::optional<DataPosition> position;  // after `step` (not with `turn`)
+};
+struct SnapshotInfo {
+  uint64_t version = 0;
+  std::string dir;
+  bool full = false;
+  friend bool operator==(const SnapshotInfo&, const SnapshotInfo&) = default;
+};
+struct RestoreTable {
+  TableId table = 0;
+  std::vector<std::string> files;  // a full snapshot's, then deltas', in order
+  friend bool operator==(const RestoreTable&, const RestoreTable&) = default;
 };
 struct ClockReplyInfo {
   bool all_done = false;
@@ -166,6 +189,9 @@ Frame EncodeDataChunkReply(const Header& header, const DataChunkInfo& chunk);
 Frame EncodeClockRequest(const Header& header, const ClockInfo& clock);
 Frame EncodeClockReply(const Header& header, const ClockReplyInfo& reply);
 Frame EncodeSaveRequest(const Header& header, std::string_view dir);
+Frame EncodeSnapshotRequest(const Header& header, const SnapshotInfo& snapshot);
+Frame EncodeSnapshotFlushRequest(const Header& header, uint64_t version);
+Frame EncodeRestoreRequest(const Header& header, std::span<const RestoreTable> tables);
 
 using KeysFill = absl::FunctionRef<void(std::span<Key>)>;
 using ValuesFill = absl::FunctionRef<void(std::span<float>)>;
@@ -221,6 +247,9 @@ class DecodedMessage {
   StatusOr<ClockInfo> AsClockRequest() const;
   StatusOr<ClockReplyInfo> AsClockReply() const;
   StatusOr<std::string> AsSaveRequest() const;
+  StatusOr<SnapshotInfo> AsSnapshotRequest() const;
+  StatusOr<uint64_t> AsSnapshotFlushRequest() const;
+  StatusOr<std::vector<RestoreTable>> AsRestoreRequest() const;
 
  private:
   DecodedMessage() = default;

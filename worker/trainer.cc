@@ -142,7 +142,7 @@ Status Trainer::ClockTick(uint64_t step, bool done, bool turn) {
       node_->member().Call(
           kSchedulerId,
           [&](const protocol::Header& h) {
-            return protocol::EncodeClockRequest(h, {step, done, turn});
+            return protocol::EncodeClockRequest(h, {step, done, turn, {}});
           },
           DeadlineIn(kKvTimeout)));
   TESSERA_ASSIGN_OR_RETURN(protocol::ClockReplyInfo info, reply.AsClockReply());
