@@ -115,6 +115,8 @@ class BufferedLineReader : public LineReader {
     }
   }
 
+  uint64_t end_offset() const override { return buf_offset_ + pos_; }
+
   std::string Location() const override {
     if (chunk_.begin == 0) return absl::StrCat(chunk_.path, ":", line_number_);
     return absl::StrCat(chunk_.path, "@", line_offset_);
@@ -238,7 +240,7 @@ StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> fi
 StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk, size_t max_line_bytes) {
   if (chunk.begin >= chunk.end) return InvalidArgumentError(absl::StrCat(chunk.path, ": empty byte range"));
   if (IsGzipPath(chunk.path)) {
-    if (chunk.begin != 0 || chunk.end != kToEndOfFile) {
+    if (chunk.end != kToEndOfFile) {
       return InvalidArgumentError(absl::StrCat(chunk.path, ": a gzip file is read whole, not by byte range"));
     }
     gzFile file = gzopen(chunk.path.c_str(), "rb");
@@ -246,8 +248,19 @@ StatusOr<std::unique_ptr<LineReader>> LineReader::Open(const FileChunk& chunk, s
       return NotFoundError(absl::StrCat(chunk.path, ": cannot open: ", std::strerror(errno)));
     }
     gzbuffer(file, 256 << 10);
-    return std::unique_ptr<LineReader>(
-        new BufferedLineReader(chunk, std::make_unique<GzSource>(file, chunk.path), 0, max_line_bytes));
+    auto source = std::make_unique<GzSource>(file, chunk.path);
+    if (chunk.begin == 0) {
+      return std::unique_ptr<LineReader>(new BufferedLineReader(chunk, std::move(source), 0, max_line_bytes));
+    }
+    // A resumed gzip chunk: decompress and drop the bytes before it (gzseek
+    // emulates the seek by reading).
+    const uint64_t offset = chunk.begin - 1;
+    if (gzseek(file, static_cast<z_off_t>(offset), SEEK_SET) < 0) {
+      return DataLossError(absl::StrCat(chunk.path, ": gzip: cannot skip to byte ", offset));
+    }
+    auto reader = std::make_unique<BufferedLineReader>(chunk, std::move(source), offset, max_line_bytes);
+    TESSERA_RETURN_IF_ERROR(reader->SkipPartialLine());
+    return std::unique_ptr<LineReader>(std::move(reader));
   }
   const int fd = ::open(chunk.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NotFoundError(absl::StrCat(chunk.path, ": cannot open: ", std::strerror(errno)));
@@ -288,7 +301,9 @@ Status CheckBadRatio(const DataStats& stats, double max_bad_ratio) {
 
 ExampleReader::ExampleReader(const Schema* schema, std::vector<FileChunk> chunks,
                              ExampleReaderOptions options)
-    : parser_(schema), chunks_(std::move(chunks)), options_(options) {}
+    : parser_(schema), chunks_(std::move(chunks)), options_(options) {
+  if (!chunks_.empty()) position_ = {0, chunks_[0].begin};
+}
 
 void ExampleReader::RecordBad(std::string_view reason) {
   ++stats_.bad_lines;
@@ -304,14 +319,18 @@ StatusOr<bool> ExampleReader::Next(Example* example) {
   while (true) {
     if (lines_ == nullptr) {
       if (next_chunk_ == chunks_.size()) return false;
+      position_ = {next_chunk_, chunks_[next_chunk_].begin};
       TESSERA_ASSIGN_OR_RETURN(lines_, LineReader::Open(chunks_[next_chunk_++]));
       line_number_ = 0;
     }
+    const uint64_t chunk_end = chunks_[next_chunk_ - 1].end;
     TESSERA_ASSIGN_OR_RETURN(bool more, lines_->Next(&line_));
     if (!more) {
       lines_.reset();
+      position_.offset = chunk_end;
       continue;
     }
+    position_.offset = std::min(lines_->end_offset(), chunk_end);
     ++stats_.lines;
     ++line_number_;
     switch (parser_.Parse(line_, example, &reason_)) {

@@ -8,7 +8,9 @@
 // it starts. A reader of [begin, end) skips the partial first line unless
 // begin == 0 (a line starting exactly at `begin` is kept) and reads past
 // `end` to finish its last line, so chunks that tile a file read each line
-// exactly once. Gzip files cannot be split: they are one chunk each.
+// exactly once. Gzip files cannot be split: they are one chunk each (a
+// resumed one may start past 0: the bytes before are decompressed and
+// dropped; offsets of a gzip file count uncompressed bytes).
 //
 // Memory is bounded by the read buffer (and the longest line), never by the
 // file: nothing is loaded whole.
@@ -74,9 +76,9 @@ StatusOr<std::vector<FileChunk>> SplitIntoChunks(std::span<const std::string> fi
 // Reads the lines of one chunk through a buffer.
 class LineReader {
  public:
-  // NotFound if the file cannot be opened; InvalidArgument for a byte range
-  // of a gzip file. Lines may be up to max_line_bytes long (rounded up to a
-  // power of two MiB).
+  // NotFound if the file cannot be opened; InvalidArgument for a gzip chunk
+  // that does not run to kToEndOfFile. Lines may be up to max_line_bytes
+  // long (rounded up to a power of two MiB).
   static StatusOr<std::unique_ptr<LineReader>> Open(const FileChunk& chunk,
                                                     size_t max_line_bytes = kMaxLineBytes);
   virtual ~LineReader() = default;
@@ -85,6 +87,12 @@ class LineReader {
   // end of the chunk. DataLoss on a read error (e.g. a truncated gzip file)
   // or a line longer than the limit.
   virtual StatusOr<bool> Next(std::string_view* line) = 0;
+
+  // The byte offset just past the last line returned, its '\n' (and any
+  // '\r' before it) included; the file's size after a last line without a
+  // '\n'. Before the first line: where the chunk's first line starts (or
+  // the end of the data if none does).
+  virtual uint64_t end_offset() const = 0;
 
   // Where the last line returned is: "path:N" (line number, 1-based) when
   // the chunk starts at byte 0, else "path@B" (B = byte offset of the line).
@@ -134,6 +142,24 @@ class ExampleReader {
 
   const DataStats& stats() const { return stats_; }
 
+  // How far the reader got, for resumable positions: `chunk` indexes the
+  // chunks given to the constructor and `offset` is the byte offset in its
+  // file just past the last line consumed from it. Consumed lines are those
+  // of the examples returned and the bad lines skipped before them ('\r',
+  // '\n' and a final line without '\n' included; gzip: uncompressed
+  // bytes). The offset is at most the chunk's `end` (a last line running
+  // past `end` counts up to `end`) and equals `end` (possibly
+  // kToEndOfFile) once the reader found no more lines in the chunk. So
+  // [offset, end) is exactly what is left to read of the chunk:
+  // FileChunk{path, offset, end} reads the remaining lines and no others.
+  // Before any read: {0, chunks[0].begin}.
+  struct Position {
+    size_t chunk = 0;
+    uint64_t offset = 0;
+    friend bool operator==(const Position&, const Position&) = default;
+  };
+  Position position() const { return position_; }
+
   // Where the example last returned by Next came from (for `tessera eval
   // --explain`): its file; its line number in its chunk, 1-based, counting
   // every line (bad ones too), which is the line of the file when the chunk
@@ -153,6 +179,7 @@ class ExampleReader {
   size_t next_chunk_ = 0;
   std::unique_ptr<LineReader> lines_;
   uint64_t line_number_ = 0;  // lines read from the current chunk
+  Position position_;
   std::string_view line_;     // the last one
   Example example_;  // NextBatch's scratch
   std::string reason_;

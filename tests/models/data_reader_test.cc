@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -265,6 +266,117 @@ TEST(ExampleReaderTest, NextBatchFillsUpToTheLimit) {
   EXPECT_THAT(sizes, ElementsAre(4, 4, 2));
   EXPECT_THAT(users, ElementsAre(3u, 3u, 2u));  // u0 u1 u2 u0 | u1 u2 u0 u1 | u2 u0
   EXPECT_EQ(batch.size, 0);                     // the call at the end finishes an empty batch
+}
+
+// Lines are "label<TAB>user<TAB>id<TAB>hist": `id` tells examples apart.
+constexpr const char* kIdSchema = R"(
+fields:
+  - {name: user_id, type: categorical}
+  - {name: id, type: numeric}
+  - {name: hist, type: sequence, max_len: 5}
+)";
+
+// The ids of the examples of `chunk`, the reader's position after each one
+// and at the end.
+struct ReadResult {
+  std::vector<float> ids;
+  std::vector<uint64_t> offsets;
+  ExampleReader::Position end;
+};
+StatusOr<ReadResult> ReadExamples(const Schema& schema, const FileChunk& chunk) {
+  ExampleReader reader(&schema, {chunk}, {.max_logged_bad = 0});
+  ReadResult result;
+  Example ex;
+  while (true) {
+    TESSERA_ASSIGN_OR_RETURN(bool more, reader.Next(&ex));
+    if (!more) break;
+    result.ids.push_back(ex.numeric[0]);
+    EXPECT_EQ(reader.position().chunk, 0u);
+    result.offsets.push_back(reader.position().offset);
+  }
+  result.end = reader.position();
+  return result;
+}
+
+TEST(ExampleReaderTest, PositionIsJustPastTheLastConsumedLine) {
+  testing::TempDir dir;
+  // CRLF lines, a bad line (label 2) consumed with the example after it, and
+  // a last line without a newline.
+  const std::string l0 = "1\tu1\t1\th1\r\n", l1 = "2\tu2\t2\th1\r\n", l2 = "0\tu3\t3\th1\r\n",
+                    l3 = "1\tu4\t4\th1";
+  WriteFile(dir.File("a.tsv"), l0 + l1 + l2 + l3);
+  ASSERT_OK_AND_ASSIGN(Schema schema, Schema::Parse(kIdSchema, "test"));
+  ExampleReader reader(&schema, {{dir.File("a.tsv")}}, {});
+  EXPECT_EQ(reader.position(), (ExampleReader::Position{0, 0}));
+  ASSERT_OK_AND_ASSIGN(ReadResult r, ReadExamples(schema, {dir.File("a.tsv")}));
+  EXPECT_THAT(r.ids, ElementsAre(1.0f, 3.0f, 4.0f));
+  const uint64_t a = l0.size(), b = a + l1.size() + l2.size(), c = b + l3.size();
+  EXPECT_THAT(r.offsets, ElementsAre(a, b, c));
+  EXPECT_EQ(r.end, (ExampleReader::Position{0, kToEndOfFile}));
+
+  // A chunk ending inside l2: l2 is its last line, counted up to the end.
+  ASSERT_OK_AND_ASSIGN(r, ReadExamples(schema, {dir.File("a.tsv"), 0, b - 3}));
+  EXPECT_THAT(r.offsets, ElementsAre(a, b - 3));
+  EXPECT_EQ(r.end.offset, b - 3);
+  // Bad lines at the end of a chunk: consumed, the position is the end.
+  ASSERT_OK_AND_ASSIGN(r, ReadExamples(schema, {dir.File("a.tsv"), 0, a + 1}));
+  EXPECT_THAT(r.offsets, ElementsAre(a));
+  EXPECT_EQ(r.end.offset, a + 1);
+}
+
+TEST(ExampleReaderTest, PositionsAcrossChunksOfOneReader) {
+  testing::TempDir dir;
+  WriteFile(dir.File("a.tsv"), "1\tu1\t3\th1\n");
+  WriteFile(dir.File("b.tsv"), "0\tu2\t3\th1\n");
+  ASSERT_OK_AND_ASSIGN(Schema schema, Schema::Parse(kSchema, "test"));
+  ExampleReader reader(&schema, {{dir.File("a.tsv")}, {dir.File("b.tsv"), 0, 100}}, {});
+  Example ex;
+  ASSERT_OK_AND_ASSIGN(bool more, reader.Next(&ex));
+  ASSERT_TRUE(more);
+  EXPECT_EQ(reader.position(), (ExampleReader::Position{0, 10}));
+  ASSERT_OK_AND_ASSIGN(more, reader.Next(&ex));
+  ASSERT_TRUE(more);
+  EXPECT_EQ(reader.position(), (ExampleReader::Position{1, 10}));
+  ASSERT_OK_AND_ASSIGN(more, reader.Next(&ex));
+  EXPECT_FALSE(more);
+  EXPECT_EQ(reader.position(), (ExampleReader::Position{1, 100}));
+}
+
+// Stopping after any example and reading [position, end) again yields
+// exactly the examples not read yet, for plain chunks (cut anywhere) and
+// for a gzip file resumed past its start.
+TEST(ExampleReaderTest, ResumingAtThePositionReadsTheRestExactlyOnce) {
+  testing::TempDir dir;
+  std::mt19937 rng(7);
+  std::string text;
+  for (int i = 0; i < 60; ++i) {
+    const int kind = std::uniform_int_distribution<int>(0, 5)(rng);
+    // Kind 0 is a bad line, 1 ends in CRLF.
+    text += kind == 0 ? "x\tbad\n" : absl::StrCat("1\tu\t", i, "\th", kind == 1 ? "\r\n" : "\n");
+  }
+  text += "1\tu\t60\th";  // no final newline
+  WriteFile(dir.File("a.tsv"), text);
+  WriteGzip(dir.File("a.tsv.gz"), text);
+  ASSERT_OK_AND_ASSIGN(Schema schema, Schema::Parse(kIdSchema, "test"));
+  std::vector<FileChunk> chunks = {{dir.File("a.tsv.gz")}};
+  for (uint64_t cut : {uint64_t{0}, uint64_t{37}, uint64_t{200}}) {
+    chunks.push_back({dir.File("a.tsv"), cut, cut == 200 ? kToEndOfFile : cut + 163});
+  }
+  for (const FileChunk& chunk : chunks) {
+    ASSERT_OK_AND_ASSIGN(ReadResult full, ReadExamples(schema, chunk));
+    ASSERT_EQ(full.end.offset, chunk.end);
+    ASSERT_GT(full.ids.size(), 5u);
+    for (size_t k = 0; k < full.ids.size(); ++k) {
+      FileChunk rest = chunk;
+      rest.begin = full.offsets[k];
+      std::vector<float> got(full.ids.begin(), full.ids.begin() + k + 1);
+      if (rest.begin < rest.end) {
+        ASSERT_OK_AND_ASSIGN(ReadResult tail, ReadExamples(schema, rest));
+        got.insert(got.end(), tail.ids.begin(), tail.ids.end());
+      }
+      ASSERT_EQ(got, full.ids) << chunk.path << " from " << chunk.begin << ", resumed after " << k;
+    }
+  }
 }
 
 TEST(ExampleReaderTest, MissingFileIsAnError) {
