@@ -316,6 +316,9 @@ struct alignas(64) EmbeddingTable::Stripe {
   RowStore store ABSL_GUARDED_BY(mu);
   // Counts of keys without a row; null unless admission is on.
   std::unique_ptr<CountMinSketch> sketch ABSL_GUARDED_BY(mu);
+  // Keys whose rows were marked dirty since the last Capture (each once per
+  // marking; a key may have lost its row since).
+  std::vector<Key> dirty ABSL_GUARDED_BY(mu);
 };
 
 // Per-thread buffers of the batch calls, reused across calls.
@@ -405,11 +408,12 @@ void EmbeddingTable::InitRow(std::byte* row, Key key) const {
 
 void EmbeddingTable::ApplyGradient(std::byte* row, const float* grad, uint32_t now) const {
   RowHeader* header = Header(row);
-  if (header->update_count != std::numeric_limits<uint32_t>::max()) ++header->update_count;
+  uint32_t count = header->update_count & ~kDirtyBit;
+  if (count != kMaxUpdateCount) ++count;
+  header->update_count = count | (header->update_count & kDirtyBit);
   header->last_update_unix_s = now;
   float* floats = Floats(row);
-  optimizer_->Update({floats, dim_}, {floats + dim_, state_floats_}, {grad, dim_},
-                     header->update_count);
+  optimizer_->Update({floats, dim_}, {floats + dim_, state_floats_}, {grad, dim_}, count);
 }
 
 void EmbeddingTable::Pull(std::span<const Key> keys, std::span<float> out) const {
@@ -516,6 +520,7 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
   const uint32_t* order = scratch.order.data();
   const uint64_t* hashes = scratch.hashes.data();
   uint64_t admitted = 0, rejected = 0;
+  const bool track = tracking_.load(std::memory_order_relaxed);
   for (uint32_t w = begin; w < end; w += kWindow) {
     const uint32_t w_end = std::min(w + kWindow, end);
     for (uint32_t j = w; j < w_end; ++j) store.PrefetchSlot(hashes[order[j]]);
@@ -549,6 +554,10 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
         }
       }
       ApplyGradient(row, &grads[size_t{i} * dim_], now);
+      if (track && (Header(row)->update_count & kDirtyBit) == 0) {
+        Header(row)->update_count |= kDirtyBit;
+        stripe.dirty.push_back(keys[i]);
+      }
       if (mode == Mode::kPushPull) scratch.rows[j] = row;
     }
   }
@@ -573,8 +582,87 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
 bool EmbeddingTable::Erase(Key key) {
   const uint64_t hash = HashKey(key);
   Stripe& stripe = stripes_[StripeOf(hash)];
+  bool erased;
+  {
+    MutexLock lock(&stripe.mu);
+    erased = stripe.store.Erase(key, hash);
+  }
+  if (erased && tracking_.load()) {
+    MutexLock lock(&deleted_mu_);
+    deleted_.push_back(key);
+  }
+  return erased;
+}
+
+Status EmbeddingTable::InsertRow(Key key, uint32_t update_count, uint32_t last_update_unix_s,
+                                 std::span<const float> value, std::span<const float> state) {
+  if (value.size() != dim_) {
+    return InvalidArgumentError("table " + std::to_string(id_) + ": row of key " +
+                                std::to_string(key) + " has " + std::to_string(value.size()) +
+                                " values, expected " + std::to_string(dim_));
+  }
+  if (!state.empty() && state.size() != state_floats_) {
+    return InvalidArgumentError("table " + std::to_string(id_) + ": row of key " +
+                                std::to_string(key) + " has " + std::to_string(state.size()) +
+                                " state floats, expected " + std::to_string(state_floats_));
+  }
+  const uint64_t hash = HashKey(key);
+  Stripe& stripe = stripes_[StripeOf(hash)];
   MutexLock lock(&stripe.mu);
-  return stripe.store.Erase(key, hash);
+  bool inserted;
+  std::byte* row = stripe.store.FindOrInsert(key, hash, &inserted);
+  RowHeader* header = Header(row);
+  header->key = key;
+  header->update_count = std::min(update_count & ~kDirtyBit, kMaxUpdateCount);
+  header->last_update_unix_s = last_update_unix_s;
+  float* floats = Floats(row);
+  std::memcpy(floats, value.data(), dim_ * sizeof(float));
+  if (state.empty()) {
+    optimizer_->InitState({floats + dim_, state_floats_});
+  } else {
+    std::memcpy(floats + dim_, state.data(), state_floats_ * sizeof(float));
+  }
+  return OkStatus();
+}
+
+EmbeddingTable::Captured EmbeddingTable::Capture(bool full) {
+  Captured out;
+  out.dim = dim_;
+  out.state_floats = state_floats_;
+  const size_t record = out.record_bytes();
+  // Tombstones first: a key removed after this point is in the next
+  // capture's tombstones, so a row copied below is never followed by its own
+  // earlier tombstone.
+  tracking_.store(true);
+  {
+    MutexLock lock(&deleted_mu_);
+    if (!full) out.deleted.swap(deleted_);
+    deleted_.clear();
+  }
+  auto copy = [&](std::byte* row) {
+    const size_t at = out.rows.size();
+    out.rows.resize(at + record);
+    std::memcpy(out.rows.data() + at, row, record);
+    reinterpret_cast<RowHeader*>(out.rows.data() + at)->update_count &= ~kDirtyBit;
+    Header(row)->update_count &= ~kDirtyBit;
+  };
+  for (int s = 0; s < num_stripes(); ++s) {
+    Stripe& stripe = stripes_[s];
+    MutexLock lock(&stripe.mu);
+    RowStore& store = stripe.store;
+    if (full) {
+      out.rows.reserve(out.rows.size() + size_t{store.size()} * record);
+      for (uint32_t id = 0; id < store.size(); ++id) copy(store.row(id));
+    } else {
+      for (Key key : stripe.dirty) {
+        std::byte* row = store.Find(key, HashKey(key));
+        if (row != nullptr && (Header(row)->update_count & kDirtyBit) != 0) copy(row);
+      }
+    }
+    stripe.dirty.clear();
+    if (stripe.dirty.capacity() > kMaxKeptScratch) stripe.dirty.shrink_to_fit();
+  }
+  return out;
 }
 
 size_t EmbeddingTable::EvictFromStripe(uint32_t s, const std::function<bool(uint32_t)>& doomed,
@@ -624,22 +712,26 @@ size_t EmbeddingTable::EvictOldest(size_t excess, std::vector<Key>& evicted) {
 
 size_t EmbeddingTable::Evict(int64_t now_unix_s) {
   MutexLock lock(&evict_mu_);
-  const size_t first = evicted_.size();
+  std::vector<Key> evicted;
   size_t by_ttl = 0, by_rows = 0;
   if (eviction_.ttl_s > 0) {
     const int64_t cutoff = now_unix_s - int64_t{eviction_.ttl_s};
     for (uint32_t s = 0; s < static_cast<uint32_t>(num_stripes()); ++s) {
       by_ttl += EvictFromStripe(s, [cutoff](uint32_t t) { return int64_t{t} <= cutoff; },
-                                std::numeric_limits<size_t>::max(), evicted_);
+                                std::numeric_limits<size_t>::max(), evicted);
     }
   }
   if (eviction_.max_rows > 0) {
     const size_t rows = num_rows();
-    if (rows > eviction_.max_rows) by_rows = EvictOldest(rows - eviction_.max_rows, evicted_);
+    if (rows > eviction_.max_rows) by_rows = EvictOldest(rows - eviction_.max_rows, evicted);
+  }
+  if (tracking_.load() && !evicted.empty()) {
+    MutexLock deleted_lock(&deleted_mu_);
+    deleted_.insert(deleted_.end(), evicted.begin(), evicted.end());
   }
   evicted_ttl_.fetch_add(by_ttl, std::memory_order_relaxed);
   evicted_max_rows_.fetch_add(by_rows, std::memory_order_relaxed);
-  return evicted_.size() - first;
+  return evicted.size();
 }
 
 size_t EmbeddingTable::MaybeEvict(int64_t now_unix_s) {
@@ -648,13 +740,6 @@ size_t EmbeddingTable::MaybeEvict(int64_t now_unix_s) {
   if (now_unix_s < next) return 0;
   if (!next_sweep_s_.compare_exchange_strong(next, now_unix_s + 1)) return 0;  // Another sweeps.
   return Evict(now_unix_s);
-}
-
-std::vector<Key> EmbeddingTable::DrainEvicted() {
-  MutexLock lock(&evict_mu_);
-  std::vector<Key> out;
-  out.swap(evicted_);
-  return out;
 }
 
 EmbeddingTable::Stats EmbeddingTable::stats() const {

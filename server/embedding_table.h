@@ -34,9 +34,18 @@
 // go in stripe order). Rows pushed while Evict runs may be kept, so the
 // bound holds when Evict returns only if no Push ran concurrently. Between
 // sweeps the table may exceed max_rows. MaybeEvict(now) runs Evict at most
-// once per second of `now`; the server calls it after push batches. The keys
-// evicted since the last DrainEvicted() are kept for it (tombstones for
-// deltas); Erase() does not record its key there.
+// once per second of `now`; the server calls it after push batches. Evicted
+// keys become tombstones of the next delta (see change tracking below).
+//
+// Change tracking, for versions (snapshots and deltas). Off until the first
+// Capture(). From then on, every row a Push/PushPull changes is marked dirty
+// (a bit in RowHeader::update_count, masked everywhere it is read, and the
+// key appended to its stripe's dirty list), and every key Evict or Erase
+// removes is kept as a tombstone. Capture(full = false) copies the dirty rows
+// and takes the tombstones since the previous Capture; Capture(true) copies
+// every row. Either resets the marks, so successive captures form a chain:
+// full, delta, delta, ... Each row is copied under its stripe lock
+// (consistent per row: value, optimizer state and header together).
 //
 // Thread safety: thread-safe. Batch calls lock each stripe they touch once,
 // taking the keys of that stripe in their batch order, so concurrent pushes
@@ -64,6 +73,7 @@
 #include <vector>
 
 #include "common/mutex.h"
+#include "common/status.h"
 #include "common/table_config.h"
 #include "common/types.h"
 #include "server/count_min_sketch.h"
@@ -110,23 +120,34 @@ class EmbeddingTable {
   // The fixed start of every row; value[dim] and state[dim * k] follow it.
   struct RowHeader {
     Key key;
-    uint32_t update_count;        // Pushes applied to this row (saturates).
+    // Pushes applied to this row (saturates at kMaxUpdateCount); the top bit
+    // is the change-tracking mark (see the class comment).
+    uint32_t update_count;
     uint32_t last_update_unix_s;  // `now_unix_s` of the last Push.
+  };
+  static constexpr uint32_t kDirtyBit = 1u << 31;
+  static constexpr uint32_t kMaxUpdateCount = kDirtyBit - 1;
+
+  // Rows and tombstones copied by Capture. `rows` holds num_rows records of
+  // record_bytes() each, in the row-file record layout: RowHeader (mark
+  // cleared) | value[dim] | state[state_floats].
+  struct Captured {
+    uint32_t dim = 0;
+    uint32_t state_floats = 0;
+    std::vector<std::byte> rows;
+    std::vector<Key> deleted;  // tombstones (empty for a full capture)
+    size_t record_bytes() const { return sizeof(RowHeader) + (dim + state_floats) * sizeof(float); }
+    size_t num_rows() const { return rows.size() / record_bytes(); }
   };
 
   // Read-only view of one row, valid only inside the ForEachRow callback.
   class RowView {
    public:
     Key key() const { return header().key; }
-    uint32_t update_count() const { return header().update_count; }
+    uint32_t update_count() const { return header().update_count & ~kDirtyBit; }
     uint32_t last_update_unix_s() const { return header().last_update_unix_s; }
     std::span<const float> value() const { return {floats(), dim_}; }
     std::span<const float> state() const { return {floats() + dim_, state_floats_}; }
-    // The row's header, value and state as stored (without the arena's
-    // alignment padding), for snapshots.
-    std::span<const std::byte> bytes() const {
-      return {row_, sizeof(RowHeader) + (dim_ + state_floats_) * sizeof(float)};
-    }
 
    private:
     friend class EmbeddingTable;
@@ -162,8 +183,21 @@ class EmbeddingTable {
   void PushPull(std::span<const Key> keys, std::span<const float> grads, std::span<float> out,
                 int64_t now_unix_s);
 
-  // Removes the row of `key`; false if it had none.
+  // Removes the row of `key`; false if it had none. With change tracking on,
+  // the key becomes a tombstone of the next delta.
   bool Erase(Key key);
+
+  // Creates or overwrites the row of `key` (restoring a snapshot). An empty
+  // `state` initializes the optimizer state. Not marked as changed.
+  // InvalidArgument unless value.size() == dim() and state is empty or
+  // state_floats() long.
+  Status InsertRow(Key key, uint32_t update_count, uint32_t last_update_unix_s,
+                   std::span<const float> value, std::span<const float> state);
+
+  // Copies every row (full) or the rows changed and keys removed since the
+  // previous Capture, and starts or continues change tracking (see the class
+  // comment). Locks one stripe at a time.
+  Captured Capture(bool full);
 
   // Removes expired rows, then the oldest rows past max_rows (see the class
   // comment); returns the number removed. Locks one stripe at a time.
@@ -171,9 +205,6 @@ class EmbeddingTable {
   // Evict(now) if eviction is on and no sweep ran at this second of `now`
   // or later; returns the number removed. Cheap when not due (one atomic).
   size_t MaybeEvict(int64_t now_unix_s);
-  // Returns the keys evicted since the previous call (each once, in eviction
-  // order) and forgets them. A key may have come back (a row again) since.
-  std::vector<Key> DrainEvicted();
 
   Stats stats() const;
   // Bytes of the admission sketches (0 when admission is off).
@@ -192,6 +223,7 @@ class EmbeddingTable {
   size_t memory_bytes() const;
 
   uint32_t dim() const { return dim_; }
+  uint32_t state_floats() const { return state_floats_; }
   TableId id() const { return id_; }
   int num_stripes() const { return 1 << stripe_bits_; }
 
@@ -241,8 +273,10 @@ class EmbeddingTable {
   std::atomic<int64_t> next_sweep_s_{std::numeric_limits<int64_t>::min()};
   std::atomic<uint64_t> rows_admitted_{0}, keys_rejected_{0};
   std::atomic<uint64_t> evicted_ttl_{0}, evicted_max_rows_{0};
-  Mutex evict_mu_;  // Serializes Evict; guards evicted_.
-  std::vector<Key> evicted_ TESSERA_GUARDED_BY(evict_mu_);
+  Mutex evict_mu_;  // Serializes Evict.
+  std::atomic<bool> tracking_{false};
+  Mutex deleted_mu_;  // Taken after evict_mu_ when both are held.
+  std::vector<Key> deleted_ TESSERA_GUARDED_BY(deleted_mu_);  // Tombstones since the last Capture.
 };
 
 }  // namespace tessera::server

@@ -175,25 +175,27 @@ TEST_P(AdmissionEvictionTest, TtlEvictsRowsNotUpdatedForTtlSeconds) {
   EXPECT_THAT(PullOne(t, 1), ElementsAreArray(Initial(t, 1)));
 }
 
-TEST_P(AdmissionEvictionTest, EvictedKeysAreDrainedExactlyOnce) {
+TEST_P(AdmissionEvictionTest, EvictedKeysAreTombstonesOfTheNextDeltaExactlyOnce) {
   EmbeddingTable t(Opts(0, {.ttl_s = 3}));
+  EXPECT_EQ(t.Capture(/*full=*/true).num_rows(), 0u);  // Starts change tracking.
   for (Key k = 10; k < 20; ++k) PushOne(t, k);
   Advance(3);
   EXPECT_EQ(t.Evict(clock_.UnixSeconds()), 10u);
   std::vector<Key> expected(10);
   for (Key k = 10; k < 20; ++k) expected[k - 10] = k;
-  EXPECT_THAT(t.DrainEvicted(), UnorderedElementsAreArray(expected));
-  EXPECT_THAT(t.DrainEvicted(), IsEmpty());
+  EXPECT_THAT(t.Capture(false).deleted, UnorderedElementsAreArray(expected));
+  EXPECT_THAT(t.Capture(false).deleted, IsEmpty());
   PushOne(t, 10);  // Comes back, then goes again: a second tombstone.
   Advance(3);
   EXPECT_EQ(t.Evict(clock_.UnixSeconds()), 1u);
   EXPECT_EQ(t.Evict(clock_.UnixSeconds()), 0u);
-  EXPECT_THAT(t.DrainEvicted(), ElementsAre(10));
-  EXPECT_THAT(t.DrainEvicted(), IsEmpty());
+  EXPECT_THAT(t.Capture(false).deleted, ElementsAre(10));
+  EXPECT_THAT(t.Capture(false).deleted, IsEmpty());
 }
 
 TEST_P(AdmissionEvictionTest, MaxRowsEvictsLeastRecentlyUpdatedFirst) {
   EmbeddingTable t(Opts(0, {.max_rows = 3}));
+  (void)t.Capture(true);
   for (Key k = 1; k <= 5; ++k) {
     PushOne(t, k);
     Advance(1);
@@ -201,7 +203,7 @@ TEST_P(AdmissionEvictionTest, MaxRowsEvictsLeastRecentlyUpdatedFirst) {
   PushOne(t, 1);  // Now the most recent.
   EXPECT_EQ(t.Evict(clock_.UnixSeconds()), 2u);
   EXPECT_THAT(Keys(t), UnorderedElementsAre(1, 4, 5));
-  EXPECT_THAT(t.DrainEvicted(), UnorderedElementsAre(2, 3));
+  EXPECT_THAT(t.Capture(false).deleted, UnorderedElementsAre(2, 3));
   EXPECT_EQ(t.stats().evicted_max_rows, 2u);
   EXPECT_EQ(t.stats().evicted_ttl, 0u);
   EXPECT_EQ(t.Evict(clock_.UnixSeconds()), 0u);  // At the bound: nothing to do.
@@ -232,6 +234,7 @@ TEST_P(AdmissionEvictionTest, MaxRowsTiesWithinOneSecondStillReachTheBound) {
 
 TEST_P(AdmissionEvictionTest, TtlThenMaxRowsCountedByReason) {
   EmbeddingTable t(Opts(0, {.ttl_s = 100, .max_rows = 2}));
+  (void)t.Capture(true);
   PushOne(t, 1);
   Advance(100);
   PushOne(t, 2);
@@ -243,7 +246,7 @@ TEST_P(AdmissionEvictionTest, TtlThenMaxRowsCountedByReason) {
   EXPECT_EQ(t.stats().evicted_ttl, 1u);
   EXPECT_EQ(t.stats().evicted_max_rows, 1u);
   EXPECT_THAT(Keys(t), UnorderedElementsAre(3, 4));
-  EXPECT_THAT(t.DrainEvicted(), ElementsAre(1, 2));
+  EXPECT_THAT(t.Capture(false).deleted, ElementsAre(1, 2));
 }
 
 TEST_P(AdmissionEvictionTest, MaybeEvictSweepsAtMostOncePerSecond) {

