@@ -7,13 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/initializer.h"
 #include "common/row_file.h"
+#include "models/saved_model_internal.h"
 #include "models/table_plan.h"
 
 namespace tessera::models {
-namespace {
+namespace saved_model_internal {
 
-// The manifest's tables must be the plan of (schema, model): sparse table t
-// is schema table t with row_dim floats, then one dense table per block.
 Status CheckPlan(const ModelManifest& m, const Schema& schema, const Model& model,
                  const std::string& source) {
   const size_t num_sparse = schema.tables().size();
@@ -40,9 +39,9 @@ Status CheckPlan(const ModelManifest& m, const Schema& schema, const Model& mode
   return OkStatus();
 }
 
-// Opens one row file of `t` and checks its header against the manifest.
 StatusOr<std::unique_ptr<RowFileReader>> OpenPart(const std::string& dir, const SavedTable& t,
-                                                  const std::string& file, bool with_state) {
+                                                  const std::string& file, bool with_state,
+                                                  bool delta) {
   const std::string path = (std::filesystem::path(dir) / file).string();
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<RowFileReader> reader, RowFileReader::Open(path));
   const RowFileInfo& info = reader->info();
@@ -54,54 +53,16 @@ StatusOr<std::unique_ptr<RowFileReader>> OpenPart(const std::string& dir, const 
                                              ", not table ", c.id, " ('", c.name,
                                              "') of the manifest, or another shape"));
   }
-  if (info.is_delta) return UnimplementedError(path + ": delta row files are not supported yet");
+  const bool want_delta = delta && kind == RowFileKind::kSparse;
+  if (info.is_delta != want_delta) {
+    return InvalidArgumentError(absl::StrCat(
+        path, info.is_delta ? ": a delta row file" : ": a complete row file", " in ",
+        delta ? "a delta" : "a full snapshot", " (table '", c.name, "')"));
+  }
   if (with_state && !info.has_state) {
     return FailedPreconditionError(path + ": saved without optimizer state");
   }
   return reader;
-}
-
-Status LoadSparse(const std::string& dir, const SavedTable& t, bool with_state, SparseParams* out) {
-  out->config = t.config;
-  std::vector<std::unique_ptr<RowFileReader>> readers;
-  uint64_t total = 0;
-  for (const std::string& file : t.files) {
-    TESSERA_ASSIGN_OR_RETURN(auto reader, OpenPart(dir, t, file, with_state));
-    if (with_state && !readers.empty() &&
-        reader->info().state_floats != readers[0]->info().state_floats) {
-      return DataLossError(reader->path() + ": state floats differ from the table's other files");
-    }
-    total += reader->record_count();
-    readers.push_back(std::move(reader));
-  }
-  out->state_floats = with_state && !readers.empty() ? readers[0]->info().state_floats : 0;
-  const size_t dim = t.config.dim;
-  const size_t stride = dim + out->state_floats;
-  out->index.reserve(total);
-  out->arena.reserve(total * stride);
-  if (with_state) {
-    out->update_counts.reserve(total);
-    out->last_updates.reserve(total);
-  }
-  SparseRecord row;
-  for (const auto& reader : readers) {
-    while (true) {
-      TESSERA_ASSIGN_OR_RETURN(bool more, reader->NextRow(&row));
-      if (!more) break;
-      if (!out->index.emplace(row.key, out->index.size()).second) {
-        return DataLossError(absl::StrCat(reader->path(), ": key ", row.key,
-                                          " appears twice in table '", t.config.name, "'"));
-      }
-      out->arena.insert(out->arena.end(), row.value.begin(), row.value.end());
-      if (with_state) {
-        out->arena.insert(out->arena.end(), row.state.begin(), row.state.end());
-        out->update_counts.push_back(row.update_count);
-        out->last_updates.push_back(row.last_update_unix_s);
-      }
-    }
-    TESSERA_RETURN_IF_ERROR(reader->Finish());
-  }
-  return OkStatus();
 }
 
 Status LoadDense(const std::string& dir, const SavedTable& t, bool with_state, DenseParams* out) {
@@ -110,7 +71,7 @@ Status LoadDense(const std::string& dir, const SavedTable& t, bool with_state, D
   out->values.resize(size);
   DenseRecord range;
   for (const std::string& file : t.files) {
-    TESSERA_ASSIGN_OR_RETURN(auto reader, OpenPart(dir, t, file, with_state));
+    TESSERA_ASSIGN_OR_RETURN(auto reader, OpenPart(dir, t, file, with_state, /*delta=*/false));
     if (with_state && out->state.empty()) {
       out->state_floats = reader->info().state_floats;
       out->state.resize(size * out->state_floats);
@@ -146,6 +107,58 @@ Status LoadDense(const std::string& dir, const SavedTable& t, bool with_state, D
   return OkStatus();
 }
 
+}  // namespace saved_model_internal
+
+namespace {
+
+using saved_model_internal::OpenPart;
+
+Status LoadSparse(const std::string& dir, const SavedTable& t, bool with_state, SparseParams* out) {
+  out->config = t.config;
+  out->has_counters = with_state;
+  std::vector<std::unique_ptr<RowFileReader>> readers;
+  uint64_t total = 0;
+  for (const std::string& file : t.files) {
+    TESSERA_ASSIGN_OR_RETURN(auto reader, OpenPart(dir, t, file, with_state, /*delta=*/false));
+    if (with_state && !readers.empty() &&
+        reader->info().state_floats != readers[0]->info().state_floats) {
+      return DataLossError(reader->path() + ": state floats differ from the table's other files");
+    }
+    total += reader->record_count();
+    readers.push_back(std::move(reader));
+  }
+  out->state_floats = with_state && !readers.empty() ? readers[0]->info().state_floats : 0;
+  const size_t dim = t.config.dim;
+  const size_t stride = dim + out->state_floats;
+  out->index.reserve(total);
+  out->keys.reserve(total);
+  out->arena.reserve(total * stride);
+  if (with_state) {
+    out->update_counts.reserve(total);
+    out->last_updates.reserve(total);
+  }
+  SparseRecord row;
+  for (const auto& reader : readers) {
+    while (true) {
+      TESSERA_ASSIGN_OR_RETURN(bool more, reader->NextRow(&row));
+      if (!more) break;
+      if (!out->index.emplace(row.key, out->index.size()).second) {
+        return DataLossError(absl::StrCat(reader->path(), ": key ", row.key,
+                                          " appears twice in table '", t.config.name, "'"));
+      }
+      out->keys.push_back(row.key);
+      out->arena.insert(out->arena.end(), row.value.begin(), row.value.end());
+      if (with_state) {
+        out->arena.insert(out->arena.end(), row.state.begin(), row.state.end());
+        out->update_counts.push_back(row.update_count);
+        out->last_updates.push_back(row.last_update_unix_s);
+      }
+    }
+    TESSERA_RETURN_IF_ERROR(reader->Finish());
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 std::span<const float> SparseParams::Value(Key key) const {
@@ -160,10 +173,63 @@ std::span<const float> SparseParams::State(Key key) const {
   return {arena.data() + it->second * (config.dim + state_floats) + config.dim, state_floats};
 }
 
+void SparseParams::Upsert(Key key, std::span<const float> value, std::span<const float> state,
+                          uint32_t update_count, uint32_t last_update) {
+  const size_t stride = config.dim + state_floats;
+  const auto [it, added] = index.emplace(key, index.size());
+  if (added) {
+    keys.push_back(key);
+    arena.resize(arena.size() + stride);
+    if (has_counters) {
+      update_counts.push_back(0);
+      last_updates.push_back(0);
+    }
+  }
+  float* row = arena.data() + it->second * stride;
+  std::copy(value.begin(), value.end(), row);
+  std::copy(state.begin(), state.end(), row + config.dim);
+  if (has_counters) {
+    update_counts[it->second] = update_count;
+    last_updates[it->second] = last_update;
+  }
+}
+
+bool SparseParams::Erase(Key key) {
+  const auto it = index.find(key);
+  if (it == index.end()) return false;
+  const uint64_t row = it->second;
+  const uint64_t last = keys.size() - 1;
+  const size_t stride = config.dim + state_floats;
+  index.erase(it);
+  if (row != last) {
+    std::copy_n(arena.begin() + last * stride, stride, arena.begin() + row * stride);
+    keys[row] = keys[last];
+    index[keys[row]] = row;
+    if (has_counters) {
+      update_counts[row] = update_counts[last];
+      last_updates[row] = last_updates[last];
+    }
+  }
+  keys.pop_back();
+  arena.resize(last * stride);
+  if (has_counters) {
+    update_counts.pop_back();
+    last_updates.pop_back();
+  }
+  return true;
+}
+
 StatusOr<SavedModel> LoadSavedModel(const std::string& model_dir, bool with_state) {
   SavedModel saved;
+  saved.with_state = with_state;
   TESSERA_ASSIGN_OR_RETURN(saved.manifest, ReadManifest(model_dir));
   const std::string source = (std::filesystem::path(model_dir) / kManifestFileName).string();
+  if (saved.manifest.kind == SnapshotKind::kDelta) {
+    return FailedPreconditionError(absl::StrCat(
+        source, ": a delta (version ", saved.manifest.version, " on top of ",
+        saved.manifest.base_version,
+        "), not a whole model: load its publish directory's version chain instead"));
+  }
   if (with_state && !saved.manifest.has_optimizer_state) {
     return FailedPreconditionError(source + ": saved without optimizer state");
   }
@@ -171,7 +237,7 @@ StatusOr<SavedModel> LoadSavedModel(const std::string& model_dir, bool with_stat
                            Schema::Parse(saved.manifest.schema_yaml, source + " schema_yaml"));
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                            NewModel(saved.manifest.model, saved.schema));
-  TESSERA_RETURN_IF_ERROR(CheckPlan(saved.manifest, saved.schema, *model, source));
+  TESSERA_RETURN_IF_ERROR(saved_model_internal::CheckPlan(saved.manifest, saved.schema, *model, source));
   const size_t num_sparse = saved.schema.tables().size();
   saved.sparse.resize(num_sparse);
   saved.dense.resize(saved.manifest.tables.size() - num_sparse);
@@ -179,7 +245,7 @@ StatusOr<SavedModel> LoadSavedModel(const std::string& model_dir, bool with_stat
     const SavedTable& t = saved.manifest.tables[i];
     TESSERA_RETURN_IF_ERROR(i < num_sparse
                                 ? LoadSparse(model_dir, t, with_state, &saved.sparse[i])
-                                : LoadDense(model_dir, t, with_state, &saved.dense[i - num_sparse]));
+                                : saved_model_internal::LoadDense(model_dir, t, with_state, &saved.dense[i - num_sparse]));
   }
   return saved;
 }

@@ -2,7 +2,8 @@
 // its parameters loaded back into memory for local scoring (`tessera eval`,
 // serving) or for resuming training.
 //
-// Directory layout (<output_dir>/model/):
+// Directory layout (<output_dir>/model/, or one published version
+// <publish_dir>/<version>/, models/model_versions.h):
 //   manifest.json                 written last, atomically (temp + rename):
 //                                 its presence means the model is complete
 //   <table>/part-<rank>.rows      one row file (common/row_file.h) per table
@@ -10,8 +11,9 @@
 //
 // manifest.json (format_version 1):
 //   {"format": "tessera-saved-model", "format_version": 1, "kind": "full",
+//    "version": 12, "base_version": 0,
 //    "feature_hash_version": 1, "created_unix_s": 1700000000,
-//    "has_optimizer_state": true,
+//    "created_unix_ms": 1700000000123, "has_optimizer_state": true,
 //    "model": {"type": "deepfm", "embedding_dim": 16, "hidden": [256, 128], "seed": 1},
 //    "group_field": "user_id", "num_servers": 2,
 //    "schema_yaml": "fields:\n  - {name: user_id, ...}\n...",
@@ -19,13 +21,27 @@
 //                "optimizer": {"type": "adagrad", "learning_rate": 0.05, ...},
 //                "initializer": {"type": "uniform", "scale": 0.01, "seed": 1000003},
 //                "admission": {"min_count": 0}, "eviction": {"ttl_s": 0, "max_rows": 0},
-//                "files": ["user_id/part-00000.rows", "user_id/part-00001.rows"]}, ...]}
+//                "files": ["user_id/part-00000.rows", "user_id/part-00001.rows"]}, ...],
+//    "training_state": {...}}
 // File paths are relative to the model directory. Readers refuse a newer
 // format_version (Unimplemented) and another feature_hash_version
-// (FailedPrecondition: the keys would not match). Planned for the
-// continuous-training issue, and already leaving room for it: "kind":
-// "delta" with a "base" version, row files flagged is_delta that carry
-// changed rows and deleted keys.
+// (FailedPrecondition: the keys would not match). Keys added after the first
+// release are optional when reading (absent: the default in ModelManifest):
+// "version", "kind" = "delta", "base_version", "created_unix_ms" (absent:
+// created_unix_s * 1000) and "training_state".
+//
+// Versions (continuous training, models/model_versions.h): "version" > 0
+// names a published version (0: a plain save). "kind": "full" is a whole
+// model; "delta" holds what changed since "base_version" (the version right
+// before it, full or delta; 0 < base_version < version):
+//   - sparse tables: row files flagged is_delta, holding the rows changed
+//     since the base (with optimizer state when has_optimizer_state) and then
+//     tombstones (keys deleted or evicted). Applying: tombstones first, then
+//     rows (a key evicted and re-created appears in both);
+//   - dense tables: complete, ordinary (not is_delta) row files.
+// A delta is read with ApplyDelta (models/model_versions.h); LoadSavedModel
+// refuses it. "training_state" is an object opaque to models (the
+// scheduler's data positions, ...), kept verbatim.
 //
 // Sharding: a table's rows may be spread over any number of files (one per
 // server that saved it); loading reads them all, so a model saved by N
@@ -68,28 +84,46 @@ struct SavedTable {
   friend bool operator==(const SavedTable&, const SavedTable&) = default;
 };
 
+// A whole model, or the changes on top of the version before it.
+enum class SnapshotKind { kFull, kDelta };
+
 struct ModelManifest {
   uint32_t format_version = kSavedModelFormatVersion;
   uint32_t feature_hash_version = 0;  // WriteManifest fills kFeatureHashVersion
+  SnapshotKind kind = SnapshotKind::kFull;
+  uint64_t version = 0;               // 0: not a published version
+  uint64_t base_version = 0;          // deltas only: the version it applies to
   int64_t created_unix_s = 0;
+  // Milliseconds since the epoch (freshness); 0 when writing: created_unix_s
+  // * 1000. ReadManifest always fills it.
+  int64_t created_unix_ms = 0;
   bool has_optimizer_state = true;
   std::string schema_yaml;            // Schema::ToYaml()
   ModelConfig model;
   std::string group_field;            // the job's GAUC group field ("" if none)
   int32_t num_servers = 0;            // servers that saved it (informational)
   std::vector<SavedTable> tables;     // sparse tables then dense, by id
+  // The serialized "training_state" object ("" = absent), opaque to models.
+  std::string training_state_json;
 };
+
+// True if `a` and `b` describe the same model: schema, model configuration
+// and table configurations (files, versions and times aside). A delta must
+// describe the same model as its base.
+bool SameModel(const ModelManifest& a, const ModelManifest& b);
 
 // Writes <model_dir>/manifest.json atomically (creating model_dir), with
 // feature_hash_version set to this build's kFeatureHashVersion.
-// InvalidArgument for a table that fails ValidateTableConfig or a file path
-// that is absolute or leaves the directory.
+// InvalidArgument for a table that fails ValidateTableConfig, a file path
+// that is absolute or leaves the directory, training_state_json that is not
+// a JSON object, or version fields that break the rules above (a delta needs
+// 0 < base_version < version; a full snapshot has base_version 0).
 Status WriteManifest(const std::string& model_dir, const ModelManifest& manifest);
 
 // Reads and validates <model_dir>/manifest.json. NotFound if absent (the
 // model is incomplete); InvalidArgument for a malformed manifest (naming the
-// key); Unimplemented for a newer format or a delta; FailedPrecondition for
-// another feature-hash version.
+// key, or breaking the version rules); Unimplemented for a newer format;
+// FailedPrecondition for another feature-hash version. Deltas are read.
 StatusOr<ModelManifest> ReadManifest(const std::string& model_dir);
 
 // The rows of one sparse table, in a contiguous arena.
@@ -98,8 +132,11 @@ struct SparseParams {
   // State floats stored after each value (0 unless loaded with state).
   uint32_t state_floats = 0;
   absl::flat_hash_map<Key, uint64_t> index;  // key -> row number
+  std::vector<Key> keys;                     // row number -> key
   std::vector<float> arena;                  // rows x (config.dim + state_floats)
-  // Per row, with state only: pushes applied and last push time.
+  // Per row, with state only (has_counters): pushes applied and last push
+  // time.
+  bool has_counters = false;
   std::vector<uint32_t> update_counts;
   std::vector<uint32_t> last_updates;
 
@@ -108,6 +145,16 @@ struct SparseParams {
   std::span<const float> Value(Key key) const;
   // Its optimizer state (state_floats), or empty.
   std::span<const float> State(Key key) const;
+
+  // Sets the row of `key` (adding it at the end if new). REQUIRES:
+  // value.size() == config.dim; state.size() == state_floats. The counters
+  // are kept only if has_counters.
+  void Upsert(Key key, std::span<const float> value, std::span<const float> state,
+              uint32_t update_count, uint32_t last_update);
+  // Removes the row of `key` if any: the last row moves into its place
+  // (arena, keys, counters and index kept in step). Returns whether it was
+  // there.
+  bool Erase(Key key);
 };
 
 // A whole dense table.
@@ -126,7 +173,10 @@ struct DenseParams {
 };
 
 struct SavedModel {
+  // The manifest of the version the parameters equal (after ApplyDelta: the
+  // last delta's, tables and all).
   ModelManifest manifest;
+  bool with_state = false;  // loaded with optimizer state and counters
   Schema schema;
   std::vector<SparseParams> sparse;  // index = schema table index
   std::vector<DenseParams> dense;    // index = the model's dense block
@@ -140,6 +190,7 @@ struct SavedModel {
 // dense block). `with_state` also keeps the optimizer state and counters
 // (FailedPrecondition if the model was saved without them). Errors name the
 // file: NotFound, DataLoss (corrupt or truncated), InvalidArgument.
+// FailedPrecondition for a delta (models/model_versions.h loads those).
 StatusOr<SavedModel> LoadSavedModel(const std::string& model_dir, bool with_state);
 
 // Fills batch->tables[*].values from `model` (keys.size() x row_dim each):

@@ -258,23 +258,80 @@ Status CheckTables(const std::vector<SavedTable>& tables) {
   return OkStatus();
 }
 
+// A delta applies to the version right before it; a full snapshot to none.
+Status CheckVersions(const ModelManifest& m) {
+  if (m.kind == SnapshotKind::kFull && m.base_version != 0) {
+    return InvalidArgumentError("base_version: a full snapshot has none (got " +
+                                std::to_string(m.base_version) + ")");
+  }
+  if (m.kind == SnapshotKind::kDelta &&
+      (m.base_version == 0 || m.version == 0 || m.base_version >= m.version)) {
+    return InvalidArgumentError("a delta needs 0 < base_version < version (got base_version " +
+                                std::to_string(m.base_version) + ", version " +
+                                std::to_string(m.version) + ")");
+  }
+  return OkStatus();
+}
+
+// The training state as a JSON object (null if absent), or the error.
+StatusOr<json> ParseTrainingState(const std::string& text) {
+  if (text.empty()) return json();
+  json state = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (state.is_discarded() || !state.is_object()) {
+    return InvalidArgumentError("training_state: not a JSON object");
+  }
+  return state;
+}
+
+// The optional version keys (absent in manifests written before them).
+void ReadVersionKeys(Reader& r, const json& doc, ModelManifest* m) {
+  if (doc.contains("version")) r.Unsigned(doc, "", "version", &m->version);
+  if (doc.contains("base_version")) r.Unsigned(doc, "", "base_version", &m->base_version);
+  m->created_unix_ms = m->created_unix_s * 1000;
+  if (doc.contains("created_unix_ms")) r.Int64(doc, "", "created_unix_ms", &m->created_unix_ms);
+  if (const auto it = doc.find("training_state"); it != doc.end() && !it->is_null()) {
+    if (!it->is_object()) return r.Fail("training_state", "expected an object");
+    m->training_state_json = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+}
+
 }  // namespace
+
+bool SameModel(const ModelManifest& a, const ModelManifest& b) {
+  if (a.schema_yaml != b.schema_yaml || a.tables.size() != b.tables.size() ||
+      ModelConfigToJson(a.model) != ModelConfigToJson(b.model)) {
+    return false;
+  }
+  for (size_t i = 0; i < a.tables.size(); ++i) {
+    if (!(a.tables[i].config == b.tables[i].config)) return false;
+  }
+  return true;
+}
 
 Status WriteManifest(const std::string& model_dir, const ModelManifest& manifest) {
   TESSERA_RETURN_IF_ERROR(CheckTables(manifest.tables));
+  TESSERA_RETURN_IF_ERROR(CheckVersions(manifest));
+  TESSERA_ASSIGN_OR_RETURN(json training_state, ParseTrainingState(manifest.training_state_json));
   json tables = json::array();
   for (const SavedTable& t : manifest.tables) tables.push_back(TableToJson(t));
-  const json doc{{"format", kFormatName},
-                 {"format_version", kSavedModelFormatVersion},
-                 {"kind", "full"},
-                 {"feature_hash_version", kFeatureHashVersion},
-                 {"created_unix_s", manifest.created_unix_s},
-                 {"has_optimizer_state", manifest.has_optimizer_state},
-                 {"model", ModelConfigToJson(manifest.model)},
-                 {"group_field", manifest.group_field},
-                 {"num_servers", manifest.num_servers},
-                 {"schema_yaml", manifest.schema_yaml},
-                 {"tables", tables}};
+  const bool delta = manifest.kind == SnapshotKind::kDelta;
+  json doc{{"format", kFormatName},
+           {"format_version", kSavedModelFormatVersion},
+           {"kind", delta ? "delta" : "full"},
+           {"version", manifest.version},
+           {"base_version", manifest.base_version},
+           {"feature_hash_version", kFeatureHashVersion},
+           {"created_unix_s", manifest.created_unix_s},
+           {"created_unix_ms", manifest.created_unix_ms != 0
+                                   ? manifest.created_unix_ms
+                                   : manifest.created_unix_s * 1000},
+           {"has_optimizer_state", manifest.has_optimizer_state},
+           {"model", ModelConfigToJson(manifest.model)},
+           {"group_field", manifest.group_field},
+           {"num_servers", manifest.num_servers},
+           {"schema_yaml", manifest.schema_yaml},
+           {"tables", tables}};
+  if (!training_state.is_null()) doc["training_state"] = std::move(training_state);
   std::error_code ec;
   std::filesystem::create_directories(model_dir, ec);
   if (ec) return UnavailableError("cannot create " + model_dir + ": " + ec.message());
@@ -309,13 +366,17 @@ StatusOr<ModelManifest> ReadManifest(const std::string& model_dir) {
                               " is not supported (this build reads up to " +
                               std::to_string(kSavedModelFormatVersion) + ")");
   }
-  if (kind != "full") return UnimplementedError(path + ": kind \"" + kind + "\" is not supported");
+  if (kind != "full" && kind != "delta") {
+    return InvalidArgumentError(path + ": kind: \"" + kind + "\" is not full or delta");
+  }
+  m.kind = kind == "delta" ? SnapshotKind::kDelta : SnapshotKind::kFull;
   if (m.feature_hash_version != kFeatureHashVersion) {
     return FailedPreconditionError(
         path + ": trained with feature hash version " + std::to_string(m.feature_hash_version) +
         ", this build hashes with version " + std::to_string(kFeatureHashVersion));
   }
   r.Int64(doc, "", "created_unix_s", &m.created_unix_s);
+  ReadVersionKeys(r, doc, &m);
   r.Bool(doc, "", "has_optimizer_state", &m.has_optimizer_state);
   r.String(doc, "", "schema_yaml", &m.schema_yaml);
   r.String(doc, "", "group_field", &m.group_field);
@@ -329,6 +390,9 @@ StatusOr<ModelManifest> ReadManifest(const std::string& model_dir) {
   }
   TESSERA_RETURN_IF_ERROR(r.status());
   if (Status s = CheckTables(m.tables); !s.ok()) {
+    return InvalidArgumentError(path + ": " + std::string(s.message()));
+  }
+  if (Status s = CheckVersions(m); !s.ok()) {
     return InvalidArgumentError(path + ": " + std::string(s.message()));
   }
   return m;

@@ -117,19 +117,31 @@ TEST(SavedModelTest, ManifestErrorsNameTheProblem) {
   const std::string good = Slurp(path);
 
   Spit(path, "{not json");
-  EXPECT_EQ(ReadManifest(d).status().code(), StatusCode::kInvalidArgument);
+  Status s = ReadManifest(d).status();
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   Spit(path, good);
   Replace(path, "\"format_version\": 1", "\"format_version\": 2");
   EXPECT_EQ(ReadManifest(d).status().code(), StatusCode::kUnimplemented);
   Spit(path, good);
-  Replace(path, "\"kind\": \"full\"", "\"kind\": \"delta\"");
-  EXPECT_EQ(ReadManifest(d).status().code(), StatusCode::kUnimplemented);
+  Replace(path, "\"kind\": \"full\"", "\"kind\": \"delta\"");  // base_version 0
+  EXPECT_EQ(ReadManifest(d).status().code(), StatusCode::kInvalidArgument);
+  Spit(path, good);
+  Replace(path, "\"kind\": \"full\"", "\"kind\": \"diff\"");
+  EXPECT_EQ(ReadManifest(d).status().code(), StatusCode::kInvalidArgument);
+  Spit(path, good);
+  Replace(path, "\"version\": 0", "\"version\": \"7\"");
+  s = ReadManifest(d).status();
+  EXPECT_NE(s.message().find("version: expected an unsigned integer"), std::string::npos) << s;
+  Spit(path, good);
+  Replace(path, "\"created_unix_ms\"", "\"training_state\": [], \"created_unix_ms\"");
+  s = ReadManifest(d).status();
+  EXPECT_NE(s.message().find("training_state: expected an object"), std::string::npos) << s;
   Spit(path, good);
   Replace(path, "\"feature_hash_version\": 1", "\"feature_hash_version\": 77");
   EXPECT_EQ(ReadManifest(d).status().code(), StatusCode::kFailedPrecondition);
   Spit(path, good);
   Replace(path, "\"l2\"", "\"l3\"");
-  Status s = ReadManifest(d).status();
+  s = ReadManifest(d).status();
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("tables[0].optimizer.l2: missing"), std::string::npos) << s;
   Spit(path, good);
@@ -143,6 +155,26 @@ TEST(SavedModelTest, ManifestErrorsNameTheProblem) {
   bad.tables.push_back({TableConfig{}, {"/abs/path.rows"}});
   bad.tables[0].config.name = "t";
   EXPECT_EQ(WriteManifest(d, bad).code(), StatusCode::kInvalidArgument);
+}
+
+// Manifests written before versions existed read with the defaults.
+TEST(SavedModelTest, ManifestWithoutVersionKeysReadsDefaults) {
+  TempDir dir;
+  const std::string d = dir.path().string();
+  ASSERT_OK(WriteHandModel(d, DeepFm(), 1, SomeKeys()).status());
+  const std::string path = dir.File("manifest.json");
+  Replace(path, ",\n  \"version\": 0", "");  // the last key
+  Replace(path, "\"base_version\": 0,", "");
+  Replace(path, "\"created_unix_ms\": 1700000000000,", "");
+  ASSERT_EQ(Slurp(path).find("version\": 0"), std::string::npos);
+  ASSERT_OK_AND_ASSIGN(ModelManifest m, ReadManifest(d));
+  EXPECT_EQ(m.version, 0u);
+  EXPECT_EQ(m.kind, SnapshotKind::kFull);
+  EXPECT_EQ(m.base_version, 0u);
+  EXPECT_EQ(m.created_unix_ms, 1700000000000);
+  EXPECT_EQ(m.training_state_json, "");
+  ASSERT_OK_AND_ASSIGN(SavedModel saved, LoadSavedModel(d, false));
+  EXPECT_EQ(saved.sparse[0].num_rows(), 50u);
 }
 
 // Rows spread over any number of parts load into one table (re-sharding).
