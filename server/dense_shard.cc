@@ -132,6 +132,32 @@ Status DenseShard::Push(uint64_t begin, std::span<const float> grads) {
   return OkStatus();
 }
 
+Status DenseShard::RestoreRange(uint64_t begin, uint64_t end, uint32_t step,
+                                std::span<const float> values, std::span<const float> state) {
+  const size_t k = optimizer_->state_floats_per_dim();
+  const uint64_t n = end - begin;
+  if (begin >= end || end > size_ || values.size() != n ||
+      (!state.empty() && state.size() != k * n)) {
+    return InvalidArgumentError(absl::StrCat("dense table ", id_, ": cannot restore ",
+                                             RangeText(begin, end), " from ", values.size(),
+                                             " values and ", state.size(), " state floats"));
+  }
+  for (const auto& range : data_) {
+    const uint64_t lo = std::max(begin, range->begin), hi = std::min(end, range->end);
+    if (lo >= hi) continue;
+    MutexLock lock(&range->mu);
+    const uint64_t len = range->end - range->begin;
+    std::copy(values.begin() + (lo - begin), values.begin() + (hi - begin),
+              range->values.begin() + (lo - range->begin));
+    for (size_t j = 0; j < k && !state.empty(); ++j) {
+      std::copy(state.begin() + j * n + (lo - begin), state.begin() + j * n + (hi - begin),
+                range->state.begin() + j * len + (lo - range->begin));
+    }
+    range->step = step;
+  }
+  return OkStatus();
+}
+
 void DenseShard::ForEachRange(const std::function<void(const RangeView&)>& fn) const {
   for (const auto& range : data_) {
     MutexLock lock(&range->mu);

@@ -83,6 +83,15 @@ class DenseShard {
   // lock, for snapshots. `fn` must not call into this shard.
   void ForEachRange(const std::function<void(const RangeView&)>& fn) const;
 
+  // Restores elements [begin, end) of the table from a snapshot: the part
+  // that overlaps this shard's ranges takes `values`, the planar `state`
+  // (k arrays of end - begin floats; empty keeps the current state) and
+  // `step`. Parts outside the owned ranges are ignored, so a snapshot saved
+  // with another split restores anywhere. InvalidArgument for sizes that do
+  // not match or a range outside the table.
+  Status RestoreRange(uint64_t begin, uint64_t end, uint32_t step, std::span<const float> values,
+                      std::span<const float> state);
+
   TableId id() const { return id_; }
   uint64_t size() const { return size_; }
   // The owned ranges, sorted by begin.

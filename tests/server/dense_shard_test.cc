@@ -204,3 +204,38 @@ TEST(DenseShardTest, ConcurrentPushesLoseNoUpdate) {
 
 }  // namespace
 }  // namespace tessera::server
+
+namespace tessera::server {
+namespace {
+
+// A snapshot of one split restores into another split, state and step
+// included: the restored shards then train exactly like the original.
+TEST(DenseShardRestoreTest, SnapshotRestoresIntoAnotherSplit) {
+  OptimizerConfig config;
+  config.type = OptimizerType::kAdam;
+  ASSERT_OK_AND_ASSIGN(auto adam, NewOptimizer(config));
+  ASSERT_OK_AND_ASSIGN(auto whole, DenseShard::Create(Opts(50, {{0, 0, 50}}, adam.get())));
+  std::vector<float> grads(50);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i % 7) - 3;
+  for (int step = 0; step < 3; ++step) ASSERT_OK(whole->Push(0, grads));
+  ASSERT_OK_AND_ASSIGN(auto left, DenseShard::Create(Opts(50, {{0, 0, 20}}, adam.get())));
+  ASSERT_OK_AND_ASSIGN(auto right, DenseShard::Create(Opts(50, {{1, 20, 50}}, adam.get())));
+  whole->ForEachRange([&](const DenseShard::RangeView& r) {
+    EXPECT_OK(left->RestoreRange(r.begin, r.end, r.step, r.values, r.state));
+    EXPECT_OK(right->RestoreRange(r.begin, r.end, r.step, r.values, r.state));
+  });
+  ASSERT_OK(whole->Push(0, grads));
+  ASSERT_OK(left->Push(0, std::span<const float>(grads).first(20)));
+  ASSERT_OK(right->Push(20, std::span<const float>(grads).subspan(20)));
+  std::vector<float> want(50), got(50);
+  ASSERT_OK(whole->Pull(0, 50, want));
+  ASSERT_OK(left->Pull(0, 20, std::span<float>(got).first(20)));
+  ASSERT_OK(right->Pull(20, 50, std::span<float>(got).subspan(20)));
+  EXPECT_THAT(got, ElementsAreArray(want));
+  const std::vector<float> two(2);
+  EXPECT_EQ(left->RestoreRange(0, 3, 1, two, {}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(left->RestoreRange(49, 51, 1, two, {}).code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tessera::server
