@@ -1,6 +1,7 @@
 #include "server/server_node.h"
 
 #include <chrono>
+#include <memory>
 #include <utility>
 
 #include "common/logging.h"
@@ -34,6 +35,12 @@ ServerNode::ServerNode(ServerOptions options, Transport* transport, const Clock*
       push_pull_(MakeOpMetrics("push_pull")),
       dense_pull_(MakeOpMetrics("dense_pull")),
       dense_push_(MakeOpMetrics("dense_push")),
+      capture_seconds_(metrics->GetHistogram(
+          "tessera_server_snapshot_capture_seconds",
+          "Time to copy a version's rows into memory (training waits for it).",
+          {0.0001, 0.001, 0.005, 0.02, 0.1, 0.5, 2})),
+      captured_rows_(metrics->GetCounter("tessera_server_snapshot_rows_total",
+                                         "Sparse rows captured into published versions.")),
       bytes_received_(metrics->GetCounter("tessera_server_received_bytes_total",
                                           "Bytes of data-plane requests received.")),
       bytes_sent_(metrics->GetCounter("tessera_server_sent_bytes_total",
@@ -101,6 +108,15 @@ void ServerNode::Handle(DecodedMessage msg) {
       (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); }, s);
       return;
     }
+    case MessageType::kSnapshotRequest:
+      HandleSnapshot(msg);
+      return;
+    case MessageType::kSnapshotFlushRequest:
+      HandleSnapshotFlush(std::move(msg));
+      return;
+    case MessageType::kRestoreRequest:
+      HandleRestore(msg);
+      return;
     case MessageType::kPullRequest:
     case MessageType::kPushRequest:
     case MessageType::kPushPullRequest:
@@ -140,6 +156,58 @@ void ServerNode::HandleConfigure(const DecodedMessage& msg) {
     TESSERA_LOG(kInfo) << "configured " << tables_.size() << " tables";
   } else {
     TESSERA_LOG(kError) << "table configuration refused: " << s;
+  }
+  (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); }, s);
+}
+
+void ServerNode::HandleSnapshot(const DecodedMessage& msg) {
+  // On the receive thread: requests wait while rows are copied (training is
+  // paused at a step boundary by the scheduler meanwhile); writing is left
+  // to the writer thread.
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<protocol::SnapshotInfo> info = msg.AsSnapshotRequest();
+  Status s = info.status();
+  if (s.ok() && !ready_) s = FailedPreconditionError("server: snapshot before table configuration");
+  if (s.ok()) {
+    StatusOr<CapturedVersion> captured = CaptureVersion(tables_, rank_, *info);
+    s = captured.status();
+    if (s.ok()) {
+      captured_rows_.Increment(static_cast<double>(captured->sparse_rows()));
+      snapshot_writer_.Enqueue(std::move(captured).value());
+    }
+  }
+  capture_seconds_.Observe(SecondsSince(start));
+  if (!s.ok()) TESSERA_LOG(kError) << "snapshot refused: " << s;
+  (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); }, s);
+}
+
+void ServerNode::HandleSnapshotFlush(DecodedMessage msg) {
+  StatusOr<uint64_t> version = msg.AsSnapshotFlushRequest();
+  if (!version.ok()) {
+    (void)messenger_.ReplyError(msg, version.status());
+    return;
+  }
+  auto request = std::make_shared<DecodedMessage>(std::move(msg));
+  snapshot_writer_.WhenWritten(*version, [this, request](Status s) {
+    (void)messenger_.Reply(*request, [](const Header& h) { return protocol::EncodeAck(h); }, s);
+  });
+}
+
+void ServerNode::HandleRestore(const DecodedMessage& msg) {
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<std::vector<protocol::RestoreTable>> files = msg.AsRestoreRequest();
+  Status s = files.status();
+  if (s.ok() && !ready_) s = FailedPreconditionError("server: restore before table configuration");
+  if (s.ok()) s = RestoreTables(tables_, *files, shard_map_, rank_);
+  if (s.ok()) {
+    size_t rows = 0;
+    for (const ServerTable* t : tables_.All()) {
+      UpdateTableGauges(*t);
+      if (t->sparse) rows += t->sparse->num_rows();
+    }
+    TESSERA_LOG(kInfo) << "restored " << rows << " rows in " << SecondsSince(start) << " s";
+  } else {
+    TESSERA_LOG(kError) << "restore failed: " << s;
   }
   (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); }, s);
 }

@@ -24,6 +24,7 @@
 #include "protocols/cluster_member.h"
 #include "protocols/messenger.h"
 #include "server/table_set.h"
+#include "server/version_snapshot.h"
 
 namespace tessera::server {
 
@@ -60,6 +61,9 @@ class ServerNode {
 
   void Handle(protocol::DecodedMessage msg);
   void HandleConfigure(const protocol::DecodedMessage& msg);
+  void HandleSnapshot(const protocol::DecodedMessage& msg);
+  void HandleSnapshotFlush(protocol::DecodedMessage msg);
+  void HandleRestore(const protocol::DecodedMessage& msg);
   Status HandleSparse(const protocol::DecodedMessage& msg);
   Status HandleDense(const protocol::DecodedMessage& msg);
   StatusOr<const ServerTable*> FindTable(TableId id, TableKind kind) const;
@@ -93,6 +97,9 @@ class ServerNode {
   };
   // Per-table gauges; used only on the receive thread.
   std::map<TableId, TableGauges> table_gauges_;
+  SnapshotWriter snapshot_writer_;
+  Histogram& capture_seconds_;
+  Counter& captured_rows_;
   Counter& bytes_received_;
   Counter& bytes_sent_;
   Counter& bad_requests_;
