@@ -266,6 +266,7 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     uint64_t chunk_mb = job->data.chunk_bytes >> 20;
     TESSERA_RETURN_IF_ERROR(d.Int("chunk_mb", &chunk_mb, 1, 1 << 16));
     job->data.chunk_bytes = chunk_mb << 20;
+    TESSERA_RETURN_IF_ERROR(d.Bool("follow", &job->data.follow));
     TESSERA_RETURN_IF_ERROR(d.Finish());
   }
   {
@@ -314,6 +315,8 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     TESSERA_RETURN_IF_ERROR(t.Int("staleness", &job->train.staleness, 0, 1000000));
     TESSERA_RETURN_IF_ERROR(t.Double("progress_every_s", &job->train.progress_every_s, 0.1, 3600));
     TESSERA_RETURN_IF_ERROR(t.Int("eval_every_steps", &job->train.eval_every_steps, 0, INT64_MAX));
+    TESSERA_RETURN_IF_ERROR(
+        t.Int("max_batch_delay_ms", &job->train.max_batch_delay_ms, 1, 3600 * 1000));
     TESSERA_RETURN_IF_ERROR(t.Finish());
   }
   {
@@ -334,6 +337,15 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     }
     TESSERA_RETURN_IF_ERROR(t.Finish());
   }
+  {
+    Section p = top.Sub("publish");
+    TESSERA_RETURN_IF_ERROR(p.CheckMap());
+    TESSERA_RETURN_IF_ERROR(p.String("model_dir", &job->publish.model_dir));
+    TESSERA_RETURN_IF_ERROR(p.Double("interval_s", &job->publish.interval_s, 0.1, 86400));
+    TESSERA_RETURN_IF_ERROR(p.Int("full_every", &job->publish.full_every, 1, 1000000));
+    TESSERA_RETURN_IF_ERROR(p.Int("keep", &job->publish.keep, 0, 1000000));
+    TESSERA_RETURN_IF_ERROR(p.Finish());
+  }
   TESSERA_RETURN_IF_ERROR(top.String("output_dir", &job->output_dir));
   TESSERA_RETURN_IF_ERROR(top.Finish());
 
@@ -345,14 +357,38 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
   if (job->train.consistency != Consistency::kSsp && root["train"] && root["train"]["staleness"]) {
     return InvalidArgumentError("train.staleness goes with train.consistency: ssp");
   }
+  const bool stream = job->data.streaming();
+  bool names_stream = false;
+  for (const std::string& t : job->data.train) names_stream |= t == "-" || t.rfind("zmq+", 0) == 0;
+  if (names_stream && !stream) {
+    return InvalidArgumentError("data.train: a stream ('-' or zmq+tcp://) must be the only source");
+  }
+  if (job->data.follow && (stream || job->data.train.size() != 1)) {
+    return InvalidArgumentError("data.follow: data.train must name exactly one directory");
+  }
+  if ((stream || job->data.follow) && job->train.epochs != 1) {
+    return InvalidArgumentError("train.epochs: a followed or streamed input has one pass");
+  }
+  for (const std::string& t : job->data.train) {
+    if (t.rfind("zmq+", 0) == 0 && t.rfind("zmq+tcp://", 0) != 0) {
+      return InvalidArgumentError("data.train: '" + t + "': only zmq+tcp://HOST:PORT is supported");
+    }
+  }
   job->data.schema = Resolve(base_dir, job->data.schema);
-  for (std::string& t : job->data.train) t = Resolve(base_dir, t);
+  if (!stream) {
+    for (std::string& t : job->data.train) t = Resolve(base_dir, t);
+  }
+  if (job->publish.enabled()) job->publish.model_dir = Resolve(base_dir, job->publish.model_dir);
   job->data.eval = Resolve(base_dir, job->data.eval);
   job->output_dir = Resolve(base_dir, job->output_dir);
   return OkStatus();
 }
 
 }  // namespace
+
+bool DataConfig::streaming() const {
+  return train.size() == 1 && (train[0] == "-" || train[0].rfind("zmq+", 0) == 0);
+}
 
 std::string_view ConsistencyName(Consistency c) {
   switch (c) {

@@ -23,11 +23,19 @@ enum class Consistency : uint8_t { kAsync, kSsp, kSync };
 
 struct DataConfig {
   std::string schema;               // path (resolved against the job file's directory)
-  std::vector<std::string> train;   // files, globs, directories (resolved)
+  // Files, globs, directories (resolved); or exactly one stream source:
+  // "-" (stdin) or "zmq+tcp://HOST:PORT" (the job binds a PULL socket).
+  std::vector<std::string> train;
   std::string eval;                 // optional held-out file (resolved)
   double max_bad_ratio = 0.01;      // the job fails when bad/total lines exceed it
   std::string group_field;          // GAUC groups (default: first field named user_id, if any)
   uint64_t chunk_bytes = 64ull << 20;  // size of the byte ranges handed to workers
+  // train names one directory whose files are consumed in name order as
+  // they appear (".name" files are ignored until renamed); runs until stopped.
+  bool follow = false;
+  // True when train is a stream ("-" or zmq+tcp://): the job runs until its
+  // input ends or it is stopped.
+  bool streaming() const;
 };
 
 struct TrainConfig {
@@ -37,6 +45,17 @@ struct TrainConfig {
   uint32_t staleness = 2;           // ssp: max steps ahead of the slowest worker
   double progress_every_s = 5;      // progress line period
   uint64_t eval_every_steps = 0;    // 0 = only at the end
+  // Streams: a partial batch is trained once its first line is this old.
+  uint32_t max_batch_delay_ms = 200;
+};
+
+// Model versions published while training (`publish:`); off without model_dir.
+struct PublishConfig {
+  std::string model_dir;   // resolved; DIR/<version>/ (models/model_versions.h)
+  double interval_s = 5;   // a version every interval_s seconds
+  uint32_t full_every = 20;  // every full_every-th version is a full snapshot
+  uint64_t keep = 50;      // newest versions kept (plus what their chains need)
+  bool enabled() const { return !model_dir.empty(); }
 };
 
 struct ClusterConfig {
@@ -63,6 +82,7 @@ struct JobConfig {
   TrainConfig train;
   ClusterConfig cluster;
   std::map<std::string, TablePolicy> tables;  // by schema table name
+  PublishConfig publish;
   std::string output_dir = "runs/default";  // resolved
 };
 

@@ -216,6 +216,50 @@ TEST(JobConfigTest, DefaultsAreTheDocumentedOnes) {
                                               {"optimizer.sparse.initial_accumulator=0.5"}));
   EXPECT_FLOAT_EQ(given.sparse_optimizer.initial_accumulator, 0.5f);
   EXPECT_EQ(job.output_dir, "/jobs/runs/default");
+  EXPECT_FALSE(job.publish.enabled());
+  EXPECT_DOUBLE_EQ(job.publish.interval_s, 5);
+  EXPECT_EQ(job.publish.full_every, 20u);
+  EXPECT_EQ(job.publish.keep, 50u);
+  EXPECT_EQ(job.train.max_batch_delay_ms, 200u);
+  EXPECT_FALSE(job.data.follow);
+}
+
+TEST(JobConfigTest, ReadsStreamingAndPublishKeys) {
+  ASSERT_OK_AND_ASSIGN(
+      JobConfig job,
+      Parse("data: {schema: s.yaml, train: incoming, follow: true}\n"
+            "train: {max_batch_delay_ms: 50}\n"
+            "publish: {model_dir: pub, interval_s: 1, full_every: 10, keep: 5}\n"));
+  EXPECT_TRUE(job.data.follow);
+  EXPECT_FALSE(job.data.streaming());
+  EXPECT_EQ(job.data.train, std::vector<std::string>{"/jobs/incoming"});
+  EXPECT_EQ(job.train.max_batch_delay_ms, 50u);
+  EXPECT_EQ(job.publish.model_dir, "/jobs/pub");
+  EXPECT_DOUBLE_EQ(job.publish.interval_s, 1);
+  EXPECT_EQ(job.publish.full_every, 10u);
+  EXPECT_EQ(job.publish.keep, 5u);
+  for (const char* source : {"-", "zmq+tcp://127.0.0.1:5555"}) {
+    ASSERT_OK_AND_ASSIGN(JobConfig stream,
+                         Parse("data: {schema: s.yaml, train: '" + std::string(source) + "'}\n"));
+    EXPECT_TRUE(stream.data.streaming());
+    EXPECT_EQ(stream.data.train, std::vector<std::string>{source});  // not a path
+  }
+}
+
+TEST(JobConfigTest, RejectsBadStreamingAndPublishSettings) {
+  for (const char* bad : {
+           "data: {schema: s.yaml, train: ['-', t.tsv]}\n",
+           "data: {schema: s.yaml, train: [a, b], follow: true}\n",
+           "data: {schema: s.yaml, train: '-', follow: true}\n",
+           "data: {schema: s.yaml, train: 'zmq+ipc:///tmp/x'}\n",
+           "data: {schema: s.yaml, train: dir, follow: true}\ntrain: {epochs: 2}\n",
+           "data: {schema: s.yaml, train: t.tsv}\npublish: {model_dir: p, interval_s: 0}\n",
+           "data: {schema: s.yaml, train: t.tsv}\npublish: {model_dir: p, full_every: 0}\n",
+           "data: {schema: s.yaml, train: t.tsv}\npublish: {model_dir: p, every: 3}\n",
+           "data: {schema: s.yaml, train: t.tsv}\ntrain: {max_batch_delay_ms: 0}\n",
+       }) {
+    EXPECT_EQ(Parse(bad).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
 }
 
 }  // namespace
