@@ -21,6 +21,18 @@ Clock::TimePoint SimulatedClock::Now() const {
   return TimePoint(kSimulatedStart + elapsed_);
 }
 
+int64_t RealClock::UnixMillis() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SimulatedClock::UnixMillis() const {
+  MutexLock lock(&mu_);
+  return kSimulatedWallStart * 1000 +
+         std::chrono::duration_cast<std::chrono::milliseconds>(elapsed_).count();
+}
+
 int64_t SimulatedClock::UnixSeconds() const {
   MutexLock lock(&mu_);
   return kSimulatedWallStart +

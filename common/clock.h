@@ -22,6 +22,8 @@ class Clock {
   virtual TimePoint Now() const = 0;
   // Wall-clock seconds since the Unix epoch (row timestamps, logs).
   virtual int64_t UnixSeconds() const = 0;
+  // Wall-clock milliseconds since the Unix epoch (version times, freshness).
+  virtual int64_t UnixMillis() const = 0;
 };
 
 // The process's real clocks (steady_clock and system_clock). Thread-safe.
@@ -29,6 +31,7 @@ class RealClock final : public Clock {
  public:
   TimePoint Now() const override;
   int64_t UnixSeconds() const override;
+  int64_t UnixMillis() const override;
 };
 
 // A clock that only moves when told to. Starts at an arbitrary fixed point
@@ -37,6 +40,7 @@ class SimulatedClock final : public Clock {
  public:
   TimePoint Now() const override;
   int64_t UnixSeconds() const override;
+  int64_t UnixMillis() const override;
   void AdvanceTime(Duration d);
 
  private:

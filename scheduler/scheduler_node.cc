@@ -9,6 +9,10 @@
 
 namespace tessera::scheduler {
 
+// A data request waiting for stream input is answered "retry" after this, so
+// the worker's call never times out.
+constexpr std::chrono::seconds kDataWaitLimit(5);
+
 using protocol::DecodedMessage;
 using protocol::Header;
 using protocol::MessageType;
@@ -34,20 +38,50 @@ SchedulerNode::SchedulerNode(SchedulerOptions options, Transport* transport, con
                                       "Training data chunks of the whole job (all epochs).")),
       membership_(options_.num_servers, options_.num_workers),
       detector_(clock, options_.heartbeat_timeout),
-      data_(options_.data_chunks, options_.epochs, std::max(options_.num_workers, 1),
-            options_.static_data_order),
-      step_clock_(options_.num_workers, options_.staleness) {
+      data_(DataAssignerOptions{.chunks = options_.data_chunks,
+                                .epochs = options_.epochs,
+                                .num_workers = std::max(options_.num_workers, 1),
+                                .static_order = options_.static_data_order,
+                                .streaming = options_.streaming}),
+      step_clock_(options_.num_workers, options_.staleness),
+      cut_(options_.num_workers,
+           /*lockstep=*/!options_.async && options_.staleness == 0),
+      versions_published_(metrics->GetCounter("tessera_scheduler_versions_published_total",
+                                              "Model versions published (full and delta).")),
+      publish_errors_(metrics->GetCounter("tessera_scheduler_publish_errors_total",
+                                          "Versions that failed to publish.")),
+      published_version_(metrics->GetGauge("tessera_scheduler_published_version",
+                                           "The last model version published.")),
+      publish_pause_seconds_(metrics->GetHistogram(
+          "tessera_scheduler_publish_pause_seconds",
+          "Training paused for a version: from the cut request until workers resume.",
+          {0.001, 0.005, 0.02, 0.05, 0.1, 0.5, 2, 10})),
+      publish_seconds_(metrics->GetHistogram(
+          "tessera_scheduler_publish_seconds",
+          "From the cut request until the version's manifest is written.",
+          {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 20})) {
   chunks_total_.Set(static_cast<double>(data_.total()));
   messenger_.set_self(kSchedulerId);
+  next_version_ = std::max<uint64_t>(options_.publish.first_version, 1);
+  if (options_.resume) {
+    init_status_ = RestoreDataPlan(options_.resume->training_state_json);
+  }
 }
 
 SchedulerNode::~SchedulerNode() { Stop(); }
 
 StatusOr<std::string> SchedulerNode::Start() {
+  if (!init_status_.ok()) {
+    return Status(init_status_.code(),
+                  "scheduler: cannot resume the data plan: " + std::string(init_status_.message()));
+  }
   TESSERA_ASSIGN_OR_RETURN(std::string endpoint, transport_->Bind(options_.bind_endpoint));
   messenger_.Start();
   if (options_.liveness_thread) {
     liveness_thread_ = std::thread([this] { LivenessLoop(); });
+  }
+  if (!options_.publish.model_dir.empty()) {
+    publish_thread_ = std::thread([this] { PublishLoop(); });
   }
   TESSERA_LOG(kInfo) << "scheduler listening on " << endpoint << ", waiting for "
                      << options_.num_servers << " servers and " << options_.num_workers
@@ -58,6 +92,12 @@ StatusOr<std::string> SchedulerNode::Start() {
 void SchedulerNode::Stop() {
   if (!stop_liveness_.HasBeenNotified()) stop_liveness_.Notify();
   if (liveness_thread_.joinable()) liveness_thread_.join();
+  if (!stop_publish_.HasBeenNotified()) stop_publish_.Notify();
+  {
+    MutexLock lock(&mu_);
+    shutdown_ = true;  // wakes a publish waiting for a cut
+  }
+  if (publish_thread_.joinable()) publish_thread_.join();
   messenger_.Stop();
 }
 
@@ -120,7 +160,11 @@ std::vector<NodeId> SchedulerNode::CheckLiveness() {
     if (node.role == Role::kWorker && node.rank < options_.num_workers) {
       // Its unfinished data goes to the others; it no longer holds them back.
       data_.Requeue(node.rank);
-      ReplyClock(step_clock_.Remove(node.rank));
+      for (const DecodedMessage& held : cut_.Remove(node.rank)) {
+        (void)messenger_.ReplyError(held, UnavailableError("worker declared dead"));
+      }
+      SendClockReplies(step_clock_.Remove(node.rank));
+      ServeDataWaiters(false);
     }
   }
   alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
@@ -131,6 +175,8 @@ void SchedulerNode::LivenessLoop() {
   const auto period = std::max(options_.heartbeat_interval / 2, std::chrono::milliseconds(10));
   while (!stop_liveness_.WaitForNotificationWithTimeout(absl::FromChrono(period))) {
     CheckLiveness();
+    MutexLock lock(&mu_);
+    ServeDataWaiters(false);
   }
 }
 
@@ -240,6 +286,36 @@ void SchedulerNode::OnTablesAcked(NodeId server, Status status) {
     return;
   }
   if (++servers_configured_ != options_.num_servers) return;
+  if (!options_.resume) {
+    StartWorkers();
+    return;
+  }
+  TESSERA_LOG(kInfo) << "all " << options_.num_servers << " servers configured; restoring version "
+                     << options_.resume->version;
+  for (const protocol::NodeInfo& server : view_->servers) {
+    NodeId id = server.id;
+    StatusOr<uint64_t> sent = messenger_.SendRequest(
+        id,
+        [&](const Header& h) { return protocol::EncodeRestoreRequest(h, options_.resume->files); },
+        [this, id](StatusOr<DecodedMessage> reply) {
+          OnRestored(id, reply.ok() ? reply->header().status : reply.status());
+        });
+    if (!sent.ok()) BroadcastShutdown("cannot send the restore request to " + id.ToString());
+  }
+}
+
+void SchedulerNode::OnRestored(NodeId server, Status status) {
+  MutexLock lock(&mu_);
+  if (!status.ok()) {
+    TESSERA_LOG(kError) << server.ToString() << " could not restore: " << status;
+    BroadcastShutdown("restore failed on " + server.ToString() + ": " +
+                      std::string(status.message()));
+    return;
+  }
+  if (++servers_restored_ == options_.num_servers) StartWorkers();
+}
+
+void SchedulerNode::StartWorkers() {
   running_ = true;
   TESSERA_LOG(kInfo) << "all " << options_.num_servers
                      << " servers configured; cluster running with " << options_.num_workers
@@ -276,23 +352,63 @@ void SchedulerNode::HandleDataRequest(const DecodedMessage& msg) {
                             : completed.status());
     return;
   }
-  protocol::DataChunkInfo info;
-  {
-    MutexLock lock(&mu_);
-    std::optional<Assignment> next = data_.Next(from.rank, *completed);
-    info.done = !next.has_value();
-    if (next) {
-      info.id = next->id;
-      info.epoch = next->epoch;
-      info.path = next->chunk.path;
-      info.begin = next->chunk.begin;
-      info.end = next->chunk.end;
-    }
-    info.chunks_total = data_.total();
-    info.chunks_completed = data_.completed();
-    chunks_completed_.Set(static_cast<double>(data_.completed()));
+  MutexLock lock(&mu_);
+  // Without position reports (nothing is published), a chunk counts as
+  // trained once its worker asks for the next one.
+  if (*completed && options_.publish.model_dir.empty()) {
+    data_.Trained(from.rank, **completed, kChunkToEndOfFile);
   }
+  if (!AnswerDataRequest(msg, *completed, /*retry_if_waiting=*/false)) {
+    data_waiters_.emplace_back(msg, clock_->Now());
+  }
+}
+
+bool SchedulerNode::AnswerDataRequest(const DecodedMessage& msg, std::optional<uint64_t> completed,
+                                      bool retry_if_waiting) {
+  protocol::DataChunkInfo info;
+  NextChunk next = data_.Next(msg.header().sender.rank, completed);
+  if (next.kind == NextChunk::Kind::kNotYet && !retry_if_waiting) return false;
+  info.done = next.kind == NextChunk::Kind::kFinished;
+  info.retry = next.kind == NextChunk::Kind::kNotYet;
+  if (next.has_chunk()) {
+    info.id = next.assignment.id;
+    info.epoch = next.assignment.epoch;
+    info.path = next.assignment.chunk.path;
+    info.begin = next.assignment.chunk.begin;
+    info.end = next.assignment.chunk.end;
+  }
+  info.chunks_total = data_.total();
+  info.chunks_completed = data_.completed();
+  chunks_completed_.Set(static_cast<double>(data_.completed()));
+  chunks_total_.Set(static_cast<double>(data_.total()));
   (void)messenger_.Reply(msg, [&](const Header& h) { return protocol::EncodeDataChunkReply(h, info); });
+  return true;
+}
+
+void SchedulerNode::ServeDataWaiters(bool expire_all) {
+  const SteadyTime now = clock_->Now();
+  std::vector<std::pair<DecodedMessage, SteadyTime>> still;
+  for (auto& [msg, since] : data_waiters_) {
+    const bool expired = expire_all || now - since >= kDataWaitLimit;
+    // The completed chunk was noted when the request arrived.
+    if (!AnswerDataRequest(msg, std::nullopt, expired)) still.emplace_back(std::move(msg), since);
+  }
+  data_waiters_ = std::move(still);
+}
+
+Status SchedulerNode::AddStreamChunks(std::vector<DataChunk> chunks) {
+  MutexLock lock(&mu_);
+  TESSERA_RETURN_IF_ERROR(data_.AddChunks(std::move(chunks)));
+  ServeDataWaiters(false);
+  return OkStatus();
+}
+
+void SchedulerNode::CloseStream() {
+  MutexLock lock(&mu_);
+  if (data_.closed()) return;
+  TESSERA_LOG(kInfo) << "input stream closed: finishing what is queued";
+  data_.Close();
+  ServeDataWaiters(false);
 }
 
 void SchedulerNode::HandleClock(DecodedMessage msg) {
@@ -306,17 +422,50 @@ void SchedulerNode::HandleClock(DecodedMessage msg) {
     return;
   }
   MutexLock lock(&mu_);
+  if (clock->position && !clock->turn) {
+    data_.Trained(from.rank, clock->position->chunk, clock->position->offset);
+    chunks_completed_.Set(static_cast<double>(data_.completed()));
+  }
   if (clock->done) {
     // A finished worker never waits: it only stops holding others back.
-    ReplyClock(step_clock_.Remove(from.rank));
-    ReplyClock({std::move(msg)});
+    // The last one's reply waits for the final version, when publishing.
+    for (DecodedMessage& held : cut_.Remove(from.rank)) final_waiters_.push_back(std::move(held));
+    SendClockReplies(step_clock_.Remove(from.rank));
+    if (options_.publish.model_dir.empty() || final_published_) {
+      ReplyClock({std::move(msg)});
+      return;
+    }
+    final_waiters_.push_back(std::move(msg));
+    if (step_clock_.all_done()) {
+      final_due_ = true;  // the publish thread (or PublishNow) publishes it
+    } else {
+      ReplyClock(final_waiters_);
+      final_waiters_.clear();
+    }
     return;
   }
   if (clock->turn) {
-    ReplyClock(step_clock_.RequestTurn(from.rank, clock->step, std::move(msg)));
+    SendClockReplies(step_clock_.RequestTurn(from.rank, clock->step, std::move(msg)));
     return;
   }
-  ReplyClock(step_clock_.Report(from.rank, clock->step, false, std::move(msg)));
+  if (options_.async) {
+    SendClockReplies({std::move(msg)});
+    return;
+  }
+  SendClockReplies(step_clock_.Report(from.rank, clock->step, false, std::move(msg)));
+}
+
+void SchedulerNode::SendClockReplies(std::vector<DecodedMessage> waiters) {
+  std::vector<DecodedMessage> now;
+  for (DecodedMessage& waiter : waiters) {
+    StatusOr<protocol::ClockInfo> clock = waiter.AsClockRequest();
+    if (clock.ok() && !clock->turn && !clock->done &&
+        cut_.Hold(waiter.header().sender.rank, clock->step, waiter)) {
+      continue;
+    }
+    now.push_back(std::move(waiter));
+  }
+  ReplyClock(now);
 }
 
 void SchedulerNode::ReplyClock(const std::vector<DecodedMessage>& waiters) {

@@ -13,6 +13,7 @@
 #define TESSERA_SCHEDULER_SCHEDULER_NODE_H_
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,12 +28,47 @@
 #include "protocols/codec.h"
 #include "protocols/messenger.h"
 #include "scheduler/barrier.h"
+#include "scheduler/cut_gate.h"
 #include "scheduler/data_assigner.h"
 #include "scheduler/step_clock.h"
 #include "scheduler/failure_detector.h"
 #include "scheduler/membership.h"
 
 namespace tessera::scheduler {
+
+// One published version, as the scheduler hands it to the manifest writer.
+struct PublishedVersion {
+  uint64_t version = 0;
+  bool full = false;
+  uint64_t base_version = 0;  // deltas: the version before it
+  std::string dir;            // <publish model_dir>/<version>
+  // {"data": <DataAssignerStateToJson>}: what is left to train at the cut.
+  std::string training_state_json;
+  int64_t created_unix_ms = 0;
+  int num_servers = 0;
+};
+
+struct PublishOptions {
+  std::string model_dir;  // empty: no versions are published
+  std::chrono::milliseconds interval{5000};
+  uint32_t full_every = 20;  // >= 1
+  uint64_t first_version = 1;  // after a resume: the resumed version + 1
+  // Writes <dir>/manifest.json once every server wrote its files (the CLI
+  // wires models::WriteManifest). Required when model_dir is set.
+  std::function<Status(const PublishedVersion&)> write_manifest;
+  // Runs after each version is complete (the CLI wires removing old
+  // versions). May be empty.
+  std::function<void(const PublishedVersion&)> after_publish;
+};
+
+// Resuming a job from a published version: the servers load `files` (a full
+// snapshot, then deltas) before any worker starts, and the data plan is
+// what `training_state_json` says is left.
+struct ResumeOptions {
+  uint64_t version = 0;
+  std::vector<protocol::RestoreTable> files;
+  std::string training_state_json;
+};
 
 struct SchedulerOptions {
   // Data-plane endpoint to bind ("tcp://0.0.0.0:0" picks a port).
@@ -58,6 +94,16 @@ struct SchedulerOptions {
   // ssp/sync: a worker may start step t+1 once every running worker finished
   // step t - staleness (sync: 0).
   uint32_t staleness = 0;
+  // Async consistency: workers do not wait for each other; their clock
+  // reports (sent when publishing, for positions and cuts) are answered at
+  // once.
+  bool async = false;
+  // Streaming input: chunks also come through AddStreamChunks until
+  // CloseStream; meanwhile a worker with nothing to do waits in its data
+  // request (answered "retry" after kDataWaitLimit).
+  bool streaming = false;
+  PublishOptions publish;
+  std::optional<ResumeOptions> resume;
 };
 
 class SchedulerNode {
@@ -82,6 +128,20 @@ class SchedulerNode {
 
   // Checks heartbeats now; returns the nodes newly declared dead.
   std::vector<NodeId> CheckLiveness();
+
+  // Streaming input (options.streaming): appends chunks (files of a followed
+  // directory, spooled segments) and wakes workers waiting for data.
+  Status AddStreamChunks(std::vector<DataChunk> chunks);
+  // No more stream input: workers finish what is queued, the last version is
+  // published, and the job ends as a file job does.
+  void CloseStream();
+
+  // Publishes a version now (a consistent cut; see PublishVersion). For
+  // tests driving a SimulatedClock; the publish thread calls it every
+  // publish.interval. Returns the version number.
+  StatusOr<uint64_t> PublishNow();
+  // The last version published (0: none yet).
+  uint64_t last_published_version() const;
   std::optional<protocol::ClusterView> cluster_view() const;
   std::vector<protocol::NodeInfo> nodes() const;
   std::vector<NodeId> dead_nodes() const;
@@ -97,10 +157,29 @@ class SchedulerNode {
       TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnAllRegistered() TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnTablesAcked(NodeId server, Status status);
+  void OnRestored(NodeId server, Status status);
+  void StartWorkers() TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers data requests waiting for stream input: with a chunk when one
+  // is queued, "done" once the stream is closed and drained, "retry" after
+  // kDataWaitLimit (all, with `expire_all`).
+  void ServeDataWaiters(bool expire_all) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers one data request; false if it must wait for stream input.
+  bool AnswerDataRequest(const protocol::DecodedMessage& msg, std::optional<uint64_t> completed,
+                         bool retry_if_waiting) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends clock replies, except those a pending cut holds.
+  void SendClockReplies(std::vector<protocol::DecodedMessage> waiters)
+      TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // scheduler_publish.cc: the publish thread and one version.
+  Status RestoreDataPlan(const std::string& training_state_json);
+  void PublishLoop();
+  StatusOr<uint64_t> PublishVersion(bool final);
+  Status CallServers(const std::function<Frame(const protocol::Header&)>& encode,
+                     std::chrono::milliseconds timeout);
   void BroadcastShutdown(const std::string& reason) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LivenessLoop();
 
   const SchedulerOptions options_;
+  Status init_status_;  // a resume's data plan that failed to load: Start() fails
   Transport* const transport_;
   const Clock* const clock_;
   MetricsRegistry* const metrics_;
@@ -126,6 +205,28 @@ class SchedulerNode {
   bool running_ TESSERA_GUARDED_BY(mu_) = false;
   bool shutdown_ TESSERA_GUARDED_BY(mu_) = false;
   std::vector<NodeId> dead_ TESSERA_GUARDED_BY(mu_);
+  int servers_restored_ TESSERA_GUARDED_BY(mu_) = 0;
+  // Data requests waiting for stream input, with when they arrived.
+  std::vector<std::pair<protocol::DecodedMessage, SteadyTime>> data_waiters_
+      TESSERA_GUARDED_BY(mu_);
+
+  // Publishing (scheduler_publish.cc).
+  CutGate<protocol::DecodedMessage> cut_ TESSERA_GUARDED_BY(mu_);
+  // Done reports of the last workers, answered after the final version.
+  std::vector<protocol::DecodedMessage> final_waiters_ TESSERA_GUARDED_BY(mu_);
+  bool final_due_ TESSERA_GUARDED_BY(mu_) = false;
+  bool final_published_ TESSERA_GUARDED_BY(mu_) = false;
+  uint64_t next_version_ TESSERA_GUARDED_BY(mu_) = 1;
+  uint64_t published_ TESSERA_GUARDED_BY(mu_) = 0;  // last version published
+  uint64_t versions_this_run_ TESSERA_GUARDED_BY(mu_) = 0;
+  Mutex publish_mu_;  // one version at a time (thread vs. PublishNow)
+  Notification stop_publish_;
+  std::thread publish_thread_;
+  Counter& versions_published_;
+  Counter& publish_errors_;
+  Gauge& published_version_;
+  Histogram& publish_pause_seconds_;
+  Histogram& publish_seconds_;
 };
 
 }  // namespace tessera::scheduler

@@ -136,13 +136,14 @@ Status Trainer::PushGradients(Step* step, std::vector<KvClient::Ticket>* tickets
   return OkStatus();
 }
 
-Status Trainer::ClockTick(uint64_t step, bool done, bool turn) {
+Status Trainer::ClockTick(uint64_t step, bool done, bool turn,
+                          std::optional<protocol::DataPosition> position) {
   TESSERA_ASSIGN_OR_RETURN(
       protocol::DecodedMessage reply,
       node_->member().Call(
           kSchedulerId,
           [&](const protocol::Header& h) {
-            return protocol::EncodeClockRequest(h, {step, done, turn, {}});
+            return protocol::EncodeClockRequest(h, {step, done, turn, position});
           },
           DeadlineIn(kKvTimeout)));
   TESSERA_ASSIGN_OR_RETURN(protocol::ClockReplyInfo info, reply.AsClockReply());
@@ -186,6 +187,12 @@ StatusOr<TrainResult> Trainer::Run() {
   };
   const bool prefetch = job_.train.consistency == models::Consistency::kAsync;
   const bool clocked = !prefetch;
+  // Positions go to the scheduler after every step whose pushes were
+  // acknowledged: published versions record them (async: the report comes
+  // one step later, once that step's pushes are acknowledged).
+  const bool reporting = clocked || job_.publish.enabled();
+  std::optional<protocol::DataPosition> acked;    // position of the last acked step
+  std::optional<protocol::DataPosition> pending;  // async: pushed, not yet acked
   start_ = last_report_ = std::chrono::steady_clock::now();
 
   Step slots[2];
@@ -202,6 +209,11 @@ StatusOr<TrainResult> Trainer::Run() {
     // pulled, so a prefetched batch misses only this step's update (one step
     // stale, not two).
     TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
+    if (prefetch && reporting && pending) {
+      acked = pending;
+      pending.reset();
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked));
+    }
     if (prefetch && next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
 
     std::vector<std::span<const float>> dense(step.dense.begin(), step.dense.end());
@@ -212,17 +224,22 @@ StatusOr<TrainResult> Trainer::Run() {
     if (job_.train.consistency == models::Consistency::kSync) {
       // Push in rank order: the servers then apply a step's gradients in
       // the same order in every run (reproducible for a worker count).
-      TESSERA_RETURN_IF_ERROR(ClockTick(steps_ + 1, false, /*turn=*/true));
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_ + 1, false, /*turn=*/true, std::nullopt));
     }
     TESSERA_RETURN_IF_ERROR(PushGradients(&step, &pushes));
     ++steps_;
     examples_ += step.batch->size;
     loss_sum_ += static_cast<double>(loss) * step.batch->size;
     examples_metric_.Increment(step.batch->size);
+    const protocol::DataPosition position{step.batch->source.chunk_id,
+                                          step.batch->source.end_offset};
     if (clocked) {
       TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
-      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false));
+      acked = position;
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked));
       if (next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
+    } else {
+      pending = position;
     }
     step.batch.reset();
     cur = 1 - cur;
@@ -230,7 +247,8 @@ StatusOr<TrainResult> Trainer::Run() {
     TESSERA_RETURN_IF_ERROR(MaybeEvaluate());
   }
   TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
-  if (clocked) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false));
+  if (pending) acked = pending;
+  if (reporting) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false, acked));
   const models::DataStats stats = feed.stats();
   bad_lines_metric_.Increment(static_cast<double>(stats.bad_lines));
   ReportProgress(true);

@@ -39,6 +39,10 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   so.epochs = options_.epochs;
   so.static_data_order = options_.static_data_order;
   so.staleness = options_.staleness;
+  so.async = options_.async;
+  so.streaming = options_.streaming;
+  so.publish = options_.publish;
+  so.resume = options_.resume;
   transports_.push_back(NewTransport());
   scheduler_ = std::make_unique<scheduler::SchedulerNode>(so, transports_.back().get(), clock_,
                                                           &scheduler_metrics_);

@@ -47,6 +47,11 @@ struct InProcClusterOptions {
   uint32_t epochs = 1;
   bool static_data_order = false;
   uint32_t staleness = 0;
+  bool async = false;
+  bool streaming = false;
+  // Published versions and resuming (scheduler_node.h).
+  scheduler::PublishOptions publish;
+  std::optional<scheduler::ResumeOptions> resume;
 };
 
 class InProcCluster {

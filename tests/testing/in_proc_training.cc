@@ -11,6 +11,15 @@ namespace tessera::testing {
 StatusOr<std::unique_ptr<InProcTraining>> InProcTraining::Run(const models::JobConfig& job,
                                                               uint64_t chunk_bytes,
                                                               const Clock* clock) {
+  Options options;
+  options.chunk_bytes = chunk_bytes;
+  return Run(job, std::move(options), clock);
+}
+
+StatusOr<std::unique_ptr<InProcTraining>> InProcTraining::Run(const models::JobConfig& job,
+                                                              Options options,
+                                                              const Clock* clock) {
+  const uint64_t chunk_bytes = options.chunk_bytes;
   auto t = std::unique_ptr<InProcTraining>(new InProcTraining);
   TESSERA_ASSIGN_OR_RETURN(t->schema_, models::Schema::Load(job.data.schema));
   TESSERA_ASSIGN_OR_RETURN(t->model_, models::NewModel(job.model, t->schema_));
@@ -25,6 +34,9 @@ StatusOr<std::unique_ptr<InProcTraining>> InProcTraining::Run(const models::JobC
   o.epochs = job.train.epochs;
   o.static_data_order = job.train.consistency == models::Consistency::kSync;
   o.staleness = job.train.consistency == models::Consistency::kSsp ? job.train.staleness : 0;
+  o.async = job.train.consistency == models::Consistency::kAsync;
+  o.publish = options.publish;
+  o.resume = options.resume;
   t->cluster_ = std::make_unique<InProcCluster>(o, clock);
   TESSERA_RETURN_IF_ERROR(t->cluster_->Start());
 
@@ -38,6 +50,7 @@ StatusOr<std::unique_ptr<InProcTraining>> InProcTraining::Run(const models::JobC
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] { results[w] = t->trainers_[w]->Run(); });
   }
+  if (options.during) options.during(*t->cluster_);
   for (auto& thread : threads) thread.join();
   for (const auto& r : results) {
     TESSERA_RETURN_IF_ERROR(r.status());

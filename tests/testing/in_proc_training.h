@@ -5,7 +5,9 @@
 #ifndef TESSERA_TESTS_TESTING_IN_PROC_TRAINING_H_
 #define TESSERA_TESTS_TESTING_IN_PROC_TRAINING_H_
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/clock.h"
@@ -23,6 +25,16 @@ class InProcTraining {
   // `chunk_bytes`. `clock` must outlive the result.
   static StatusOr<std::unique_ptr<InProcTraining>> Run(const models::JobConfig& job,
                                                        uint64_t chunk_bytes, const Clock* clock);
+
+  struct Options {
+    uint64_t chunk_bytes = 512 << 10;
+    scheduler::PublishOptions publish;
+    std::optional<scheduler::ResumeOptions> resume;
+    // Runs on the calling thread while the workers train (e.g. PublishNow).
+    std::function<void(InProcCluster&)> during;
+  };
+  static StatusOr<std::unique_ptr<InProcTraining>> Run(const models::JobConfig& job,
+                                                       Options options, const Clock* clock);
 
   InProcCluster& cluster() { return *cluster_; }
   worker::Trainer& trainer(int w) { return *trainers_[w]; }

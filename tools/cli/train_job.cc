@@ -9,6 +9,7 @@
 #include "models/table_plan.h"
 #include "tools/cli/cluster_commands.h"
 #include "tools/cli/cluster_spec.h"
+#include "tools/cli/publish_setup.h"
 #include "worker/train_program.h"
 
 namespace tessera::cli {
@@ -17,19 +18,36 @@ namespace {
 // The job's full plan: parsing, schema, model and inputs all checked.
 struct TrainPlan {
   models::JobConfig job;
+  models::Schema schema;
   std::vector<TableConfig> tables;
-  std::vector<models::FileChunk> chunks;
+  std::vector<models::FileChunk> chunks;  // empty for streams and followed directories
+  bool resume = false;
 };
+
+constexpr char kResumeArg[] = "--resume";
 
 StatusOr<TrainPlan> PlanJob(const std::vector<std::string>& program_args) {
   TrainPlan plan;
   TESSERA_ASSIGN_OR_RETURN(plan.job, LoadTrainJob(program_args));
-  TESSERA_ASSIGN_OR_RETURN(models::Schema schema, models::Schema::Load(plan.job.data.schema));
-  TESSERA_ASSIGN_OR_RETURN(auto model, models::NewModel(plan.job.model, schema));
-  TESSERA_RETURN_IF_ERROR(models::CheckTablePolicies(plan.job, schema));
-  plan.tables = models::PlanTables(plan.job, schema, *model);
-  TESSERA_ASSIGN_OR_RETURN(std::vector<std::string> files, models::ExpandInputs(plan.job.data.train));
-  TESSERA_ASSIGN_OR_RETURN(plan.chunks, models::SplitIntoChunks(files, plan.job.data.chunk_bytes));
+  for (const std::string& arg : program_args) plan.resume |= arg == kResumeArg;
+  TESSERA_ASSIGN_OR_RETURN(plan.schema, models::Schema::Load(plan.job.data.schema));
+  TESSERA_ASSIGN_OR_RETURN(auto model, models::NewModel(plan.job.model, plan.schema));
+  TESSERA_RETURN_IF_ERROR(models::CheckTablePolicies(plan.job, plan.schema));
+  plan.tables = models::PlanTables(plan.job, plan.schema, *model);
+  if (plan.resume && !plan.job.publish.enabled()) {
+    return InvalidArgumentError("--resume needs publish.model_dir in the job file");
+  }
+  if (plan.job.data.follow) {
+    if (!std::filesystem::is_directory(plan.job.data.train[0])) {
+      return NotFoundError("data.train: '" + plan.job.data.train[0] +
+                           "' is not a directory (data.follow: true)");
+    }
+  } else if (!plan.job.data.streaming()) {
+    TESSERA_ASSIGN_OR_RETURN(std::vector<std::string> files,
+                             models::ExpandInputs(plan.job.data.train));
+    TESSERA_ASSIGN_OR_RETURN(plan.chunks,
+                             models::SplitIntoChunks(files, plan.job.data.chunk_bytes));
+  }
   if (!plan.job.data.eval.empty()) {
     std::vector<std::string> eval = {plan.job.data.eval};
     TESSERA_RETURN_IF_ERROR(models::ExpandInputs(eval).status());
@@ -49,7 +67,9 @@ Status SetUpScheduler(const std::vector<std::string>& program_args,
   options->static_data_order = plan.job.train.consistency == models::Consistency::kSync;
   options->staleness =
       plan.job.train.consistency == models::Consistency::kSsp ? plan.job.train.staleness : 0;
-  return OkStatus();
+  options->async = plan.job.train.consistency == models::Consistency::kAsync;
+  options->streaming = plan.job.data.follow || plan.job.data.streaming();
+  return SetUpPublishing(plan.job, plan.schema, plan.tables, plan.resume, options);
 }
 
 int Fail(const std::string& what, const Status& s) {
@@ -67,9 +87,11 @@ StatusOr<models::JobConfig> LoadTrainJob(const std::vector<std::string>& program
       job_path = arg.substr(6);
     } else if (arg.rfind("--set=", 0) == 0) {
       overrides.push_back(arg.substr(6));
+    } else if (arg == kResumeArg) {
+      // The scheduler's concern (PlanJob); workers need nothing else.
     } else {
       return InvalidArgumentError("train program: unexpected argument '" + arg +
-                                  "' (expected --job=PATH and --set=key=value)");
+                                  "' (expected --job=PATH, --set=key=value and --resume)");
     }
   }
   if (job_path.empty()) return InvalidArgumentError("train program: --job=PATH is required");
@@ -98,6 +120,7 @@ void AddTrainCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
     std::vector<std::string> sets;
     std::string log_level = "info";
     int startup_timeout_s = 120;
+    bool resume = false;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* cmd = app->add_subcommand(
@@ -110,6 +133,9 @@ void AddTrainCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
   cmd->add_option("--startup-timeout-s", flags->startup_timeout_s,
                   "Seconds allowed for the cluster to assemble")
       ->capture_default_str();
+  cmd->add_flag("--resume", flags->resume,
+                "Warm-start from the newest version in publish.model_dir: its rows (re-sharded "
+                "over this job's servers) and the data it had not trained yet");
   cmd->footer("Example: tessera train examples/demo/job.yaml --set train.epochs=1\n"
               "         mpirun -np 5 tessera train job.yaml   (servers from the job file)");
   cmd->callback([flags, programs, selected] {
@@ -117,6 +143,7 @@ void AddTrainCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
       std::vector<std::string> args = {
           "--job=" + std::filesystem::absolute(flags->job).lexically_normal().string()};
       for (const std::string& s : flags->sets) args.push_back("--set=" + s);
+      if (flags->resume) args.push_back(kResumeArg);
       StatusOr<TrainPlan> plan = PlanJob(args);  // every error before anything starts
       if (!plan.ok()) return Fail("train", plan.status());
       ClusterSpec spec;
