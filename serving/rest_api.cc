@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -10,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/logging.h"
 
 namespace tessera::serving {
 
@@ -17,15 +21,40 @@ using nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
 namespace {
+
 constexpr char kPrefix[] = "/v1/models/";
+constexpr size_t kMaxRequestIdBytes = 128;
+
+ArmSplit MakeSplit(const std::vector<ArmWeight>& arms) {
+  StatusOr<ArmSplit> split = ArmSplit::Create(arms);
+  if (!split.ok()) {  // a REQUIRES of RestApiOptions: a bug of the caller
+    TESSERA_LOG(kError) << "RestApi: invalid arms: " << split.status().message();
+    std::abort();
+  }
+  return *std::move(split);
+}
+
+std::string StartTimeHex() {
+  const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  return absl::StrFormat("%x", ms);
+}
+
 }  // namespace
 
 RestApi::RestApi(const RestApiOptions& options, MetricsRegistry* metrics)
-    : options_(options), metrics_(metrics) {}
+    : options_(options),
+      metrics_(metrics),
+      split_(MakeSplit(options.arms)),
+      request_id_prefix_(options.request_id_prefix.empty() ? StartTimeHex()
+                                                           : options.request_id_prefix) {
+  for (size_t i = 0; i < split_.size(); ++i) slots_.push_back(std::make_unique<ModelSlot>());
+}
 
-void RestApi::SetModel(std::unique_ptr<const ServedModel> model) {
-  owned_ = std::move(model);
-  model_.store(owned_.get());
+bool RestApi::ready() const {
+  return std::all_of(slots_.begin(), slots_.end(),
+                     [](const auto& slot) { return slot->Get() != nullptr; });
 }
 
 void RestApi::Register(HttpServer* server) {
@@ -40,12 +69,14 @@ void RestApi::Register(HttpServer* server) {
 HttpResponse RestApi::Handle(const HttpRequest& request) {
   const auto start = std::chrono::steady_clock::now();
   std::string route = "other";
-  Reply reply = Dispatch(request, &route);
+  std::string arm;
+  Reply reply = Dispatch(request, &route, &arm);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_
-      ->GetCounter("tessera_serving_requests_total", "Requests by route and HTTP status code",
-                   {{"route", route}, {"code", std::to_string(reply.status)}})
+      ->GetCounter("tessera_serving_requests_total",
+                   "Requests by A/B arm, route and HTTP status code",
+                   {{"arm", arm}, {"route", route}, {"code", std::to_string(reply.status)}})
       .Increment();
   metrics_
       ->GetHistogram("tessera_serving_request_latency_seconds", "Request latency by route",
@@ -185,8 +216,8 @@ ojson TopItems(const std::string& item_field, const std::vector<json>& instances
 
 }  // namespace
 
-RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route) {
-  const ServedModel* model = model_.load();
+RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route,
+                                 std::string* arm) {
   std::string rest = request.path.substr(std::min(request.path.size(), sizeof(kPrefix) - 1));
   std::string verb;
   if (const size_t colon = rest.rfind(':'); colon != std::string::npos) {
@@ -208,24 +239,87 @@ RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route)
         404, "unknown_model",
         absl::StrCat("model '", rest, "' not found (this server serves '", options_.name, "')"));
   }
-  if (model == nullptr) return Error(503, "not_ready", "no model is loaded yet");
-  if (*route == "status") return ModelStatus(*model);
-  return *route == "predict" ? Predict(*model, request.body) : Recommend(*model, request.body);
-}
-
-RestApi::Reply RestApi::ModelStatus(const ServedModel& model) const {
-  ojson status{{"error_code", "OK"}, {"error_message", ""}};
-  ojson version{
-      {"version", model.version()}, {"state", "AVAILABLE"}, {"status", std::move(status)}};
-  return {200, "", ojson{{"model_version_status", ojson::array({std::move(version)})}}};
-}
-
-RestApi::Reply RestApi::Predict(const ServedModel& model, const std::string& body) {
+  if (*route == "status") return ModelStatus();
   Reply error;
   json doc;
+  std::string request_id;
+  if (!ParseBody(request.body, options_.max_body_bytes, &doc, &error) ||
+      !RequestId(doc, &request_id, &error)) {
+    return error;
+  }
+  const size_t index = PickArm(doc, *route, request_id);
+  *arm = split_.name(index);
+  // One model for the whole request: every score in the reply is of the
+  // version it names.
+  const std::shared_ptr<const ServedModel> model = slots_[index]->Get();
+  if (model == nullptr) return Error(503, "not_ready", "no model is loaded yet");
+  const ojson tags{
+      {"model_version", model->version()}, {"request_id", request_id}, {"arm", *arm}};
+  return *route == "predict" ? Predict(*model, doc, tags) : Recommend(*model, doc, tags);
+}
+
+bool RestApi::RequestId(const json& doc, std::string* id, Reply* error) {
+  const auto it = doc.find("request_id");
+  if (it == doc.end()) {
+    *id = absl::StrCat(request_id_prefix_, "-", next_request_.fetch_add(1) + 1);
+    return true;
+  }
+  const bool printable =
+      it->is_string() && !it->get_ref<const std::string&>().empty() &&
+      it->get_ref<const std::string&>().size() <= kMaxRequestIdBytes &&
+      std::all_of(it->get_ref<const std::string&>().begin(),
+                  it->get_ref<const std::string&>().end(), [](char c) { return c >= 32 && c < 127; });
+  if (!printable) {
+    *error = Error(400, "invalid_request",
+                   absl::StrCat("request_id: expected a string of 1 to ", kMaxRequestIdBytes,
+                                " printable ASCII characters"));
+    return false;
+  }
+  *id = it->get<std::string>();
+  return true;
+}
+
+size_t RestApi::PickArm(const json& doc, const std::string& route,
+                        const std::string& request_id) const {
+  if (split_.size() == 1) return 0;
+  const json* holder = nullptr;  // the first instance, or the context
+  if (route == "predict") {
+    const auto it = doc.find("instances");
+    if (it != doc.end() && it->is_array() && !it->empty()) holder = &(*it)[0];
+  } else if (const auto it = doc.find("context"); it != doc.end()) {
+    holder = &*it;
+  }
+  if (holder != nullptr && holder->is_object()) {
+    const auto value = holder->find(options_.arm_field);
+    if (value != holder->end() && value->is_string()) {
+      return split_.Pick(value->get_ref<const std::string&>());
+    }
+    if (value != holder->end() && value->is_number()) return split_.Pick(value->dump());
+  }
+  return split_.Pick(request_id);
+}
+
+RestApi::Reply RestApi::ModelStatus() const {
+  ojson versions = ojson::array();
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const std::shared_ptr<const ServedModel> model = slots_[i]->Get();
+    ojson status{{"error_code", "OK"}, {"error_message", ""}};
+    ojson version{{"version", model ? model->version() : "0"},
+                  {"state", model ? "AVAILABLE" : "LOADING"},
+                  {"status", std::move(status)}};
+    if (slots_.size() > 1) version["arm"] = split_.name(i);
+    versions.push_back(std::move(version));
+  }
+  if (slots_.size() == 1 && slots_[0]->Get() == nullptr) {
+    return Error(503, "not_ready", "no model is loaded yet");
+  }
+  return {200, "", ojson{{"model_version_status", std::move(versions)}}};
+}
+
+RestApi::Reply RestApi::Predict(const ServedModel& model, const json& doc, const ojson& tags) {
+  Reply error;
   bool explain = false;
-  if (!ParseBody(body, options_.max_body_bytes, &doc, &error) ||
-      !CheckKeys(doc, {"instances", "explain", "signature_name"}, &error) ||
+  if (!CheckKeys(doc, {"instances", "explain", "signature_name", "request_id"}, &error) ||
       !ExplainFlag(doc, &explain, &error)) {
     return error;
   }
@@ -250,17 +344,17 @@ RestApi::Reply RestApi::Predict(const ServedModel& model, const std::string& bod
       .Increment(static_cast<double>(instances.size()));
   ojson predictions = ojson::array();
   for (float p : result.predictions) predictions.push_back(JsonFloat(p));
-  ojson reply{{"predictions", std::move(predictions)}, {"model_version", model.version()}};
+  ojson reply{{"predictions", std::move(predictions)}};
+  reply.update(tags);
   if (explain) reply["explanations"] = std::move(result.explanations);
   return {200, "", std::move(reply)};
 }
 
-RestApi::Reply RestApi::Recommend(const ServedModel& model, const std::string& body) {
+RestApi::Reply RestApi::Recommend(const ServedModel& model, const json& doc,
+                                  const ojson& tags) {
   Reply error;
-  json doc;
   bool explain = false;
-  if (!ParseBody(body, options_.max_body_bytes, &doc, &error) ||
-      !CheckKeys(doc, {"context", "candidates", "k", "explain"}, &error) ||
+  if (!CheckKeys(doc, {"context", "candidates", "k", "explain", "request_id"}, &error) ||
       !ExplainFlag(doc, &explain, &error)) {
     return error;
   }
@@ -302,7 +396,9 @@ RestApi::Reply RestApi::Recommend(const ServedModel& model, const std::string& b
   metrics_->GetCounter("tessera_serving_instances_total", "Instances scored")
       .Increment(static_cast<double>(instances.size()));
   ojson items = TopItems(model.item_field(), instances, static_cast<size_t>(k), explain, &result);
-  return {200, "", ojson{{"items", std::move(items)}, {"model_version", model.version()}}};
+  ojson reply{{"items", std::move(items)}};
+  reply.update(tags);
+  return {200, "", std::move(reply)};
 }
 
 }  // namespace tessera::serving

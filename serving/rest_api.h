@@ -4,18 +4,31 @@
 //                                    {"error_code": "OK", "error_message": ""}}]}
 //   POST /v1/models/NAME:predict    {"instances": [{field: value, ...}, ...],
 //                                    "explain": false}
-//        -> {"predictions": [p, ...], "model_version": "<V>"
-//            [, "explanations": [{logit, bias, fields, attention}, ...]]}
+//        -> {"predictions": [p, ...], "model_version": "<V>", "request_id": "<id>",
+//            "arm": "<arm>" [, "explanations": [{logit, bias, fields, attention}, ...]]}
 //   POST /v1/models/NAME:recommend  {"context": {field: value, ...},
 //                                    "candidates": [{field: value, ...} | "id", ...],
 //                                    "k": 10, "explain": false}
 //        -> {"items": [{"<item field>": id, "score": p
-//            [, "explanation": {...}]}, ...], "model_version": "<V>"}
-// plus /healthz, /readyz (a model is loaded) and /metrics. Instances are
+//            [, "explanation": {...}]}, ...], "model_version": "<V>",
+//            "request_id": "<id>", "arm": "<arm>"}
+// plus /healthz, /readyz (every arm has a model) and /metrics. Instances are
 // described in serving/instance_encoder.h. A recommend candidate is scored
 // as one instance: its own fields, then the context's, then (for a bare id,
 // which sets the item field, serving/item_catalog.h) the catalogue row's;
 // the top k come back by descending score (ties: request order).
+//
+// Versions and A/B arms: each arm (one, "default", unless configured)
+// answers from its ModelSlot (serving/model_slot.h); a request holds one
+// model from start to end, so its reply names the version that computed
+// every score in it. A predict or recommend request's arm is picked by
+// serving/arm_split.h from the value of `arm_field` in the first instance
+// (predict) or the context (recommend); a request without that value is
+// split by its request id (so it lands on an arm at random). The request
+// id is the body's "request_id" (a string of 1-128 printable characters)
+// if given, else "<prefix>-<counter>", unique within the process (the
+// prefix: the start time in ms since the epoch, in hex). With several arms,
+// GET /v1/models/NAME lists one entry per arm, each with an "arm" key.
 //
 // Errors are JSON, {"error": "..."}, naming the place
 // ("instances[3].price: expected a number, got string"): 404 unknown model
@@ -24,7 +37,8 @@
 // candidates, 503 before a model is loaded. A body is checked after
 // cpp-httplib has read it.
 //
-// Metrics: tessera_serving_requests_total{route, code},
+// Metrics: tessera_serving_requests_total{arm, route, code} (arm "" when
+// the request was refused before an arm was picked),
 // tessera_serving_instances_total, tessera_serving_request_latency_seconds
 // {route}, tessera_serving_bad_requests_total{reason}.
 //
@@ -36,11 +50,14 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "serving/arm_split.h"
+#include "serving/model_slot.h"
 #include "serving/served_model.h"
 
 namespace tessera::serving {
@@ -49,6 +66,11 @@ struct RestApiOptions {
   std::string name = "default";       // NAME in the routes
   size_t max_body_bytes = 16u << 20;  // larger bodies: 413
   int max_instances = 10000;          // instances or candidates per request; more: 413
+  // The A/B arms and their weights (normalized); REQUIRES: valid for
+  // ArmSplit::Create.
+  std::vector<ArmWeight> arms = {{"default", 1.0}};
+  std::string arm_field = "user_id";  // the field that picks a request's arm
+  std::string request_id_prefix = "";  // "": the start time in hex
 };
 
 class RestApi {
@@ -56,10 +78,12 @@ class RestApi {
   // `metrics` is borrowed and must outlive this object.
   RestApi(const RestApiOptions& options, MetricsRegistry* metrics);
 
-  // Serves `model` from now on and makes /readyz ready. REQUIRES: called at
-  // most once (hot swapping versions is later work).
-  void SetModel(std::unique_ptr<const ServedModel> model);
-  bool ready() const { return model_.load() != nullptr; }
+  // Serves `model` on the first arm from now on (slot(0)->Set).
+  void SetModel(std::shared_ptr<const ServedModel> model) { slot(0)->Set(std::move(model)); }
+  // Arm `arm`'s slot (index in options.arms), for a ModelFollower.
+  ModelSlot* slot(size_t arm) { return slots_[arm].get(); }
+  // True once every arm has a model.
+  bool ready() const;
 
   // Adds the /v1/models routes and /metrics, /healthz, /readyz to `server`.
   // REQUIRES: before server->Start(); this object outlives the server.
@@ -77,15 +101,24 @@ class RestApi {
   };
 
  private:
-  Reply Dispatch(const HttpRequest& request, std::string* route);
-  Reply ModelStatus(const ServedModel& model) const;
-  Reply Predict(const ServedModel& model, const std::string& body);
-  Reply Recommend(const ServedModel& model, const std::string& body);
+  Reply Dispatch(const HttpRequest& request, std::string* route, std::string* arm);
+  Reply ModelStatus() const;
+  // The request id of `doc`: its "request_id" or a new one.
+  bool RequestId(const nlohmann::json& doc, std::string* id, Reply* error);
+  size_t PickArm(const nlohmann::json& doc, const std::string& route,
+                 const std::string& request_id) const;
+  // `tags` (model_version, request_id, arm) are added to a success reply.
+  Reply Predict(const ServedModel& model, const nlohmann::json& doc,
+                const nlohmann::ordered_json& tags);
+  Reply Recommend(const ServedModel& model, const nlohmann::json& doc,
+                  const nlohmann::ordered_json& tags);
 
   const RestApiOptions options_;
   MetricsRegistry* const metrics_;
-  std::unique_ptr<const ServedModel> owned_;  // set once by SetModel
-  std::atomic<const ServedModel*> model_{nullptr};
+  const ArmSplit split_;
+  const std::string request_id_prefix_;
+  std::vector<std::unique_ptr<ModelSlot>> slots_;  // one per arm; fixed
+  std::atomic<uint64_t> next_request_{0};
 };
 
 }  // namespace tessera::serving

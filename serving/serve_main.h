@@ -1,28 +1,44 @@
-// `tessera serve`: loads a saved model and serves it over HTTP
-// (serving/rest_api.h) until SIGINT or SIGTERM.
+// `tessera serve`: serves saved models over HTTP (serving/rest_api.h) until
+// SIGINT or SIGTERM.
+//
+// A model directory is either one saved model (DIR/manifest.json exists:
+// served as is) or a publish directory (models/model_versions.h): its
+// latest version is loaded and every new one applied as it appears
+// (serving/model_follower.h). --arm NAME=DIR:WEIGHT (repeated) serves
+// several directories side by side as A/B arms (serving/arm_split.h).
 #ifndef TESSERA_SERVING_SERVE_MAIN_H_
 #define TESSERA_SERVING_SERVE_MAIN_H_
 
 #include <string>
+#include <vector>
 
 #include "common/status.h"
+#include "serving/arm_split.h"
 
 namespace tessera::serving {
 
 struct ServeOptions {
-  std::string model_dir;  // <output_dir>/model of `tessera train`; required
+  // <output_dir>/model of `tessera train`, or a publish directory. Exactly
+  // one of model_dir and arms is given.
+  std::string model_dir;
+  std::vector<ArmSpec> arms;         // --arm NAME=DIR:WEIGHT
+  std::string arm_field = "user_id"; // the request field that picks the arm
   std::string host = "127.0.0.1";
-  int port = 8501;               // 0: any free port (logged)
-  std::string name = "default";  // NAME in /v1/models/NAME
-  std::string catalog;           // optional items.tsv (serving/item_catalog.h)
+  int port = 8501;              // 0: any free port (logged)
+  std::string name = "default"; // NAME in /v1/models/NAME
+  std::string catalog;          // optional items.tsv (serving/item_catalog.h)
+  int poll_ms = 100;            // how often publish directories are polled
 };
 
 // Binds first (so /healthz answers and /readyz says "not ready" while the
-// model loads), loads the model, serves until a shutdown signal. REQUIRES:
-// the caller blocked the shutdown signals (common/shutdown_signals.h).
-// Errors: binding (Unavailable), loading the model or the catalogue.
-Status RunServe(const ServeOptions& options);
+// models load), loads the saved models and starts following the publish
+// directories, serves until a shutdown signal. REQUIRES: the caller blocked
+// the shutdown signals (common/shutdown_signals.h). Errors: bad options
+// (InvalidArgument), binding (Unavailable), loading a saved model or the
+// catalogue, a directory that does not exist (NotFound). A publish
+// directory's errors are logged and retried instead.
+Status RunServe(const ServeOptions &options);
 
-}  // namespace tessera::serving
+} // namespace tessera::serving
 
-#endif  // TESSERA_SERVING_SERVE_MAIN_H_
+#endif // TESSERA_SERVING_SERVE_MAIN_H_

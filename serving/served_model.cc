@@ -17,26 +17,57 @@ nlohmann::ordered_json ExplanationObject(const models::Schema& schema, const Kep
   return models::ExplanationJsonObject(schema, e, [&](int field) { return tokens[field]; });
 }
 
+// The version a model answers with: its number, or for a plain saved
+// model its creation second.
+std::string VersionString(const models::ModelManifest& m) {
+  return std::to_string(m.version != 0 ? m.version : static_cast<uint64_t>(m.created_unix_s));
+}
+
 }  // namespace
+
+ServedModel::ServedModel(models::SavedModel saved, std::shared_ptr<const ItemCatalog> catalog)
+    : saved_(std::move(saved)),
+      version_(VersionString(saved_.manifest)),
+      encoder_(&saved_.schema),
+      catalog_(std::move(catalog)) {
+  StatusOr<std::string> item_field = CatalogKeyField(saved_.schema);
+  if (item_field.ok()) item_field_ = *item_field;
+}
+
+StatusOr<std::unique_ptr<ServedModel>> ServedModel::Create(
+    models::SavedModel saved, std::shared_ptr<const ItemCatalog> catalog) {
+  std::unique_ptr<ServedModel> served(new ServedModel(std::move(saved), std::move(catalog)));
+  // Fails early on a model type this build cannot construct.
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> first, served->Acquire());
+  served->Release(std::move(first));
+  return served;
+}
+
+StatusOr<std::shared_ptr<const ItemCatalog>> ServedModel::LoadCatalog(
+    const std::string& path, const models::Schema& schema) {
+  TESSERA_ASSIGN_OR_RETURN(std::string item_field, CatalogKeyField(schema));
+  TESSERA_ASSIGN_OR_RETURN(ItemCatalog catalog, ItemCatalog::Load(path, schema, item_field));
+  return std::make_shared<const ItemCatalog>(std::move(catalog));
+}
 
 StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& model_dir,
                                                          const std::string& catalog_path) {
   TESSERA_ASSIGN_OR_RETURN(models::SavedModel saved,
                            models::LoadSavedModel(model_dir, /*with_state=*/false));
-  const std::string version = std::to_string(saved.manifest.created_unix_s);
-  std::unique_ptr<ServedModel> served(new ServedModel(std::move(saved), version));
-  // Fails early on a model type this build cannot construct.
-  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> first, served->Acquire());
-  served->Release(std::move(first));
-  StatusOr<std::string> item_field = CatalogKeyField(served->schema());
-  if (item_field.ok()) served->item_field_ = *item_field;
+  std::shared_ptr<const ItemCatalog> catalog;
   if (!catalog_path.empty()) {
-    if (!item_field.ok()) return item_field.status();
-    TESSERA_ASSIGN_OR_RETURN(ItemCatalog catalog,
-                             ItemCatalog::Load(catalog_path, served->schema(), *item_field));
-    served->catalog_.emplace(std::move(catalog));
+    TESSERA_ASSIGN_OR_RETURN(catalog, LoadCatalog(catalog_path, saved.schema));
   }
-  return served;
+  return Create(std::move(saved), std::move(catalog));
+}
+
+std::unique_ptr<ServedModel> ServedModel::Clone() const {
+  return std::unique_ptr<ServedModel>(new ServedModel(saved_, catalog_));
+}
+
+void ServedModel::ApplyDelta(const models::ModelDelta& delta) {
+  models::ApplyReadDelta(delta, &saved_);
+  version_ = VersionString(saved_.manifest);
 }
 
 StatusOr<std::unique_ptr<models::Model>> ServedModel::Acquire() const {

@@ -4,12 +4,16 @@
 // Model::Predict / Explain that `tessera eval` uses, so serving's
 // predictions equal eval's for the same model.
 //
-// Version: until versioned deltas exist (continuous-training issue), a
-// model's version is its manifest's created_unix_s, as a decimal string.
+// Version: a published version's number (models/model_versions.h); for a
+// plain saved model (version 0), its manifest's created_unix_s. As a decimal
+// string.
 //
 // Thread-safe: Score may run on many threads at once. The parameters are
-// immutable; each call borrows a Model (which keeps scratch buffers) from a
-// pool that grows to the number of concurrent calls.
+// immutable while the object is shared; ApplyDelta, which changes them, is
+// for the owner of an unpublished copy (serving/model_follower.h). Each
+// Score call borrows a Model (which keeps only scratch buffers, nothing of
+// the parameters or version) from a pool that grows to the number of
+// concurrent calls; the pool survives ApplyDelta.
 //
 // Example:
 //   TESSERA_ASSIGN_OR_RETURN(auto served, ServedModel::Load("runs/ctr/model", ""));
@@ -19,7 +23,6 @@
 #define TESSERA_SERVING_SERVED_MODEL_H_
 
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,6 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "models/model.h"
+#include "models/model_versions.h"
 #include "models/saved_model.h"
 #include "serving/instance_encoder.h"
 #include "serving/item_catalog.h"
@@ -57,13 +61,31 @@ class ServedModel {
   // (NotFound, DataLoss, ...) and the catalogue's.
   static StatusOr<std::unique_ptr<ServedModel>> Load(const std::string& model_dir,
                                                      const std::string& catalog_path);
+  // Serves `saved` with `catalog` (may be null; shared, immutable).
+  // InvalidArgument for a model type this build cannot construct.
+  static StatusOr<std::unique_ptr<ServedModel>> Create(
+      models::SavedModel saved, std::shared_ptr<const ItemCatalog> catalog);
+  // Loads the catalogue at `path` for `schema` (its key field, CatalogKeyField).
+  static StatusOr<std::shared_ptr<const ItemCatalog>> LoadCatalog(const std::string& path,
+                                                                  const models::Schema& schema);
+
+  // A deep copy of the parameters sharing the catalogue: O(model).
+  std::unique_ptr<ServedModel> Clone() const;
+  // Applies `delta` (models::ApplyReadDelta: O(delta)) and takes its version.
+  // REQUIRES: no Score call runs or starts meanwhile (the object is not
+  // shared); `delta` was read for this model's version.
+  void ApplyDelta(const models::ModelDelta& delta);
 
   const std::string& version() const { return version_; }
+  // The published version number (0 for a plain saved model).
+  uint64_t version_number() const { return saved_.manifest.version; }
+  const models::SavedModel& saved() const { return saved_; }
   const models::Schema& schema() const { return saved_.schema; }
   // The field a bare recommend candidate names ("" if the schema has none).
   const std::string& item_field() const { return item_field_; }
   // The catalogue, or null without --catalog.
-  const ItemCatalog* catalog() const { return catalog_ ? &*catalog_ : nullptr; }
+  const ItemCatalog* catalog() const { return catalog_.get(); }
+  const std::shared_ptr<const ItemCatalog>& shared_catalog() const { return catalog_; }
 
   // Scores `instances` in one batch. Errors name the instance as
   // "<list>[i]": InvalidArgument for a bad instance, Unimplemented when
@@ -72,18 +94,18 @@ class ServedModel {
                ScoreResult* out) const;
 
  private:
-  ServedModel(models::SavedModel saved, std::string version)
-      : saved_(std::move(saved)), version_(std::move(version)), encoder_(&saved_.schema) {}
+  ServedModel(models::SavedModel saved, std::shared_ptr<const ItemCatalog> catalog);
 
   // A Model from the pool (a new one if it is empty); Release returns it.
   StatusOr<std::unique_ptr<models::Model>> Acquire() const;
   void Release(std::unique_ptr<models::Model> model) const;
 
-  const models::SavedModel saved_;
-  const std::string version_;
-  const InstanceEncoder encoder_;
+  // Changed only by ApplyDelta (never while shared); the schema never.
+  models::SavedModel saved_;
+  std::string version_;
+  const InstanceEncoder encoder_;  // borrows saved_.schema
   std::string item_field_;
-  std::optional<ItemCatalog> catalog_;
+  const std::shared_ptr<const ItemCatalog> catalog_;
 
   mutable absl::Mutex mu_;
   // protected by mu_

@@ -105,6 +105,8 @@ TEST_F(RestApiTest, PredictScoresLikeTheModelAndExplains) {
     EXPECT_NEAR(body["predictions"][i].get<double>(), expected.predictions[i], 1e-7);
   }
   EXPECT_EQ(body["model_version"], "1700000000");
+  EXPECT_EQ(body["arm"], "default");
+  EXPECT_TRUE(body["request_id"].is_string());
   EXPECT_FALSE(body.contains("explanations"));
 
   std::tie(status, body) =
@@ -197,9 +199,12 @@ TEST_F(RestApiTest, BadRequestsGetJsonErrorsAndAreCounted) {
   EXPECT_EQ(Post("ctr:predict", R"({"instances": [{}]})").first, 200);
 
   const std::string text = client_->Get("/metrics")->body;
-  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{code="400",route="predict"} 7)"));
-  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{code="413",route="predict"} 2)"));
-  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{code="200",route="predict"} 1)"));
+  // Refused before an arm was picked (unparsable bodies): arm "".
+  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{arm="",code="400",route="predict"} 2)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{arm="default",code="400",route="predict"} 5)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{arm="",code="413",route="predict"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{arm="default",code="413",route="predict"} 1)"));
+  EXPECT_THAT(text, HasSubstr(R"(tessera_serving_requests_total{arm="default",code="200",route="predict"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(tessera_serving_bad_requests_total{reason="unknown_model"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(tessera_serving_bad_requests_total{reason="malformed_json"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(tessera_serving_bad_requests_total{reason="body_too_large"} 1)"));

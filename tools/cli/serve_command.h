@@ -1,5 +1,5 @@
-// `tessera serve --model-dir DIR [--port 8501] [--host 127.0.0.1]
-// [--name NAME] [--catalog items.tsv]` (serving/serve_main.h).
+// `tessera serve (--model-dir DIR | --arm NAME=DIR:WEIGHT...) [--port 8501] [--host 127.0.0.1]
+// [--name NAME] [--catalog items.tsv] [--poll-ms 100] [--arm-field F]` (serving/serve_main.h).
 #ifndef TESSERA_TOOLS_CLI_SERVE_COMMAND_H_
 #define TESSERA_TOOLS_CLI_SERVE_COMMAND_H_
 
