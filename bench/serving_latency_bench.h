@@ -13,12 +13,14 @@
 // publishes a delta every --delta-ms (--delta-rows changed rows per sparse
 // table, 1% of them also tombstoned, all dense tables) and the follower
 // applies each as it appears. Prints p50/p99 (medians over --reps
-// repetitions) and the deltas applied while measuring.
+// repetitions), the deltas applied while measuring and the mean age of a
+// version (now - its manifest's created_unix_ms) when it started being
+// served.
 //
 // Flags ("--flag=V" or "--flag V"):
 //   --models LIST      deepfm,din (default)
-//   --requests N       requests per size and repetition (default 400; a
-//                      quarter for 100 instances)
+//   --seconds S        how long each size is measured per repetition
+//                      (default 3)
 //   --reps R           repetitions (default 5)
 //   --extra-rows N     random rows per sparse table (default 100000)
 //   --delta-ms MS      time between deltas (default 200)
@@ -36,8 +38,8 @@ namespace tessera::bench {
 
 // Runs the benchmark, printing to stdout. `args` excludes the program name.
 // Returns 0, 1 on a failure (printed), 2 on a bad flag.
-int RunServingLatencyBench(const std::vector<std::string> &args);
+int RunServingLatencyBench(const std::vector<std::string>& args);
 
-} // namespace tessera::bench
+}  // namespace tessera::bench
 
-#endif // TESSERA_BENCH_SERVING_LATENCY_BENCH_H_
+#endif  // TESSERA_BENCH_SERVING_LATENCY_BENCH_H_

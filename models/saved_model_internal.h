@@ -18,23 +18,21 @@ namespace tessera::models::saved_model_internal {
 // The manifest's tables must be the plan of (schema, model): sparse table t
 // is schema table t with row_dim floats, then one dense table per block.
 // InvalidArgument naming `source` otherwise.
-Status CheckPlan(const ModelManifest &m, const Schema &schema,
-                 const Model &model, const std::string &source);
+Status CheckPlan(const ModelManifest& m, const Schema& schema, const Model& model,
+                 const std::string& source);
 
 // Opens row file `file` (relative to `dir`) of table `t` and checks its
 // header against the manifest: table id, kind, shape; is_delta must equal
 // `delta` for sparse files (dense files are never deltas); `with_state`
 // needs state in the file (FailedPrecondition).
-StatusOr<std::unique_ptr<RowFileReader>> OpenPart(const std::string &dir,
-                                                  const SavedTable &t,
-                                                  const std::string &file,
-                                                  bool with_state, bool delta);
+StatusOr<std::unique_ptr<RowFileReader>> OpenPart(const std::string& dir, const SavedTable& t,
+                                                  const std::string& file, bool with_state,
+                                                  bool delta);
 
 // Loads the whole dense table `t` from its files in `dir` (they must tile
 // [0, size)); with state also its planar state and ranges.
-Status LoadDense(const std::string &dir, const SavedTable &t, bool with_state,
-                 DenseParams *out);
+Status LoadDense(const std::string& dir, const SavedTable& t, bool with_state, DenseParams* out);
 
-} // namespace tessera::models::saved_model_internal
+}  // namespace tessera::models::saved_model_internal
 
-#endif // TESSERA_MODELS_SAVED_MODEL_INTERNAL_H_
+#endif  // TESSERA_MODELS_SAVED_MODEL_INTERNAL_H_

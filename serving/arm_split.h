@@ -23,8 +23,8 @@
 namespace tessera::serving {
 
 struct ArmWeight {
-  std::string name;    // [A-Za-z0-9_.-]+, unique
-  double weight = 1.0; // > 0
+  std::string name;     // [A-Za-z0-9_.-]+, unique
+  double weight = 1.0;  // > 0
 };
 
 // One --arm NAME=DIR:WEIGHT flag.
@@ -39,7 +39,7 @@ struct ArmSpec {
 StatusOr<ArmSpec> ParseArmSpec(std::string_view text);
 
 class ArmSplit {
-public:
+ public:
   // InvalidArgument for no arms, a bad or repeated name, or a weight that
   // is not a finite number > 0.
   static StatusOr<ArmSplit> Create(std::vector<ArmWeight> arms);
@@ -50,14 +50,14 @@ public:
   size_t Pick(std::string_view key) const;
 
   size_t size() const { return names_.size(); }
-  const std::string &name(size_t arm) const { return names_[arm]; }
-  double share(size_t arm) const; // normalized weight
+  const std::string& name(size_t arm) const { return names_[arm]; }
+  double share(size_t arm) const;  // normalized weight
 
-private:
+ private:
   std::vector<std::string> names_;
-  std::vector<double> bounds_; // upper end of each arm's share; last = 1
+  std::vector<double> bounds_;  // upper end of each arm's share; last = 1
 };
 
-} // namespace tessera::serving
+}  // namespace tessera::serving
 
-#endif // TESSERA_SERVING_ARM_SPLIT_H_
+#endif  // TESSERA_SERVING_ARM_SPLIT_H_

@@ -55,9 +55,9 @@
 namespace tessera::serving {
 
 struct FollowerOptions {
-  std::string publish_dir;       // required
-  std::string catalog_path = ""; // optional items.tsv (serving/item_catalog.h)
-  std::string arm = "default";   // the metrics' arm label
+  std::string publish_dir;        // required
+  std::string catalog_path = "";  // optional items.tsv (serving/item_catalog.h)
+  std::string arm = "default";    // the metrics' arm label
   std::chrono::milliseconds poll_interval{100};
   // Wall-clock milliseconds since the epoch (lag and freshness). Null: the
   // system clock.
@@ -65,13 +65,12 @@ struct FollowerOptions {
 };
 
 class ModelFollower {
-public:
+ public:
   // `slot` and `metrics` are borrowed and must outlive this object.
-  ModelFollower(FollowerOptions options, ModelSlot *slot,
-                MetricsRegistry *metrics);
-  ~ModelFollower(); // Stop()
-  ModelFollower(const ModelFollower &) = delete;
-  ModelFollower &operator=(const ModelFollower &) = delete;
+  ModelFollower(FollowerOptions options, ModelSlot* slot, MetricsRegistry* metrics);
+  ~ModelFollower();  // Stop()
+  ModelFollower(const ModelFollower&) = delete;
+  ModelFollower& operator=(const ModelFollower&) = delete;
 
   // One poll: the first load, the next deltas, or a reload. Returns the
   // first error (already counted and logged); OK if there was nothing new.
@@ -90,7 +89,7 @@ public:
   // it got there.
   bool WaitForVersion(uint64_t version, absl::Duration timeout) const;
 
-private:
+ private:
   // A published copy and the notification its lease's deleter fires.
   struct Active {
     std::shared_ptr<ServedModel> model;
@@ -105,27 +104,27 @@ private:
   // Publishes `next`; returns the previous active copy once no request
   // holds it (null if there was none, or if Stop came first).
   std::shared_ptr<ServedModel> Publish(std::shared_ptr<ServedModel> next);
-  void OnError(const Status &s);
+  void OnError(const Status& s);
   void UpdateLag();
   int64_t NowUnixMs() const;
 
   const FollowerOptions options_;
-  ModelSlot *const slot_;
-  MetricsRegistry *const metrics_;
+  ModelSlot* const slot_;
+  MetricsRegistry* const metrics_;
   absl::Notification stop_;
   std::thread thread_;
 
   // Confined to the polling thread (or the PollOnce caller).
   Active active_;
-  std::shared_ptr<ServedModel> standby_; // null until needed after a reload
+  std::shared_ptr<ServedModel> standby_;  // null until needed after a reload
   std::shared_ptr<const ItemCatalog> catalog_;
-  std::string catalog_schema_; // the schema catalog_ was loaded for
-  std::string last_error_;     // the last error logged
+  std::string catalog_schema_;  // the schema catalog_ was loaded for
+  std::string last_error_;      // the last error logged
 
   mutable absl::Mutex mu_;
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-} // namespace tessera::serving
+}  // namespace tessera::serving
 
-#endif // TESSERA_SERVING_MODEL_FOLLOWER_H_
+#endif  // TESSERA_SERVING_MODEL_FOLLOWER_H_

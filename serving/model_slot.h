@@ -16,18 +16,16 @@
 namespace tessera::serving {
 
 class ModelSlot {
-public:
+ public:
   // The current model, or null before the first Set.
   std::shared_ptr<const ServedModel> Get() const { return model_.load(); }
   // Serves `model` from now on; drops the slot's reference to the previous.
-  void Set(std::shared_ptr<const ServedModel> model) {
-    model_.store(std::move(model));
-  }
+  void Set(std::shared_ptr<const ServedModel> model) { model_.store(std::move(model)); }
 
-private:
+ private:
   std::atomic<std::shared_ptr<const ServedModel>> model_;
 };
 
-} // namespace tessera::serving
+}  // namespace tessera::serving
 
-#endif // TESSERA_SERVING_MODEL_SLOT_H_
+#endif  // TESSERA_SERVING_MODEL_SLOT_H_

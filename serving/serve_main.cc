@@ -21,38 +21,32 @@ namespace tessera::serving {
 namespace {
 
 // The arms to serve: --arm flags, or --model-dir as the one arm "default".
-StatusOr<std::vector<ArmSpec>> Arms(const ServeOptions &options) {
+StatusOr<std::vector<ArmSpec>> Arms(const ServeOptions& options) {
   if (options.arms.empty() == options.model_dir.empty()) {
-    return InvalidArgumentError(
-        "give either --model-dir or --arm (one or more), not both");
+    return InvalidArgumentError("give either --model-dir or --arm (one or more), not both");
   }
-  if (options.poll_ms < 1)
-    return InvalidArgumentError("--poll-ms must be >= 1");
+  if (options.poll_ms < 1) return InvalidArgumentError("--poll-ms must be >= 1");
   std::vector<ArmSpec> arms = options.arms;
-  if (arms.empty())
-    arms.push_back({"default", options.model_dir, 1.0});
+  if (arms.empty()) arms.push_back({"default", options.model_dir, 1.0});
   std::vector<ArmWeight> weights;
-  for (const ArmSpec &a : arms)
-    weights.push_back({a.name, a.weight});
+  for (const ArmSpec& a : arms) weights.push_back({a.name, a.weight});
   TESSERA_RETURN_IF_ERROR(ArmSplit::Create(weights).status());
   return arms;
 }
 
-bool IsSavedModel(const std::string &dir) {
+bool IsSavedModel(const std::string& dir) {
   std::error_code ec;
-  return std::filesystem::exists(
-      std::filesystem::path(dir) / models::kManifestFileName, ec);
+  return std::filesystem::exists(std::filesystem::path(dir) / models::kManifestFileName, ec);
 }
 
-} // namespace
+}  // namespace
 
-Status RunServe(const ServeOptions &options) {
+Status RunServe(const ServeOptions& options) {
   TESSERA_ASSIGN_OR_RETURN(std::vector<ArmSpec> arms, Arms(options));
-  for (const ArmSpec &a : arms) {
+  for (const ArmSpec& a : arms) {
     std::error_code ec;
     if (!std::filesystem::is_directory(a.dir, ec)) {
-      return NotFoundError(
-          absl::StrCat(a.dir, ": no such directory (arm '", a.name, "')"));
+      return NotFoundError(absl::StrCat(a.dir, ": no such directory (arm '", a.name, "')"));
     }
   }
   MetricsRegistry metrics;
@@ -60,51 +54,44 @@ Status RunServe(const ServeOptions &options) {
   api_options.name = options.name;
   api_options.arm_field = options.arm_field;
   api_options.arms.clear();
-  for (const ArmSpec &a : arms)
-    api_options.arms.push_back({a.name, a.weight});
+  for (const ArmSpec& a : arms) api_options.arms.push_back({a.name, a.weight});
   RestApi api(api_options, &metrics);
   HttpServer server;
   api.Register(&server);
   TESSERA_ASSIGN_OR_RETURN(int port, server.Start(options.host, options.port));
-  TESSERA_LOG(kInfo) << "serve: listening on http://" << options.host << ":"
-                     << port << "/v1/models/" << options.name;
+  TESSERA_LOG(kInfo) << "serve: listening on http://" << options.host << ":" << port
+                     << "/v1/models/" << options.name;
   std::vector<std::unique_ptr<ModelFollower>> followers;
   for (size_t i = 0; i < arms.size(); ++i) {
-    const ArmSpec &a = arms[i];
+    const ArmSpec& a = arms[i];
     if (IsSavedModel(a.dir)) {
       TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<ServedModel> model,
                                ServedModel::Load(a.dir, options.catalog));
-      TESSERA_LOG(kInfo) << "serve: arm '" << a.name << "': saved model "
-                         << a.dir << " version " << model->version();
+      TESSERA_LOG(kInfo) << "serve: arm '" << a.name << "': saved model " << a.dir << " version "
+                         << model->version();
       api.slot(i)->Set(std::move(model));
       continue;
     }
-    TESSERA_LOG(kInfo) << "serve: arm '" << a.name
-                       << "': following publish directory " << a.dir
+    TESSERA_LOG(kInfo) << "serve: arm '" << a.name << "': following publish directory " << a.dir
                        << " every " << options.poll_ms << " ms";
     FollowerOptions follow;
     follow.publish_dir = a.dir;
     follow.catalog_path = options.catalog;
     follow.arm = a.name;
     follow.poll_interval = std::chrono::milliseconds(options.poll_ms);
-    followers.push_back(
-        std::make_unique<ModelFollower>(follow, api.slot(i), &metrics));
+    followers.push_back(std::make_unique<ModelFollower>(follow, api.slot(i), &metrics));
     followers.back()->Start();
   }
   absl::Notification stop;
   ShutdownSignalWatcher watcher([&](int signo, bool insist) {
-    if (insist)
-      _exit(128 + signo);
-    TESSERA_LOG(kInfo) << "serve: " << ShutdownSignalName(signo)
-                       << ", stopping";
-    if (!stop.HasBeenNotified())
-      stop.Notify();
+    if (insist) _exit(128 + signo);
+    TESSERA_LOG(kInfo) << "serve: " << ShutdownSignalName(signo) << ", stopping";
+    if (!stop.HasBeenNotified()) stop.Notify();
   });
   stop.WaitForNotification();
   server.Stop();
-  for (auto &f : followers)
-    f->Stop();
+  for (auto& f : followers) f->Stop();
   return OkStatus();
 }
 
-} // namespace tessera::serving
+}  // namespace tessera::serving

@@ -21,13 +21,13 @@ struct ServeOptions {
   // <output_dir>/model of `tessera train`, or a publish directory. Exactly
   // one of model_dir and arms is given.
   std::string model_dir;
-  std::vector<ArmSpec> arms;         // --arm NAME=DIR:WEIGHT
-  std::string arm_field = "user_id"; // the request field that picks the arm
+  std::vector<ArmSpec> arms;          // --arm NAME=DIR:WEIGHT
+  std::string arm_field = "user_id";  // the request field that picks the arm
   std::string host = "127.0.0.1";
-  int port = 8501;              // 0: any free port (logged)
-  std::string name = "default"; // NAME in /v1/models/NAME
-  std::string catalog;          // optional items.tsv (serving/item_catalog.h)
-  int poll_ms = 100;            // how often publish directories are polled
+  int port = 8501;               // 0: any free port (logged)
+  std::string name = "default";  // NAME in /v1/models/NAME
+  std::string catalog;           // optional items.tsv (serving/item_catalog.h)
+  int poll_ms = 100;             // how often publish directories are polled
 };
 
 // Binds first (so /healthz answers and /readyz says "not ready" while the
@@ -37,8 +37,8 @@ struct ServeOptions {
 // (InvalidArgument), binding (Unavailable), loading a saved model or the
 // catalogue, a directory that does not exist (NotFound). A publish
 // directory's errors are logged and retried instead.
-Status RunServe(const ServeOptions &options);
+Status RunServe(const ServeOptions& options);
 
-} // namespace tessera::serving
+}  // namespace tessera::serving
 
-#endif // TESSERA_SERVING_SERVE_MAIN_H_
+#endif  // TESSERA_SERVING_SERVE_MAIN_H_

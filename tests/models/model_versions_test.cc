@@ -44,20 +44,18 @@ std::vector<std::vector<Key>> SomeKeys(int n) {
 
 // Expects `got` to hold exactly the reference's rows, state and counters
 // (with_state) and dense tables.
-void ExpectEqualsRef(const SavedModel &got, const RefModel &ref,
-                     bool with_state) {
+void ExpectEqualsRef(const SavedModel& got, const RefModel& ref, bool with_state) {
   ASSERT_EQ(got.sparse.size(), ref.sparse.size());
   for (size_t t = 0; t < ref.sparse.size(); ++t) {
-    const SparseParams &p = got.sparse[t];
+    const SparseParams& p = got.sparse[t];
     ASSERT_EQ(p.num_rows(), ref.sparse[t].size()) << "table " << t;
     ASSERT_EQ(p.keys.size(), p.num_rows());
     ASSERT_EQ(p.arena.size(), p.num_rows() * (p.config.dim + p.state_floats));
-    for (const auto &[key, row] : ref.sparse[t]) {
+    for (const auto& [key, row] : ref.sparse[t]) {
       const std::span<const float> v = p.Value(key);
       ASSERT_EQ(std::vector<float>(v.begin(), v.end()), row.value)
           << "table " << t << " key " << key;
-      if (!with_state)
-        continue;
+      if (!with_state) continue;
       const std::span<const float> s = p.State(key);
       EXPECT_EQ(std::vector<float>(s.begin(), s.end()), row.state);
       const uint64_t r = p.index.at(key);
@@ -67,12 +65,11 @@ void ExpectEqualsRef(const SavedModel &got, const RefModel &ref,
     }
   }
   ASSERT_EQ(got.dense.size(), ref.dense.size());
-  for (size_t d = 0; d < ref.dense.size(); ++d)
-    EXPECT_EQ(got.dense[d].values, ref.dense[d]);
+  for (size_t d = 0; d < ref.dense.size(); ++d) EXPECT_EQ(got.dense[d].values, ref.dense[d]);
 }
 
 class ModelVersionsTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
     dir_ = tmp_.path().string();
     ASSERT_OK_AND_ASSIGN(ref_, testing::NewRefModel(DeepFm(), SomeKeys(40), 7));
@@ -96,19 +93,17 @@ protected:
 TEST_F(ModelVersionsTest, ListsCompleteVersionsAndIgnoresOtherNames) {
   Publish(1, true);
   Publish(2, false);
-  Publish(10, false); // base 9 is missing: listed all the same
-  fs::create_directories(dir_ + "/11"); // being written: no manifest
+  Publish(10, false);                    // base 9 is missing: listed all the same
+  fs::create_directories(dir_ + "/11");  // being written: no manifest
   fs::create_directories(dir_ + "/.deleting-5");
   fs::create_directories(dir_ + "/7.tmp");
   fs::create_directories(dir_ + "/007");
   std::ofstream(dir_ + "/3") << "a file";
   ASSERT_OK_AND_ASSIGN(auto versions, ListVersions(dir_));
-  EXPECT_EQ(versions, (std::vector<VersionInfo>{
-                          {1, true, 0}, {2, false, 1}, {10, false, 9}}));
+  EXPECT_EQ(versions, (std::vector<VersionInfo>{{1, true, 0}, {2, false, 1}, {10, false, 9}}));
   ASSERT_OK_AND_ASSIGN(auto numbers, ListVersionNumbers(dir_));
   EXPECT_EQ(numbers, (std::vector<uint64_t>{1, 2, 10}));
-  EXPECT_EQ(ListVersions(dir_ + "/nope").status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(ListVersions(dir_ + "/nope").status().code(), StatusCode::kNotFound);
   uint64_t v = 0;
   EXPECT_TRUE(ParseVersionName("18446744073709551615", &v));
   EXPECT_EQ(v, 18446744073709551615u);
@@ -120,17 +115,14 @@ TEST_F(ModelVersionsTest, ListsCompleteVersionsAndIgnoresOtherNames) {
 
 TEST_F(ModelVersionsTest, DeltaChainEqualsTheFullSnapshot) {
   Publish(1, true);
-  for (uint64_t v = 2; v <= 6; ++v)
-    Publish(v, false);
+  for (uint64_t v = 2; v <= 6; ++v) Publish(v, false);
   // The same final parameters written as one full snapshot.
   TempDir other;
   ASSERT_OK(WriteRefVersion(other.path().string(), 6, ref_, nullptr, 0, 3));
   for (bool with_state : {false, true}) {
-    ASSERT_OK_AND_ASSIGN(SavedModel chained,
-                         LoadModelVersion(dir_, 6, with_state));
-    ASSERT_OK_AND_ASSIGN(
-        SavedModel full,
-        LoadSavedModel(VersionDir(other.path().string(), 6), with_state));
+    ASSERT_OK_AND_ASSIGN(SavedModel chained, LoadModelVersion(dir_, 6, with_state));
+    ASSERT_OK_AND_ASSIGN(SavedModel full,
+                         LoadSavedModel(VersionDir(other.path().string(), 6), with_state));
     ExpectEqualsRef(chained, ref_, with_state);
     ExpectEqualsRef(full, ref_, with_state);
     EXPECT_EQ(chained.manifest.version, 6u);
@@ -153,20 +145,17 @@ TEST_F(ModelVersionsTest, TombstonesThenRowsAndDenseReplaced) {
   const Key fresh = 12345;
   RefChanges changes;
   changes.changed = {{back, fresh}, {}};
-  changes.deleted = {{gone, back, 999}, {}}; // 999: never had a row
+  changes.deleted = {{gone, back, 999}, {}};  // 999: never had a row
   ref_.sparse[0].erase(gone);
-  ref_.sparse[0][back] =
-      testing::RandomRow(ref_.base.tables[0].config.dim, rng_);
-  ref_.sparse[0][fresh] =
-      testing::RandomRow(ref_.base.tables[0].config.dim, rng_);
-  for (float &v : ref_.dense[0])
-    v = -v;
+  ref_.sparse[0][back] = testing::RandomRow(ref_.base.tables[0].config.dim, rng_);
+  ref_.sparse[0][fresh] = testing::RandomRow(ref_.base.tables[0].config.dim, rng_);
+  for (float& v : ref_.dense[0]) v = -v;
   ASSERT_OK(WriteRefVersion(dir_, 2, ref_, &changes, 1, 1));
   ASSERT_OK_AND_ASSIGN(SavedModel m, LoadModelVersion(dir_, 1, true));
   const size_t rows = m.sparse[0].num_rows();
   ASSERT_OK(ApplyDelta(VersionDir(dir_, 2), true, &m));
   EXPECT_TRUE(m.sparse[0].Value(gone).empty());
-  EXPECT_EQ(m.sparse[0].num_rows(), rows); // -gone +fresh, back kept
+  EXPECT_EQ(m.sparse[0].num_rows(), rows);  // -gone +fresh, back kept
   ExpectEqualsRef(m, ref_, true);
 }
 
@@ -177,10 +166,8 @@ TEST_F(ModelVersionsTest, MissingLinksAndMismatchesAreClearErrors) {
   fs::rename(dir_ + "/2", dir_ + "/.deleting-2");
   Status s = ResolveChain(dir_, 3).status();
   EXPECT_EQ(s.code(), StatusCode::kNotFound);
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("version 2, the base of version 3, is missing"));
-  EXPECT_EQ(LoadModelVersion(dir_, 3, false).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("version 2, the base of version 3, is missing"));
+  EXPECT_EQ(LoadModelVersion(dir_, 3, false).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(ResolveChain(dir_, 9).status().code(), StatusCode::kNotFound);
   fs::rename(dir_ + "/.deleting-2", dir_ + "/2");
 
@@ -190,10 +177,8 @@ TEST_F(ModelVersionsTest, MissingLinksAndMismatchesAreClearErrors) {
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.message()),
               HasSubstr("applies to version 2, the model is at version 1"));
-  EXPECT_EQ(ApplyDelta(VersionDir(dir_, 2), true, &m).code(),
-            StatusCode::kFailedPrecondition);
-  EXPECT_EQ(ApplyDelta(VersionDir(dir_, 1), false, &m).code(),
-            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ApplyDelta(VersionDir(dir_, 2), true, &m).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ApplyDelta(VersionDir(dir_, 1), false, &m).code(), StatusCode::kFailedPrecondition);
   s = LoadSavedModel(VersionDir(dir_, 2), false).status();
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.message()), HasSubstr("a delta"));
@@ -228,9 +213,8 @@ TEST_F(ModelVersionsTest, CorruptDeltaIsDataLossAndLeavesTheModelUnchanged) {
 
 TEST_F(ModelVersionsTest, RemoveOldVersionsKeepsWhatTheKeptChainsNeed) {
   // 1 full, 2..4 deltas, 5 full, 6..9 deltas, 10 full, 11 delta.
-  for (uint64_t v = 1; v <= 11; ++v)
-    Publish(v, v == 1 || v == 5 || v == 10);
-  fs::create_directories(dir_ + "/12"); // incomplete: untouched
+  for (uint64_t v = 1; v <= 11; ++v) Publish(v, v == 1 || v == 5 || v == 10);
+  fs::create_directories(dir_ + "/12");  // incomplete: untouched
   fs::create_directories(dir_ + "/.deleting-3/x");
   // Keeping 4 (8..11) needs 5..7 too (8 builds on full 5).
   ASSERT_OK_AND_ASSIGN(auto removed, RemoveOldVersions(dir_, 4));
@@ -238,9 +222,8 @@ TEST_F(ModelVersionsTest, RemoveOldVersionsKeepsWhatTheKeptChainsNeed) {
   ASSERT_OK_AND_ASSIGN(auto left, ListVersionNumbers(dir_));
   EXPECT_EQ(left, (std::vector<uint64_t>{5, 6, 7, 8, 9, 10, 11}));
   EXPECT_TRUE(fs::exists(dir_ + "/12"));
-  for (const auto &e : fs::directory_iterator(dir_)) {
-    EXPECT_NE(e.path().filename().string().rfind(".deleting-", 0), 0u)
-        << e.path();
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_NE(e.path().filename().string().rfind(".deleting-", 0), 0u) << e.path();
   }
   // Every kept version still loads.
   for (uint64_t v = 8; v <= 11; ++v) {
@@ -250,7 +233,7 @@ TEST_F(ModelVersionsTest, RemoveOldVersionsKeepsWhatTheKeptChainsNeed) {
   ASSERT_OK_AND_ASSIGN(removed, RemoveOldVersions(dir_, 2));
   EXPECT_EQ(removed, (std::vector<uint64_t>{5, 6, 7, 8, 9}));
   ASSERT_OK_AND_ASSIGN(removed, RemoveOldVersions(dir_, 1));
-  EXPECT_TRUE(removed.empty()); // 11 needs 10
+  EXPECT_TRUE(removed.empty());  // 11 needs 10
   ASSERT_OK_AND_ASSIGN(removed, RemoveOldVersions(dir_, 0));
   EXPECT_TRUE(removed.empty());
   ExpectEqualsRef(*LoadModelVersion(dir_, 11, true), ref_, true);
@@ -266,8 +249,7 @@ TEST_F(ModelVersionsTest, ManifestCarriesVersionsAndTrainingState) {
   m.version = 8;
   m.base_version = 7;
   m.created_unix_ms = 1700000000123;
-  m.training_state_json =
-      R"({"sources":[{"file":"a.tsv","offset":17}],"step":3})";
+  m.training_state_json = R"({"sources":[{"file":"a.tsv","offset":17}],"step":3})";
   TempDir other;
   ASSERT_OK(WriteManifest(other.path().string(), m));
   ASSERT_OK_AND_ASSIGN(ModelManifest read, ReadManifest(other.path().string()));
@@ -279,20 +261,16 @@ TEST_F(ModelVersionsTest, ManifestCarriesVersionsAndTrainingState) {
   EXPECT_TRUE(SameModel(read, m));
 
   m.training_state_json = "[1, 2]";
-  EXPECT_EQ(WriteManifest(other.path().string(), m).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteManifest(other.path().string(), m).code(), StatusCode::kInvalidArgument);
   m.training_state_json = "{";
-  EXPECT_EQ(WriteManifest(other.path().string(), m).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteManifest(other.path().string(), m).code(), StatusCode::kInvalidArgument);
   m.training_state_json = "";
-  m.base_version = 8; // not before the version
-  EXPECT_EQ(WriteManifest(other.path().string(), m).code(),
-            StatusCode::kInvalidArgument);
+  m.base_version = 8;  // not before the version
+  EXPECT_EQ(WriteManifest(other.path().string(), m).code(), StatusCode::kInvalidArgument);
   m.kind = SnapshotKind::kFull;
-  m.base_version = 3; // a full snapshot has no base
-  EXPECT_EQ(WriteManifest(other.path().string(), m).code(),
-            StatusCode::kInvalidArgument);
+  m.base_version = 3;  // a full snapshot has no base
+  EXPECT_EQ(WriteManifest(other.path().string(), m).code(), StatusCode::kInvalidArgument);
 }
 
-} // namespace
-} // namespace tessera::models
+}  // namespace
+}  // namespace tessera::models

@@ -3,11 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "common/metrics.h"
@@ -29,13 +28,11 @@ TEST(ArmSplitTest, ParsesArmFlags) {
   EXPECT_EQ(a.name, "b");
   EXPECT_EQ(a.dir, "runs/b:c/publish");
   EXPECT_EQ(a.weight, 0.25);
-  for (const char *bad : {"b", "b=dir", "=dir:1", "b=:1", "b=dir:", "b=dir:x",
-                          "b=dir:0", "b=dir:-1", "b c=dir:1", "b=dir:inf"}) {
+  for (const char* bad : {"b", "b=dir", "=dir:1", "b=:1", "b=dir:", "b=dir:x", "b=dir:0",
+                          "b=dir:-1", "b c=dir:1", "b=dir:inf"}) {
     const Status s = ParseArmSpec(bad).status();
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
-    EXPECT_THAT(std::string(s.message()),
-                HasSubstr(absl::StrCat("--arm ", bad)))
-        << bad;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(absl::StrCat("--arm ", bad))) << bad;
   }
   EXPECT_FALSE(ArmSplit::Create({}).ok());
   EXPECT_FALSE(ArmSplit::Create({{"a", 1}, {"a", 2}}).ok());
@@ -44,12 +41,10 @@ TEST(ArmSplitTest, ParsesArmFlags) {
 
 TEST(ArmSplitTest, TheHashIsFixedAndTheSplitFollowsTheWeights) {
   // Golden values: the split must not change across builds or restarts.
-  EXPECT_DOUBLE_EQ(ArmSplit::Unit("u1"),
-                   ArmSplit::Unit(std::string("u") + "1"));
+  EXPECT_DOUBLE_EQ(ArmSplit::Unit("u1"), ArmSplit::Unit(std::string("u") + "1"));
   EXPECT_NEAR(ArmSplit::Unit(""), 0.763694525, 1e-9);
   EXPECT_NEAR(ArmSplit::Unit("u1"), 0.720128729, 1e-9);
-  ASSERT_OK_AND_ASSIGN(ArmSplit split,
-                       ArmSplit::Create({{"a", 3}, {"b", 1}, {"c", 4}}));
+  ASSERT_OK_AND_ASSIGN(ArmSplit split, ArmSplit::Create({{"a", 3}, {"b", 1}, {"c", 4}}));
   EXPECT_DOUBLE_EQ(split.share(0), 0.375);
   EXPECT_DOUBLE_EQ(split.share(2), 0.5);
   constexpr int kUsers = 20000;
@@ -57,18 +52,17 @@ TEST(ArmSplitTest, TheHashIsFixedAndTheSplitFollowsTheWeights) {
   for (int u = 0; u < kUsers; ++u) {
     const std::string user = absl::StrCat("user", u);
     const size_t arm = split.Pick(user);
-    ASSERT_EQ(split.Pick(user), arm); // stable
+    ASSERT_EQ(split.Pick(user), arm);  // stable
     ++counts[arm];
   }
   // Binomial standard deviation at n = 20000 is under 0.0036: 4 sigma.
   for (size_t arm = 0; arm < 3; ++arm) {
-    EXPECT_NEAR(counts[arm] / double{kUsers}, split.share(arm), 0.015)
-        << split.name(arm);
+    EXPECT_NEAR(counts[arm] / double{kUsers}, split.share(arm), 0.015) << split.name(arm);
   }
 }
 
 class RestApiArmsTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
     model_dir_ = dir_.File("model");
     ASSERT_OK(testing::WriteTestModel(model_dir_, "deepfm"));
@@ -80,16 +74,13 @@ protected:
   }
   void LoadBoth() {
     for (size_t arm = 0; arm < 2; ++arm) {
-      ASSERT_OK_AND_ASSIGN(std::unique_ptr<ServedModel> model,
-                           ServedModel::Load(model_dir_, ""));
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<ServedModel> model, ServedModel::Load(model_dir_, ""));
       api_->slot(arm)->Set(std::move(model));
     }
   }
-  json Post(const std::string &verb, const json &body, int *status = nullptr) {
-    const HttpResponse r =
-        api_->Handle({"POST", "/v1/models/ctr:" + verb, body.dump()});
-    if (status != nullptr)
-      *status = r.status;
+  json Post(const std::string& verb, const json& body, int* status = nullptr) {
+    const HttpResponse r = api_->Handle({"POST", "/v1/models/ctr:" + verb, body.dump()});
+    if (status != nullptr) *status = r.status;
     return json::parse(r.body, nullptr, false);
   }
 
@@ -101,8 +92,7 @@ protected:
 
 TEST_F(RestApiArmsTest, ReadyOnlyWhenEveryArmHasAModel) {
   EXPECT_FALSE(api_->ready());
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ServedModel> model,
-                       ServedModel::Load(model_dir_, ""));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ServedModel> model, ServedModel::Load(model_dir_, ""));
   api_->slot(0)->Set(std::move(model));
   EXPECT_FALSE(api_->ready());
   LoadBoth();
@@ -117,8 +107,7 @@ TEST_F(RestApiArmsTest, ReadyOnlyWhenEveryArmHasAModel) {
 
 TEST_F(RestApiArmsTest, AUserAlwaysGetsOneArmAndRepliesNameIt) {
   LoadBoth();
-  ASSERT_OK_AND_ASSIGN(ArmSplit split,
-                       ArmSplit::Create({{"control", 9}, {"treatment", 1}}));
+  ASSERT_OK_AND_ASSIGN(ArmSplit split, ArmSplit::Create({{"control", 9}, {"treatment", 1}}));
   std::map<std::string, int> per_arm;
   std::set<std::string> ids;
   for (int u = 0; u < 400; ++u) {
@@ -128,66 +117,50 @@ TEST_F(RestApiArmsTest, AUserAlwaysGetsOneArmAndRepliesNameIt) {
       int status = 0;
       const json reply =
           repeat == 0
-              ? Post("predict",
-                     {{"instances", {{{"user_id", user}}, json::object()}}},
-                     &status)
-              : Post("recommend",
-                     {{"context", {{"user_id", user}}},
-                      {"candidates", {"i1", "i2"}}},
+              ? Post("predict", {{"instances", {{{"user_id", user}}, json::object()}}}, &status)
+              : Post("recommend", {{"context", {{"user_id", user}}}, {"candidates", {"i1", "i2"}}},
                      &status);
       ASSERT_EQ(status, 200) << reply.dump();
       EXPECT_EQ(reply["model_version"], "1700000000");
       ASSERT_TRUE(reply["arm"].is_string());
       if (repeat == 1) {
-        EXPECT_EQ(reply["arm"], arm) << user; // same user, same arm
+        EXPECT_EQ(reply["arm"], arm) << user;  // same user, same arm
       }
       arm = reply["arm"];
       EXPECT_TRUE(ids.insert(reply["request_id"].get<std::string>()).second);
-      EXPECT_THAT(reply["request_id"].get<std::string>(),
-                  ::testing::StartsWith("test-"));
+      EXPECT_THAT(reply["request_id"].get<std::string>(), ::testing::StartsWith("test-"));
     }
     EXPECT_EQ(arm, split.name(split.Pick(user)));
     ++per_arm[arm];
   }
   EXPECT_NEAR(per_arm["treatment"] / 400.0, 0.1, 0.05);
   const std::string text = metrics_.SerializeText();
-  EXPECT_THAT(
-      text,
-      HasSubstr(absl::StrCat(
-          R"(tessera_serving_requests_total{arm="treatment",code="200",route="predict"} )",
-          per_arm["treatment"])));
-  EXPECT_THAT(
-      text,
-      HasSubstr(absl::StrCat(
-          R"(tessera_serving_requests_total{arm="control",code="200",route="recommend"} )",
-          per_arm["control"])));
+  EXPECT_THAT(text,
+              HasSubstr(absl::StrCat(
+                  R"(tessera_serving_requests_total{arm="treatment",code="200",route="predict"} )",
+                  per_arm["treatment"])));
+  EXPECT_THAT(text,
+              HasSubstr(absl::StrCat(
+                  R"(tessera_serving_requests_total{arm="control",code="200",route="recommend"} )",
+                  per_arm["control"])));
 }
 
 TEST_F(RestApiArmsTest, RequestIdsAreEchoedOrMadeUnique) {
   LoadBoth();
   int status = 0;
-  json reply =
-      Post("predict",
-           {{"instances", json::array()}, {"request_id", "click-42"}}, &status);
+  json reply = Post("predict", {{"instances", json::array()}, {"request_id", "click-42"}}, &status);
   ASSERT_EQ(status, 200) << reply.dump();
   EXPECT_EQ(reply["request_id"], "click-42");
   // Without a user the arm follows the request id: the same id, the same arm.
   const std::string arm = reply["arm"];
-  EXPECT_EQ(Post("predict", {{"instances", {json::object()}},
-                             {"request_id", "click-42"}})["arm"],
+  EXPECT_EQ(Post("predict", {{"instances", {json::object()}}, {"request_id", "click-42"}})["arm"],
             arm);
-  reply = Post("predict", {{"instances", json::array()}, {"request_id", 7}},
-               &status);
+  reply = Post("predict", {{"instances", json::array()}, {"request_id", 7}}, &status);
   EXPECT_EQ(status, 400);
-  EXPECT_THAT(reply["error"].get<std::string>(),
-              HasSubstr("request_id: expected a string"));
-  EXPECT_EQ(Post("predict", {{"instances", json::array()}, {"request_id", ""}},
-                 &status),
-            reply);
+  EXPECT_THAT(reply["error"].get<std::string>(), HasSubstr("request_id: expected a string"));
+  EXPECT_EQ(Post("predict", {{"instances", json::array()}, {"request_id", ""}}, &status), reply);
   EXPECT_EQ(status, 400);
-  EXPECT_EQ(Post("predict",
-                 {{"instances", json::array()},
-                  {"request_id", std::string(129, 'x')}},
+  EXPECT_EQ(Post("predict", {{"instances", json::array()}, {"request_id", std::string(129, 'x')}},
                  &status),
             reply);
   const json a = Post("predict", {{"instances", json::array()}});
@@ -195,5 +168,5 @@ TEST_F(RestApiArmsTest, RequestIdsAreEchoedOrMadeUnique) {
   EXPECT_NE(a["request_id"], b["request_id"]);
 }
 
-} // namespace
-} // namespace tessera::serving
+}  // namespace
+}  // namespace tessera::serving

@@ -7,10 +7,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/metrics.h"
 #include "tests/serving/publish_fixture.h"
@@ -27,7 +26,7 @@ using ::testing::HasSubstr;
 using testing::Publisher;
 
 class ModelFollowerTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
     dir_ = tmp_.File("publish");
     fs::create_directories(dir_);
@@ -50,15 +49,13 @@ protected:
     const std::vector<json> instances = testing::SomeInstances(30);
     ScoreResult got;
     ASSERT_OK(model->Score(instances, "instances", false, &got));
-    ASSERT_OK_AND_ASSIGN(std::vector<float> expected,
-                         publisher_->Predictions(version, instances));
+    ASSERT_OK_AND_ASSIGN(std::vector<float> expected, publisher_->Predictions(version, instances));
     EXPECT_EQ(got.predictions, expected) << "version " << version;
   }
-  double Metric(const std::string &series) {
+  double Metric(const std::string& series) {
     const std::string text = metrics_.SerializeText();
     const size_t at = text.find(series + " ");
-    if (at == std::string::npos)
-      return -1;
+    if (at == std::string::npos) return -1;
     return std::stod(text.substr(at + series.size() + 1));
   }
 
@@ -72,19 +69,18 @@ protected:
 };
 
 TEST_F(ModelFollowerTest, WaitsForAFirstVersionThenFollowsTheChain) {
-  EXPECT_OK(follower_->PollOnce()); // nothing published yet
+  EXPECT_OK(follower_->PollOnce());  // nothing published yet
   EXPECT_EQ(slot_.Get(), nullptr);
   ASSERT_OK(publisher_->PublishFull().status());
   ASSERT_OK(follower_->PollOnce());
   ExpectServes(1);
-  for (int i = 0; i < 3; ++i)
-    ASSERT_OK(publisher_->PublishDelta().status());
-  ASSERT_OK(follower_->PollOnce()); // applies 2, 3 and 4
+  for (int i = 0; i < 3; ++i) ASSERT_OK(publisher_->PublishDelta().status());
+  ASSERT_OK(follower_->PollOnce());  // applies 2, 3 and 4
   ExpectServes(4);
   ASSERT_OK(publisher_->PublishDelta().status());
   ASSERT_OK(follower_->PollOnce());
   ExpectServes(5);
-  ASSERT_OK(follower_->PollOnce()); // nothing new
+  ASSERT_OK(follower_->PollOnce());  // nothing new
   ExpectServes(5);
   EXPECT_EQ(Metric(R"(tessera_serving_deltas_applied_total{arm="a"})"), 4);
   EXPECT_EQ(Metric(R"(tessera_serving_reloads_total{arm="a"})"), 1);
@@ -92,7 +88,7 @@ TEST_F(ModelFollowerTest, WaitsForAFirstVersionThenFollowsTheChain) {
   // created 1700000000000 ms, now 2.5 s later.
   EXPECT_EQ(Metric(R"(tessera_serving_version_lag_seconds{arm="a"})"), 2.5);
   EXPECT_EQ(Metric(R"(tessera_serving_apply_errors_total{arm="a"})"),
-            -1); // none
+            -1);  // none
   EXPECT_TRUE(follower_->WaitForVersion(5, absl::ZeroDuration()));
   EXPECT_FALSE(follower_->WaitForVersion(6, absl::ZeroDuration()));
 }
@@ -102,9 +98,9 @@ TEST_F(ModelFollowerTest, AGapReloadsFromTheNewestFullSnapshot) {
   ASSERT_OK(publisher_->PublishDelta().status());
   ASSERT_OK(follower_->PollOnce());
   ExpectServes(2);
-  ASSERT_OK(publisher_->PublishDelta().status()); // 3, removed below
-  ASSERT_OK(publisher_->PublishFull().status());  // 4
-  ASSERT_OK(publisher_->PublishDelta().status()); // 5
+  ASSERT_OK(publisher_->PublishDelta().status());  // 3, removed below
+  ASSERT_OK(publisher_->PublishFull().status());   // 4
+  ASSERT_OK(publisher_->PublishDelta().status());  // 5
   ASSERT_OK_AND_ASSIGN(auto removed, models::RemoveOldVersions(dir_, 2));
   ASSERT_EQ(removed, (std::vector<uint64_t>{1, 2, 3}));
   ASSERT_OK(follower_->PollOnce());
@@ -115,7 +111,7 @@ TEST_F(ModelFollowerTest, AGapReloadsFromTheNewestFullSnapshot) {
   ASSERT_OK(follower_->PollOnce());
   ExpectServes(6);
   EXPECT_EQ(Metric(R"(tessera_serving_deltas_applied_total{arm="a"})"),
-            1); // 1 and 2 loaded whole
+            1);  // 1 and 2 loaded whole
 }
 
 TEST_F(ModelFollowerTest, ACorruptDeltaIsCountedRetriedAndNeverServed) {
@@ -125,9 +121,8 @@ TEST_F(ModelFollowerTest, ACorruptDeltaIsCountedRetriedAndNeverServed) {
   // Corrupt the last row file of version 2 (the dense tables are read last).
   const std::string v2 = models::VersionDir(dir_, 2);
   std::string victim;
-  for (const auto &e : fs::recursive_directory_iterator(v2)) {
-    if (e.path().extension() == ".rows")
-      victim = std::max(victim, e.path().string());
+  for (const auto& e : fs::recursive_directory_iterator(v2)) {
+    if (e.path().extension() == ".rows") victim = std::max(victim, e.path().string());
   }
   const std::string good = v2 + ".good";
   fs::copy(v2, good, fs::copy_options::recursive);
@@ -159,8 +154,7 @@ TEST_F(ModelFollowerTest, AVersionRemovedWhileReadIsAnErrorNotACrash) {
   ASSERT_OK(follower_->PollOnce());
   ASSERT_OK(publisher_->PublishDelta().status());
   // Half deleted: the manifest is there but a row file is gone.
-  for (const auto &e :
-       fs::recursive_directory_iterator(models::VersionDir(dir_, 2))) {
+  for (const auto& e : fs::recursive_directory_iterator(models::VersionDir(dir_, 2))) {
     if (e.path().extension() == ".rows") {
       fs::remove(e.path());
       break;
@@ -169,8 +163,8 @@ TEST_F(ModelFollowerTest, AVersionRemovedWhileReadIsAnErrorNotACrash) {
   EXPECT_EQ(follower_->PollOnce().code(), StatusCode::kNotFound);
   ExpectServes(1);
   // A newer full snapshot lets it move past the broken delta.
-  ASSERT_OK(publisher_->PublishDelta().status()); // 3 on the broken 2
-  ASSERT_OK(publisher_->PublishFull().status());  // 4
+  ASSERT_OK(publisher_->PublishDelta().status());  // 3 on the broken 2
+  ASSERT_OK(publisher_->PublishFull().status());   // 4
   EXPECT_OK(follower_->PollOnce());
   ExpectServes(4);
 }
@@ -196,5 +190,5 @@ TEST(ModelFollowerStartTest, TheThreadFollowsUntilStopped) {
   EXPECT_EQ(slot.Get()->version_number(), 3u);
 }
 
-} // namespace
-} // namespace tessera::serving
+}  // namespace
+}  // namespace tessera::serving

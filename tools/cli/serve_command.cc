@@ -9,19 +9,19 @@
 
 namespace tessera::cli {
 
-void AddServeCommand(CLI::App *app, Command *selected) {
-  CLI::App *cmd = app->add_subcommand(
-      "serve", "Serve saved or continuously published models over HTTP "
-               "(TensorFlow Serving REST: "
-               "predict, recommend), optionally as A/B arms");
+void AddServeCommand(CLI::App* app, Command* selected) {
+  CLI::App* cmd = app->add_subcommand("serve",
+                                      "Serve saved or continuously published models over HTTP "
+                                      "(TensorFlow Serving REST: "
+                                      "predict, recommend), optionally as A/B arms");
   auto options = std::make_shared<serving::ServeOptions>();
   auto arms = std::make_shared<std::vector<std::string>>();
-  CLI::Option *model_dir = cmd->add_option(
-      "--model-dir", options->model_dir,
-      "A saved model (<output_dir>/model) or a publish directory "
-      "(publish.model_dir: the latest "
-      "version is served and new versions are applied as they appear)");
-  CLI::Option *arm = cmd->add_option("--arm", *arms,
+  CLI::Option* model_dir =
+      cmd->add_option("--model-dir", options->model_dir,
+                      "A saved model (<output_dir>/model) or a publish directory "
+                      "(publish.model_dir: the latest "
+                      "version is served and new versions are applied as they appear)");
+  CLI::Option* arm = cmd->add_option("--arm", *arms,
                                      "A/B arm NAME=DIR:WEIGHT (repeat; DIR as "
                                      "--model-dir; weights are normalized)");
   model_dir->excludes(arm);
@@ -31,30 +31,28 @@ void AddServeCommand(CLI::App *app, Command *selected) {
                   "the recommend "
                   "context; requests without it are split by request id)")
       ->capture_default_str();
-  cmd->add_option("--poll-ms", options->poll_ms,
-                  "How often publish directories are polled")
+  cmd->add_option("--poll-ms", options->poll_ms, "How often publish directories are polled")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
   cmd->add_option("--port", options->port, "HTTP port (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  cmd->add_option("--host", options->host, "Address to bind")
-      ->capture_default_str();
-  cmd->add_option("--name", options->name, "Model name in /v1/models/NAME")
-      ->capture_default_str();
+  cmd->add_option("--host", options->host, "Address to bind")->capture_default_str();
+  cmd->add_option("--name", options->name, "Model name in /v1/models/NAME")->capture_default_str();
   cmd->add_option("--catalog", options->catalog,
                   "Item catalogue (training-format TSV rows) that fills bare "
                   "recommend candidates");
-  cmd->footer("Example: tessera serve --model-dir runs/demo/model --port 8501 "
-              "--name ctr\n"
-              "         curl -d '{\"instances\": [{\"user_id\": \"u1\", "
-              "\"item_id\": \"i9\"}]}' \\\n"
-              "              localhost:8501/v1/models/ctr:predict\n"
-              "         tessera serve --arm a=runs/a/publish:0.9 --arm "
-              "b=runs/b/publish:0.1 --name ctr");
+  cmd->footer(
+      "Example: tessera serve --model-dir runs/demo/model --port 8501 "
+      "--name ctr\n"
+      "         curl -d '{\"instances\": [{\"user_id\": \"u1\", "
+      "\"item_id\": \"i9\"}]}' \\\n"
+      "              localhost:8501/v1/models/ctr:predict\n"
+      "         tessera serve --arm a=runs/a/publish:0.9 --arm "
+      "b=runs/b/publish:0.1 --name ctr");
   cmd->callback([options, arms, selected] {
     *selected = [options, arms] {
-      for (const std::string &text : *arms) {
+      for (const std::string& text : *arms) {
         StatusOr<serving::ArmSpec> spec = serving::ParseArmSpec(text);
         if (!spec.ok()) {
           std::cerr << "tessera serve: " << spec.status().message() << "\n";
@@ -63,12 +61,11 @@ void AddServeCommand(CLI::App *app, Command *selected) {
         options->arms.push_back(*spec);
       }
       Status s = serving::RunServe(*options);
-      if (s.ok())
-        return 0;
+      if (s.ok()) return 0;
       std::cerr << "tessera serve: " << s.message() << "\n";
       return 1;
     };
   });
 }
 
-} // namespace tessera::cli
+}  // namespace tessera::cli
