@@ -157,6 +157,8 @@ struct ClockInfo {
   bool done = false;
   bool turn = false;  // sync: ask for the turn to push `step`
   std::optional<DataPosition> position;  // after `step` (not with `turn`)
+  // Waiting for input with nothing in flight (`step` is the last finished).
+  bool idle = false;
 };
 struct SnapshotInfo {
   uint64_t version = 0;

@@ -38,7 +38,8 @@ Frame EncodeClockRequest(const Header& header, const ClockInfo& clock) {
   flatbuffers::FlatBufferBuilder fbb(InitialBuilderSize(header, 16));
   const auto body = wire::CreateClockRequest(
       fbb, clock.step, clock.done, clock.turn, clock.position.has_value(),
-      clock.position ? clock.position->chunk : 0, clock.position ? clock.position->offset : 0);
+      clock.position ? clock.position->chunk : 0, clock.position ? clock.position->offset : 0,
+      clock.idle);
   return FinishEnvelope(fbb, header, wire::Body::ClockRequest, body.Union());
 }
 
@@ -112,7 +113,7 @@ StatusOr<DataChunkInfo> DecodedMessage::AsDataChunkReply() const {
 StatusOr<ClockInfo> DecodedMessage::AsClockRequest() const {
   TESSERA_RETURN_IF_ERROR(internal::ExpectType(type_, MessageType::kClockRequest));
   const wire::ClockRequest* w = envelope_->body_as_ClockRequest();
-  ClockInfo clock{w->step(), w->done(), w->turn(), std::nullopt};
+  ClockInfo clock{w->step(), w->done(), w->turn(), std::nullopt, w->idle()};
   if (w->has_position()) clock.position = DataPosition{w->position_chunk(), w->position_offset()};
   return clock;
 }

@@ -11,8 +11,10 @@
 //     worker has started when the cut was requested. A sync worker may wait
 //     for the others' push turns mid-step, so stopping one early could
 //     deadlock; instead all of them run to the same step and stop there.
-// The cut is reached when every running worker (not done, not removed) has
-// a held report; Release() hands the held replies back to be sent.
+// Workers waiting for stream input report "idle" periodically; those reports
+// are held whatever the step. The cut is reached when every running worker
+// (not done, not removed) has a held report; Release() hands the held
+// replies back to be sent.
 //
 // Thread-compatible (the scheduler calls it under its lock).
 #ifndef TESSERA_SCHEDULER_CUT_GATE_H_
@@ -47,9 +49,10 @@ class CutGate {
 
   // The reply to worker `w`'s report of finished step `step` is due. Returns
   // true if it was taken (held until Release); else the caller sends it now,
-  // and the worker starts step + 1.
-  bool Hold(int w, uint64_t step, Waiter& waiter) {
-    if (pending_ && step >= target_ && !gone_[w]) {
+  // and the worker starts step + 1. An `idle` worker (no batch to train,
+  // nothing in flight) is at a boundary whatever its step: held too.
+  bool Hold(int w, uint64_t step, Waiter& waiter, bool idle = false) {
+    if (pending_ && (step >= target_ || idle) && !gone_[w]) {
       held_[w].emplace_back(step, std::move(waiter));
       return true;
     }

@@ -15,6 +15,7 @@
 #include "common/shutdown_signals.h"
 #include "common/zmq_transport.h"
 #include "protocols/cluster_member.h"
+#include "scheduler/stream_input.h"
 
 namespace tessera::scheduler {
 namespace {
@@ -56,19 +57,31 @@ Status Run(const SchedulerMainArgs& args) {
   const std::string endpoint = protocol::AdvertisedEndpoint(bound, args.advertise_host);
   TESSERA_LOG(kInfo) << "scheduler address " << endpoint << ", metrics on port " << metrics_port;
 
+  StreamInput stream(options.stream_input, &node);
+  const bool streaming = !options.stream_input.source.empty();
   std::atomic<int> signals{0};
   ShutdownSignalWatcher watcher([&](int signo, bool insist) {
-    signals.fetch_add(1);
+    const int n = signals.fetch_add(1) + 1;
     if (insist) {
       TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << " again: exiting now";
       _exit(128 + signo);
+    }
+    if (streaming && n == 1 && node.running()) {
+      // Drain: no more input; workers finish what is queued, the last
+      // version is published, and the job ends normally.
+      TESSERA_LOG(kInfo) << ShutdownSignalName(signo)
+                         << ": closing the input stream and draining (again to stop now)";
+      stream.Stop();
+      node.CloseStream();
+      return;
     }
     node.ShutdownCluster(std::string("scheduler received ") + ShutdownSignalName(signo));
   });
 
   const protocol::NodeInfo self{kSchedulerId, endpoint, metrics_port, ::getpid(),
                                 args.advertise_host};
-  Status result = args.on_bound ? args.on_bound(self) : OkStatus();
+  Status result = stream.Start();
+  if (result.ok() && args.on_bound) result = args.on_bound(self);
   if (result.ok()) result = WaitRunning(node, args, signals);
   if (result.ok() && node.running() && args.on_running) {
     result = args.on_running(self, *node.cluster_view());
@@ -80,6 +93,7 @@ Status Run(const SchedulerMainArgs& args) {
   // linger 0; give it a moment to leave before they close. No node is waiting
   // on this, so a fixed grace is enough.
   std::this_thread::sleep_for(args.shutdown_drain);
+  stream.Stop();
   http.Stop();
   node.Stop();
   if (!node.dead_nodes().empty()) {

@@ -448,7 +448,8 @@ void SchedulerNode::HandleClock(DecodedMessage msg) {
     SendClockReplies(step_clock_.RequestTurn(from.rank, clock->step, std::move(msg)));
     return;
   }
-  if (options_.async) {
+  if (options_.async || clock->idle) {
+    // Idle reports repeat a finished step: nothing for the step clock.
     SendClockReplies({std::move(msg)});
     return;
   }
@@ -460,7 +461,7 @@ void SchedulerNode::SendClockReplies(std::vector<DecodedMessage> waiters) {
   for (DecodedMessage& waiter : waiters) {
     StatusOr<protocol::ClockInfo> clock = waiter.AsClockRequest();
     if (clock.ok() && !clock->turn && !clock->done &&
-        cut_.Hold(waiter.header().sender.rank, clock->step, waiter)) {
+        cut_.Hold(waiter.header().sender.rank, clock->step, waiter, clock->idle)) {
       continue;
     }
     now.push_back(std::move(waiter));

@@ -70,6 +70,21 @@ struct ResumeOptions {
   std::string training_state_json;
 };
 
+// Where a streaming job's input comes from (scheduler/stream_input.h runs
+// it; SchedulerNode itself only takes the chunks).
+struct StreamInputOptions {
+  // "": none. A directory (follow_directory), "-" (stdin) or
+  // "zmq+tcp://HOST:PORT" (a bound PULL socket).
+  std::string source;
+  bool follow_directory = false;
+  std::string spool_dir;  // stdin and ZeroMQ: where segments are written
+  uint64_t max_lines = 1024;                   // train.batch_size
+  std::chrono::milliseconds max_delay{200};    // train.max_batch_delay_ms
+  std::chrono::milliseconds poll_interval{50};  // directory polling
+  // Resuming: the "data" object of the version's training_state.
+  std::string resume_data_state_json;
+};
+
 struct SchedulerOptions {
   // Data-plane endpoint to bind ("tcp://0.0.0.0:0" picks a port).
   std::string bind_endpoint = "tcp://127.0.0.1:0";
@@ -102,6 +117,7 @@ struct SchedulerOptions {
   // CloseStream; meanwhile a worker with nothing to do waits in its data
   // request (answered "retry" after kDataWaitLimit).
   bool streaming = false;
+  StreamInputOptions stream_input;  // run by the scheduler process's main
   PublishOptions publish;
   std::optional<ResumeOptions> resume;
 };

@@ -139,8 +139,22 @@ void DataFeed::Stop() {
 }
 
 StatusOr<std::unique_ptr<models::Batch>> DataFeed::Next() {
-  std::optional<std::unique_ptr<models::Batch>> batch =
-      queue_.Pop(std::chrono::steady_clock::time_point::max());
+  bool timed_out = false;
+  return Next(std::chrono::steady_clock::time_point::max(), &timed_out);
+}
+
+StatusOr<std::unique_ptr<models::Batch>> DataFeed::Next(
+    std::chrono::steady_clock::time_point deadline, bool* timed_out) {
+  std::optional<std::unique_ptr<models::Batch>> batch = queue_.Pop(deadline);
+  *timed_out = false;
+  if (!batch.has_value()) {
+    if (!queue_.closed()) {
+      *timed_out = true;
+      return std::unique_ptr<models::Batch>();
+    }
+    // Closed after the wait gave up: what was pushed before is still there.
+    batch = queue_.Pop(std::chrono::steady_clock::now());
+  }
   MutexLock lock(&mu_);
   if (batch.has_value()) {
     --queued_;

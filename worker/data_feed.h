@@ -90,6 +90,10 @@ class DataFeed {
   // The next batch; nullptr at the end of the data. An error (unreadable
   // file, too many bad lines, scheduler unreachable) ends the feed.
   StatusOr<std::unique_ptr<models::Batch>> Next();
+  // As Next(), but gives up at `deadline`: then returns nullptr with
+  // *timed_out set (the data has not ended; a stream may bring more).
+  StatusOr<std::unique_ptr<models::Batch>> Next(std::chrono::steady_clock::time_point deadline,
+                                                bool* timed_out);
 
   // Once Next() returned nullptr: the position past everything the feed
   // read (the last chunk's id and end), nullopt if it read no chunk. Report

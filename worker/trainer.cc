@@ -15,6 +15,9 @@ namespace {
 
 constexpr auto kKvTimeout = std::chrono::seconds(120);
 constexpr size_t kProgressWindow = 100000;
+// A worker waiting for stream input reports itself idle this often, so a
+// version's cut waits at most this long for it.
+constexpr auto kIdleReport = std::chrono::milliseconds(50);
 
 std::string FormatEta(double seconds) {
   if (seconds < 0 || !std::isfinite(seconds)) return "?";
@@ -137,13 +140,13 @@ Status Trainer::PushGradients(Step* step, std::vector<KvClient::Ticket>* tickets
 }
 
 Status Trainer::ClockTick(uint64_t step, bool done, bool turn,
-                          std::optional<protocol::DataPosition> position) {
+                          std::optional<protocol::DataPosition> position, bool idle) {
   TESSERA_ASSIGN_OR_RETURN(
       protocol::DecodedMessage reply,
       node_->member().Call(
           kSchedulerId,
           [&](const protocol::Header& h) {
-            return protocol::EncodeClockRequest(h, {step, done, turn, position});
+            return protocol::EncodeClockRequest(h, {step, done, turn, position, idle});
           },
           DeadlineIn(kKvTimeout)));
   TESSERA_ASSIGN_OR_RETURN(protocol::ClockReplyInfo info, reply.AsClockReply());
@@ -195,25 +198,57 @@ StatusOr<TrainResult> Trainer::Run() {
   std::optional<protocol::DataPosition> pending;  // async: pushed, not yet acked
   start_ = last_report_ = std::chrono::steady_clock::now();
 
+  // Streams: the next batch is taken only if it is there already, so a
+  // partial batch is trained at once instead of waiting for more input;
+  // while no batch comes, the worker reports itself idle (publishing can
+  // then cut without it).
+  const bool streaming = job_.data.follow || job_.data.streaming();
   Step slots[2];
   std::vector<KvClient::Ticket> pushes;
-  int cur = 0;
-  TESSERA_ASSIGN_OR_RETURN(slots[cur].batch, feed.Next());
-  if (slots[cur].batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&slots[cur]));
-  while (slots[cur].batch) {
-    Step& step = slots[cur];
-    Step& next = slots[1 - cur];
-    TESSERA_RETURN_IF_ERROR(WaitAll(&step.pulls));
-    TESSERA_ASSIGN_OR_RETURN(next.batch, feed.Next());
-    // The previous step's pushes are applied before the next batch is
-    // pulled, so a prefetched batch misses only this step's update (one step
-    // stale, not two).
+  // Waits for a batch (nullptr at the end of the data); with nothing in
+  // flight, reports idle every kIdleReport while the stream is quiet.
+  auto await_batch = [&]() -> StatusOr<std::unique_ptr<models::Batch>> {
+    while (true) {
+      bool timed_out = false;
+      TESSERA_ASSIGN_OR_RETURN(
+          std::unique_ptr<models::Batch> b,
+          feed.Next(streaming ? std::chrono::steady_clock::now() + kIdleReport
+                              : std::chrono::steady_clock::time_point::max(),
+                    &timed_out));
+      if (!timed_out) return b;
+      if (reporting) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, true));
+    }
+  };
+  // Async: report the previous step once its pushes are acknowledged.
+  auto settle_pushes = [&]() -> Status {
     TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
     if (prefetch && reporting && pending) {
       acked = pending;
       pending.reset();
-      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked));
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, false));
     }
+    return OkStatus();
+  };
+  int cur = 0;
+  TESSERA_ASSIGN_OR_RETURN(slots[cur].batch, await_batch());
+  if (slots[cur].batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&slots[cur]));
+  bool ended = slots[cur].batch == nullptr;
+  while (slots[cur].batch) {
+    Step& step = slots[cur];
+    Step& next = slots[1 - cur];
+    TESSERA_RETURN_IF_ERROR(WaitAll(&step.pulls));
+    if (streaming) {
+      bool timed_out = false;
+      TESSERA_ASSIGN_OR_RETURN(next.batch, feed.Next(std::chrono::steady_clock::now(), &timed_out));
+      ended = !next.batch && !timed_out;
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(next.batch, feed.Next());
+      ended = !next.batch;
+    }
+    // The previous step's pushes are applied before the next batch is
+    // pulled, so a prefetched batch misses only this step's update (one step
+    // stale, not two).
+    TESSERA_RETURN_IF_ERROR(settle_pushes());
     if (prefetch && next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
 
     std::vector<std::span<const float>> dense(step.dense.begin(), step.dense.end());
@@ -224,7 +259,7 @@ StatusOr<TrainResult> Trainer::Run() {
     if (job_.train.consistency == models::Consistency::kSync) {
       // Push in rank order: the servers then apply a step's gradients in
       // the same order in every run (reproducible for a worker count).
-      TESSERA_RETURN_IF_ERROR(ClockTick(steps_ + 1, false, /*turn=*/true, std::nullopt));
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_ + 1, false, /*turn=*/true, std::nullopt, false));
     }
     TESSERA_RETURN_IF_ERROR(PushGradients(&step, &pushes));
     ++steps_;
@@ -236,7 +271,7 @@ StatusOr<TrainResult> Trainer::Run() {
     if (clocked) {
       TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
       acked = position;
-      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked));
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, false));
       if (next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
     } else {
       pending = position;
@@ -245,10 +280,20 @@ StatusOr<TrainResult> Trainer::Run() {
     cur = 1 - cur;
     ReportProgress(false);
     TESSERA_RETURN_IF_ERROR(MaybeEvaluate());
+    if (!slots[cur].batch && !ended) {
+      // A quiet stream: finish this step, then wait for input.
+      TESSERA_RETURN_IF_ERROR(settle_pushes());
+      TESSERA_ASSIGN_OR_RETURN(slots[cur].batch, await_batch());
+      if (slots[cur].batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&slots[cur]));
+    }
   }
   TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
   if (pending) acked = pending;
-  if (reporting) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false, acked));
+  // Past everything read, including chunks that yielded no batch.
+  if (std::optional<models::Batch::Source> end = feed.final_position()) {
+    acked = protocol::DataPosition{end->chunk_id, end->end_offset};
+  }
+  if (reporting) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false, acked, false));
   const models::DataStats stats = feed.stats();
   bad_lines_metric_.Increment(static_cast<double>(stats.bad_lines));
   ReportProgress(true);

@@ -56,9 +56,10 @@ class Trainer {
   Status PushGradients(Step* step, std::vector<KvClient::Ticket>* tickets);
   // Reports `step` finished (or done); with `turn`, asks for the turn to
   // push `step` instead (sync). Returns when the scheduler allows.
-  // `position`: the data trained through `step` (not with `turn`).
+  // `position`: the data trained through `step` (not with `turn`); `idle`:
+  // waiting for input with nothing in flight.
   Status ClockTick(uint64_t step, bool done, bool turn,
-                   std::optional<protocol::DataPosition> position);
+                   std::optional<protocol::DataPosition> position, bool idle);
   void ReportProgress(bool final);
   // Worker 0, every train.eval_every_steps steps: scores data.eval.
   Status MaybeEvaluate();

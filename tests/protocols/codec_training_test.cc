@@ -50,9 +50,11 @@ TEST(CodecTrainingTest, ClockAndSaveMessagesRoundTrip) {
   EXPECT_TRUE(clock.done);
   EXPECT_FALSE(clock.turn);
   EXPECT_FALSE(clock.position.has_value());
-  ASSERT_OK_AND_ASSIGN(DecodedMessage p, RoundTrip(EncodeClockRequest(
-                                             MakeHeader(), {5, false, false, DataPosition{9, 0}})));
+  ASSERT_OK_AND_ASSIGN(DecodedMessage p,
+                       RoundTrip(EncodeClockRequest(
+                           MakeHeader(), {5, false, false, DataPosition{9, 0}, /*idle=*/true})));
   ASSERT_OK_AND_ASSIGN(ClockInfo positioned, p.AsClockRequest());
+  EXPECT_TRUE(positioned.idle);
   ASSERT_TRUE(positioned.position.has_value());
   EXPECT_EQ(*positioned.position, (DataPosition{9, 0}));
   ASSERT_OK_AND_ASSIGN(DecodedMessage t,

@@ -29,6 +29,10 @@ struct ClusterSpec {
   std::string output_dir;
   std::string token_file;  // else TESSERA_CLUSTER_TOKEN, else a fresh token
   int startup_timeout_s = 120;
+  // A following or streaming job: the first SIGINT/SIGTERM goes to the
+  // scheduler alone, which closes the input and lets the job drain (finish
+  // queued data, publish a last version, exit 0); a second stops every node.
+  bool drain_on_signal = false;
 };
 
 // --servers, --workers, --table, --output-dir, --token-file,

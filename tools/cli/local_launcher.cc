@@ -159,7 +159,16 @@ void LocalLauncher::ReadSignals() {
       TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << " again: killing every node";
       kill_at_ = now;
     }
-    if (!first_signal_) first_signal_ = now;
+    const bool first = !first_signal_;
+    if (first) first_signal_ = now;
+    if (first && spec_.drain_on_signal && !stopping_) {
+      Log(LogLevel::kInfo, std::string("launcher received ") + ShutdownSignalName(signo) +
+                               ": draining the stream (again to stop every node)");
+      for (const Child& child : children_) {
+        if (child.running && child.role == Role::kScheduler) ::kill(child.pid, signo);
+      }
+      continue;
+    }
     interrupted_by_ = signo;
     BeginStop(std::string("launcher received ") + ShutdownSignalName(signo), false);
   }

@@ -4,6 +4,8 @@
 #include <iostream>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "models/data_reader.h"
 #include "models/eval_runner.h"
 #include "models/table_plan.h"
@@ -69,7 +71,24 @@ Status SetUpScheduler(const std::vector<std::string>& program_args,
       plan.job.train.consistency == models::Consistency::kSsp ? plan.job.train.staleness : 0;
   options->async = plan.job.train.consistency == models::Consistency::kAsync;
   options->streaming = plan.job.data.follow || plan.job.data.streaming();
-  return SetUpPublishing(plan.job, plan.schema, plan.tables, plan.resume, options);
+  TESSERA_RETURN_IF_ERROR(
+      SetUpPublishing(plan.job, plan.schema, plan.tables, plan.resume, options));
+  if (options->streaming) {
+    scheduler::StreamInputOptions& in = options->stream_input;
+    in.source = plan.job.data.train[0];
+    in.follow_directory = plan.job.data.follow;
+    in.spool_dir = plan.job.output_dir + "/spool";
+    in.max_lines = plan.job.train.batch_size;
+    in.max_delay = std::chrono::milliseconds(plan.job.train.max_batch_delay_ms);
+    if (options->resume) {
+      nlohmann::json state = nlohmann::json::parse(options->resume->training_state_json, nullptr,
+                                                   false);
+      if (state.is_object() && state.contains("data")) {
+        in.resume_data_state_json = state["data"].dump();
+      }
+    }
+  }
+  return OkStatus();
 }
 
 int Fail(const std::string& what, const Status& s) {
@@ -156,6 +175,7 @@ void AddTrainCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
       spec.log_level = flags->log_level;
       spec.output_dir = plan->job.output_dir;
       spec.startup_timeout_s = flags->startup_timeout_s;
+      spec.drain_on_signal = plan->job.data.follow || plan->job.data.streaming();
       return LaunchCluster(spec, *programs);
     };
   });
