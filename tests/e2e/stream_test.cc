@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -18,6 +19,8 @@
 #include "models/saved_model.h"
 #include "tests/e2e/process_util.h"
 #include "tests/testing/temp_dir.h"
+// After Eigen (via models/): httplib's macros break Eigen's headers.
+#include <httplib.h>
 
 namespace tessera {
 namespace {
@@ -158,6 +161,100 @@ TEST_F(StreamE2eTest, StdinStreamEndsAtEndOfInputWithEveryLineTrainedOnce) {
     segments += e.path().filename().string().rfind("seg-", 0) == 0;
   }
   EXPECT_GE(segments, 18000u / 256);
+}
+
+// The loop the product exists for: events stream in, training publishes
+// every second, and `tessera serve` (following the publish directory)
+// scores with the fresh version: a burst of clicks on one item visibly
+// raises that item's predicted CTR within seconds.
+TEST_F(StreamE2eTest, BurstOfClicksRaisesTheServedScoreWithinSeconds) {
+  const std::string incoming = dir_.File("incoming");
+  fs::create_directories(incoming);
+  WriteJob("incoming", /*follow=*/true);
+  Produce(incoming, "part-000.tsv", 0, lines_.size());
+  const pid_t train = testing::Spawn({testing::TesseraBinary(), "train", dir_.File("job.yaml"),
+                                      "--set", "publish.interval_s=1"},
+                                     dir_.File("train.log"));
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        nlohmann::json data = LatestDataState();
+        return data.is_object() && data.value("watermark", "").find("part-000") != std::string::npos;
+      },
+      std::chrono::seconds(60)))
+      << testing::ReadFileOrEmpty(dir_.File("train.log"));
+  const pid_t serve =
+      testing::Spawn({testing::TesseraBinary(), "serve", "--model-dir", dir_.File("pub"), "--port",
+                      "0", "--name", "ctr", "--poll-ms", "50"},
+                     dir_.File("serve.log"));
+  int port = 0;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        const std::string log = testing::ReadFileOrEmpty(dir_.File("serve.log"));
+        const size_t at = log.find("listening on http://127.0.0.1:");
+        if (at == std::string::npos) return false;
+        port = std::atoi(log.c_str() + at + std::strlen("listening on http://127.0.0.1:"));
+        auto ready = testing::HttpGet(port, "/readyz");
+        return ready && ready->status == 200;
+      },
+      std::chrono::seconds(30)))
+      << testing::ReadFileOrEmpty(dir_.File("serve.log"));
+
+  httplib::Client client("127.0.0.1", port);
+  const std::string item = "i7";
+  const std::string request =
+      R"({"instances": [{"user_id": "u3", "item_id": ")" + item +
+      R"(", "category": "c1", "brand": "b1", "price": 20.0, "hour": "12", "device": "ios"}]})";
+  auto score = [&](uint64_t* version) -> double {
+    auto r = client.Post("/v1/models/ctr:predict", request, "application/json");
+    if (!r || r->status != 200) return -1;
+    nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+    if (!j.is_object()) return -1;
+    *version = std::stoull(j.value("model_version", "0"));
+    return j["predictions"][0].get<double>();
+  };
+  uint64_t v0 = 0;
+  const double before = score(&v0);
+  ASSERT_GT(before, 0) << testing::ReadFileOrEmpty(dir_.File("serve.log"));
+
+  // 2000 clicks on the item, from the users of the data.
+  std::vector<std::string> burst;
+  for (size_t i = 0; i < 2000; ++i) {
+    // label \t user \t item \t rest: label 1, the item replaced.
+    const std::string& l = lines_[i];
+    const size_t user = l.find('\t'), item_at = l.find('\t', user + 1),
+                 rest = l.find('\t', item_at + 1);
+    std::string clicked(1, '1');
+    clicked.append(l, user, item_at - user).append(1, '\t').append(item).append(l, rest);
+    burst.push_back(std::move(clicked));
+  }
+  lines_.insert(lines_.end(), burst.begin(), burst.end());
+  const auto sent = std::chrono::steady_clock::now();
+  Produce(incoming, "part-001.tsv", lines_.size() - burst.size(), lines_.size());
+  double after = before;
+  uint64_t v1 = v0;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        after = score(&v1);
+        return after > before + 0.1;
+      },
+      std::chrono::seconds(20)))
+      << "score " << before << " -> " << after << " (version " << v0 << " -> " << v1 << ")\n"
+      << testing::ReadFileOrEmpty(dir_.File("train.log"));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  std::printf("burst of clicks on %s: served score %.4f -> %.4f after %.2f s (version %llu -> %llu)\n",
+              item.c_str(), before, after, seconds, static_cast<unsigned long long>(v0),
+              static_cast<unsigned long long>(v1));
+  EXPECT_GT(v1, v0);
+  ::kill(serve, SIGTERM);
+  ::kill(train, SIGTERM);
+  std::optional<int> serve_status = testing::WaitForExit(serve, std::chrono::seconds(30));
+  std::optional<int> train_status = testing::WaitForExit(train, std::chrono::seconds(60));
+  ASSERT_TRUE(serve_status && WIFEXITED(*serve_status));
+  EXPECT_EQ(WEXITSTATUS(*serve_status), 0);
+  ASSERT_TRUE(train_status && WIFEXITED(*train_status))
+      << testing::ReadFileOrEmpty(dir_.File("train.log"));
+  EXPECT_EQ(WEXITSTATUS(*train_status), 0);
 }
 
 }  // namespace
