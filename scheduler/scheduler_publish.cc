@@ -172,7 +172,8 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
     ReplyClock(cut_.Release());
     if (captured.ok()) ++next_version_;
   }
-  publish_pause_seconds_.Observe(SecondsSince(start));
+  const double paused = SecondsSince(start);
+  publish_pause_seconds_.Observe(paused);
   if (!captured.ok()) return captured;
   // 4. Files, then the manifest that makes the version complete.
   TESSERA_RETURN_IF_ERROR(CallServers(
@@ -194,7 +195,8 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
   publish_seconds_.Observe(SecondsSince(start));
   TESSERA_LOG(kInfo)
       << "published version " << v.version << (v.full ? " (full)" : " (delta)") << " in "
-      << SecondsSince(start) << " s" << (final ? ": the last of this run" : "");
+      << SecondsSince(start) << " s, training paused " << paused * 1000 << " ms"
+      << (final ? ": the last of this run" : "");
   if (options_.publish.after_publish) options_.publish.after_publish(v);
   return v.version;
 }
