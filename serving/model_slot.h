@@ -4,7 +4,9 @@
 // model (serving/model_follower.h) learns that the old one is no longer in
 // use when the last such reference is dropped (its deleter runs).
 //
-// Thread-safe.
+// Thread-safe. (ThreadSanitizer with GCC 12's libstdc++ reports a race
+// inside std::atomic<std::shared_ptr>'s lock-bit load/store: a known false
+// positive, google/sanitizers#1558.)
 #ifndef TESSERA_SERVING_MODEL_SLOT_H_
 #define TESSERA_SERVING_MODEL_SLOT_H_
 
