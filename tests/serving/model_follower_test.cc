@@ -169,6 +169,27 @@ TEST_F(ModelFollowerTest, AVersionRemovedWhileReadIsAnErrorNotACrash) {
   ExpectServes(4);
 }
 
+TEST_F(ModelFollowerTest, LoadsTheCatalogWithTheFirstVersion) {
+  ASSERT_OK(publisher_->PublishFull().status());
+  FollowerOptions options;
+  options.publish_dir = dir_;
+  options.catalog_path = tmp_.File("items.tsv");
+  ModelSlot slot;
+  ModelFollower follower(options, &slot, &metrics_);
+  const Status missing = follower.PollOnce();  // no catalogue yet: not served
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing;
+  EXPECT_EQ(slot.Get(), nullptr);
+  std::ofstream(options.catalog_path) << "0\t\ti1\t3\t\n0\t\ti2\t6\t\n";
+  ASSERT_OK(follower.PollOnce());
+  ASSERT_NE(slot.Get(), nullptr);
+  ASSERT_NE(slot.Get()->catalog(), nullptr);
+  EXPECT_EQ(slot.Get()->catalog()->size(), 2u);
+  ASSERT_OK(publisher_->PublishDelta().status());
+  ASSERT_OK(follower.PollOnce());
+  EXPECT_EQ(slot.Get()->version_number(), 2u);
+  EXPECT_EQ(slot.Get()->catalog()->size(), 2u);  // shared by both copies
+}
+
 TEST(ModelFollowerStartTest, TheThreadFollowsUntilStopped) {
   TempDir tmp;
   const std::string dir = tmp.File("publish");
