@@ -61,6 +61,7 @@ Status ModelFollower::Step() {
   for (uint64_t v : versions) {
     const uint64_t current = active_.model->version_number();
     if (v <= current) continue;
+    if (stop_.HasBeenNotified()) break;
     TESSERA_ASSIGN_OR_RETURN(models::VersionInfo info, models::ReadVersionInfo(dir, v));
     if (info.full || info.base_version != current) return Reload(versions.back());  // a gap
     Status s = ApplyNext(v);
