@@ -12,6 +12,10 @@ struct HttpServer::Impl {
 };
 
 HttpServer::HttpServer() : impl_(std::make_unique<Impl>()) {
+  // Replies go out in more than one write; with Nagle's algorithm the last
+  // one waits for the client's delayed ACK (~40 ms per request on a kept-
+  // alive connection).
+  impl_->server.set_tcp_nodelay(true);
   impl_->server.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
         res.status = 500;

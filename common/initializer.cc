@@ -72,4 +72,12 @@ void InitializeRow(const InitializerConfig& config, TableId table, Key key,
   InitializeSlice(config, table, key, 0, out);
 }
 
+void MissingRowValue(const TableConfig& config, Key key, std::span<float> out) {
+  if (config.admission.min_count > 1 && config.admission.unadmitted_zeros) {
+    std::fill(out.begin(), out.end(), 0.0f);
+  } else {
+    InitializeRow(config.initializer, config.id, key, out);
+  }
+}
+
 }  // namespace tessera

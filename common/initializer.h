@@ -34,6 +34,12 @@ namespace tessera {
 void InitializeRow(const InitializerConfig& config, TableId table, Key key,
                    std::span<float> out);
 
+// The value a key without a row reads as in table `config`: zeros when the
+// table admits keys and says so (AdmissionConfig::unadmitted_zeros), else
+// its initial row. Servers and saved-model readers both use it, so serving
+// matches training.
+void MissingRowValue(const TableConfig& config, Key key, std::span<float> out);
+
 // Fills `out` with elements [first_index, first_index + out.size()) of the
 // same conceptual row. InitializeRow(c, t, k, out) is
 // InitializeSlice(c, t, k, 0, out). Dense tables use it with a fixed key and

@@ -48,9 +48,12 @@ struct InitializerConfig {
   friend bool operator==(const InitializerConfig&, const InitializerConfig&) = default;
 };
 
-// Room for the admission/eviction issue; 0 means off.
+// Feature admission; min_count 0 or 1 means off. A key without a row (not
+// admitted yet, evicted, or never pushed) reads as its initial value, or as
+// zeros with unadmitted_zeros (admission on only).
 struct AdmissionConfig {
   uint32_t min_count = 0;
+  bool unadmitted_zeros = false;
   friend bool operator==(const AdmissionConfig&, const AdmissionConfig&) = default;
 };
 struct EvictionConfig {

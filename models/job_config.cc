@@ -213,6 +213,9 @@ Status ReadTablePolicy(Section s, TablePolicy* p) {
   Section a = s.Sub("admission");
   TESSERA_RETURN_IF_ERROR(a.CheckMap());
   TESSERA_RETURN_IF_ERROR(a.Int("min_count", &p->admission.min_count, 0, 1000000));
+  std::string unadmitted = p->admission.unadmitted_zeros ? "zeros" : "initial";
+  TESSERA_RETURN_IF_ERROR(a.Choice("unadmitted", &unadmitted, {"initial", "zeros"}));
+  p->admission.unadmitted_zeros = unadmitted == "zeros";
   TESSERA_RETURN_IF_ERROR(a.Finish());
   Section e = s.Sub("eviction");
   TESSERA_RETURN_IF_ERROR(e.CheckMap());

@@ -262,7 +262,7 @@ StatusOr<std::vector<std::span<const float>>> FillBatch(const SavedModel& model,
       const std::span<float> row(t.values.data() + i * dim, dim);
       const std::span<const float> value = params.Value(t.keys[i]);
       if (value.empty()) {
-        InitializeRow(params.config.initializer, params.config.id, t.keys[i], row);
+        MissingRowValue(params.config, t.keys[i], row);
       } else {
         std::copy(value.begin(), value.end(), row.begin());
       }

@@ -55,7 +55,8 @@ json TableToJson(const SavedTable& t) {
        {{"type", std::string(InitializerTypeName(c.initializer.type))},
         {"scale", c.initializer.scale},
         {"seed", c.initializer.seed}}},
-      {"admission", {{"min_count", c.admission.min_count}}},
+      {"admission", {{"min_count", c.admission.min_count},
+                     {"unadmitted", c.admission.unadmitted_zeros ? "zeros" : "initial"}}},
       {"eviction", {{"ttl_s", c.eviction.ttl_s}, {"max_rows", c.eviction.max_rows}}},
       {"files", t.files}};
 }
@@ -160,6 +161,14 @@ void ReadTable(Reader& r, const json& t, const std::string& path, SavedTable* ou
   }
   if (const json* a = r.Member(t, path, "admission")) {
     r.Unsigned(*a, path + ".admission", "min_count", &c.admission.min_count);
+    if (a->contains("unadmitted")) {
+      std::string unadmitted;
+      r.String(*a, path + ".admission", "unadmitted", &unadmitted);
+      if (r.ok() && unadmitted != "initial" && unadmitted != "zeros") {
+        r.Fail(path + ".admission.unadmitted", "expected \"initial\" or \"zeros\"");
+      }
+      c.admission.unadmitted_zeros = unadmitted == "zeros";
+    }
   }
   if (const json* e = r.Member(t, path, "eviction")) {
     r.Unsigned(*e, path + ".eviction", "ttl_s", &c.eviction.ttl_s);

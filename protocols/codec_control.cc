@@ -54,7 +54,8 @@ flatbuffers::Offset<wire::TableConfigW> TableConfigToWire(flatbuffers::FlatBuffe
   const auto initializer =
       wire::CreateInitializerConfigW(fbb, static_cast<wire::InitializerType>(c.initializer.type),
                                      c.initializer.scale, c.initializer.seed);
-  const auto admission = wire::CreateAdmissionConfigW(fbb, c.admission.min_count);
+  const auto admission =
+      wire::CreateAdmissionConfigW(fbb, c.admission.min_count, c.admission.unadmitted_zeros);
   const auto eviction = wire::CreateEvictionConfigW(fbb, c.eviction.ttl_s, c.eviction.max_rows);
   return wire::CreateTableConfigW(fbb, c.id, name, static_cast<wire::TableKind>(c.kind), c.dim,
                                   c.size, optimizer, initializer, admission, eviction);
@@ -140,7 +141,10 @@ StatusOr<TableConfig> TableConfigFromWire(const wire::TableConfigW* w) {
   // Admission and eviction are optional: absent means off (all zero).
   c.admission = {};
   c.eviction = {};
-  if (const wire::AdmissionConfigW* a = w->admission()) c.admission.min_count = a->min_count();
+  if (const wire::AdmissionConfigW* a = w->admission()) {
+    c.admission.min_count = a->min_count();
+    c.admission.unadmitted_zeros = a->unadmitted_zeros();
+  }
   if (const wire::EvictionConfigW* e = w->eviction()) {
     c.eviction.ttl_s = e->ttl_s();
     c.eviction.max_rows = e->max_rows();

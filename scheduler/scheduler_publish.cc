@@ -63,6 +63,9 @@ void SchedulerNode::PublishLoop() {
       }
     }
     if (std::chrono::steady_clock::now() < next && !final) continue;
+    // A version every `interval` from the first, not `interval` after the
+    // previous one finished: publishing time does not stretch the period.
+    next += interval;
     StatusOr<uint64_t> v = PublishVersion(final);
     if (!v.ok()) {
       publish_errors_.Increment();
@@ -76,7 +79,8 @@ void SchedulerNode::PublishLoop() {
         return;
       }
     }
-    next = std::chrono::steady_clock::now() + interval;
+    // Behind by a whole period (a slow version): skip the missed ones.
+    if (next < std::chrono::steady_clock::now()) next = std::chrono::steady_clock::now() + interval;
   }
 }
 

@@ -353,6 +353,7 @@ EmbeddingTable::EmbeddingTable(const Options& options)
       initializer_(options.initializer),
       stripe_bits_(StripeBits(options.num_stripes)),
       min_count_(options.admission.min_count),
+      missing_zeros_(options.admission.min_count > 1 && options.admission.unadmitted_zeros),
       eviction_(options.eviction),
       stripes_(new Stripe[size_t{1} << stripe_bits_]) {
   if (optimizer_ == nullptr) Die("REQUIRES: Options::optimizer != nullptr");
@@ -431,7 +432,12 @@ void EmbeddingTable::Pull(std::span<const Key> keys, std::span<float> out) const
   if (min_count_ > 1 && !scratch.missing.empty()) CountMissing(keys, scratch.missing, scratch);
   // Initial values of missing keys are computed outside every lock.
   for (uint32_t i : scratch.missing) {
-    InitializeRow(initializer_, id_, keys[i], out.subspan(size_t{i} * dim_, dim_));
+    const std::span<float> row = out.subspan(size_t{i} * dim_, dim_);
+    if (missing_zeros_) {
+      std::fill(row.begin(), row.end(), 0.0f);
+    } else {
+      InitializeRow(initializer_, id_, keys[i], row);
+    }
   }
   scratch.Trim();
 }
@@ -571,7 +577,9 @@ void EmbeddingTable::UpdateStripe(uint32_t s, std::span<const Key> keys,
     // A dropped occurrence reads the row if a later one admitted the key,
     // else the initial value.
     std::byte* row = scratch.rows[j] != nullptr ? scratch.rows[j] : store.Find(keys[i], hashes[i]);
-    if (row == nullptr) {
+    if (row == nullptr && missing_zeros_) {
+      std::fill(dst, dst + dim_, 0.0f);
+    } else if (row == nullptr) {
       InitializeRow(initializer_, id_, keys[i], {dst, dim_});
     } else {
       std::memcpy(dst, Floats(row), dim_ * sizeof(float));

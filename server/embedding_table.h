@@ -24,7 +24,9 @@
 // PushPull returns the initial value. A Pull never creates a row, admitted
 // or not: it returns the key's initial value, as for any missing key. Keys
 // with a row are not counted any more. Counts never decay: an evicted key
-// that comes back is admitted again at its first Push.
+// that comes back is admitted again at its first Push. With
+// admission.unadmitted_zeros, keys without a row read as zeros instead of
+// their initial value (a new row still starts from the initial value).
 //
 // Eviction (Options::eviction). Evict(now) removes, stripe by stripe, the
 // rows with last_update_unix_s + ttl_s <= now (ttl_s > 0), then, if more
@@ -267,6 +269,7 @@ class EmbeddingTable {
   const InitializerConfig initializer_;
   const int stripe_bits_;
   const uint32_t min_count_;  // > 1 when admission is on.
+  const bool missing_zeros_;  // admission on and unadmitted_zeros: rowless keys read 0
   const EvictionConfig eviction_;
   const std::unique_ptr<Stripe[]> stripes_;
 

@@ -102,11 +102,13 @@ TEST(JobConfigTest, ReadsPerTableAdmissionAndEviction) {
   ASSERT_OK_AND_ASSIGN(
       JobConfig job,
       Parse(std::string(kJob) +
-                "tables:\n  item: {admission: {min_count: 3}, eviction: {ttl_s: 600, max_rows: 1000}}\n"
+                "tables:\n  item: {admission: {min_count: 3, unadmitted: zeros}, eviction: {ttl_s: 600, max_rows: 1000}}\n"
                 "  user_id: {eviction: {ttl_s: 60}}\n",
             {"tables.user_id.admission.min_count=2"}));
   ASSERT_EQ(job.tables.size(), 2u);
   EXPECT_EQ(job.tables["item"].admission.min_count, 3u);
+  EXPECT_TRUE(job.tables["item"].admission.unadmitted_zeros);
+  EXPECT_FALSE(job.tables["user_id"].admission.unadmitted_zeros);
   EXPECT_EQ(job.tables["item"].eviction.ttl_s, 600u);
   EXPECT_EQ(job.tables["item"].eviction.max_rows, 1000u);
   EXPECT_EQ(job.tables["user_id"].admission.min_count, 2u);

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "common/initializer.h"
 #include "absl/strings/str_cat.h"
+#include "common/initializer.h"
 #include "models/feature_hash.h"
 #include "tests/models/saved_model_test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -106,6 +106,31 @@ TEST(SavedModelTest, ManifestKeepsTheSequenceModelConfig) {
   EXPECT_FLOAT_EQ(r.dropout, 0.25f);
   EXPECT_EQ(r.bst_output, "mean");
   EXPECT_EQ(r.bst_norm, "post");
+}
+
+TEST(SavedModelTest, ManifestKeepsAdmissionAndEvictionAndMissingKeysFollowThem) {
+  TempDir dir;
+  ModelManifest m;
+  m.schema_yaml = testing::kTestSchema;
+  m.num_servers = 1;
+  TableConfig t;
+  t.id = 0;
+  t.name = "item";
+  t.dim = 2;
+  t.admission = {.min_count = 3, .unadmitted_zeros = true};
+  t.eviction = {.ttl_s = 30, .max_rows = 7};
+  m.tables.push_back({t, {}});
+  ASSERT_OK(WriteManifest(dir.path().string(), m));
+  ASSERT_OK_AND_ASSIGN(ModelManifest read, ReadManifest(dir.path().string()));
+  ASSERT_EQ(read.tables.size(), 1u);
+  EXPECT_EQ(read.tables[0].config, t);
+  // A key the model has no row for reads as zeros, as a server answers.
+  std::vector<float> row(2, 5.0f);
+  MissingRowValue(read.tables[0].config, 42, row);
+  EXPECT_EQ(row, std::vector<float>(2, 0.0f));
+  read.tables[0].config.admission.unadmitted_zeros = false;
+  MissingRowValue(read.tables[0].config, 42, row);
+  EXPECT_NE(row, std::vector<float>(2, 0.0f));
 }
 
 TEST(SavedModelTest, ManifestErrorsNameTheProblem) {

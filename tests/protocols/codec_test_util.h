@@ -70,6 +70,8 @@ inline std::vector<TableConfig> AllKindsOfTables() {
   }
   tables.push_back(
       MakeTable(id++, OptimizerType::kAdam, InitializerType::kNormal, TableKind::kDense));
+  tables[1].admission = {.min_count = 4, .unadmitted_zeros = true};
+  tables[1].eviction = {.ttl_s = 60, .max_rows = 1000};
   return tables;
 }
 

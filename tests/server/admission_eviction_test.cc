@@ -85,6 +85,27 @@ TEST_P(AdmissionEvictionTest, PullBeforeAdmissionReturnsInitialValueAndCreatesNo
   EXPECT_LE(t.sketch_bytes(), size_t{64} << 10);
 }
 
+TEST_P(AdmissionEvictionTest, UnadmittedZerosReadKeysWithoutRowsAsZeros) {
+  EmbeddingTable::Options o = Opts(2);
+  o.admission.unadmitted_zeros = true;
+  EmbeddingTable t(o);
+  const std::vector<float> zeros(kDim, 0.0f);
+  EXPECT_THAT(PullOne(t, 8), ElementsAreArray(zeros));
+  const Key keys[] = {8};
+  const std::vector<float> grads(kDim, 1.0f);
+  std::vector<float> out(kDim);
+  t.PushPull(keys, grads, out, clock_.UnixSeconds());  // Pull + this push: admitted now.
+  EXPECT_EQ(t.num_rows(), 1u);
+  // The new row starts from the initial value, not from zeros.
+  for (uint32_t d = 0; d < kDim; ++d) EXPECT_THAT(out[d], FloatNear(Initial(t, 8)[d] - kLr, 1e-6f));
+  EXPECT_THAT(PullOne(t, 9), ElementsAreArray(zeros));
+  // Without admission the option means nothing: initial values.
+  EmbeddingTable::Options off = Opts(0);
+  off.admission.unadmitted_zeros = true;
+  EmbeddingTable plain(off);
+  EXPECT_THAT(PullOne(plain, 8), ElementsAreArray(Initial(plain, 8)));
+}
+
 TEST_P(AdmissionEvictionTest, PushesBeforeAdmissionAreDroppedThenApply) {
   EmbeddingTable t(Opts(3));
   PushOne(t, 9);

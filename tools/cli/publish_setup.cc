@@ -1,8 +1,11 @@
 #include "tools/cli/publish_setup.h"
 
 #include <filesystem>
+#include <memory>
+#include <thread>
 
 #include "common/logging.h"
+#include "common/mutex.h"
 #include "common/row_file.h"
 #include "models/model_versions.h"
 #include "models/saved_model.h"
@@ -89,6 +92,49 @@ Status SetUpResume(const models::JobConfig& job, const std::vector<TableConfig>&
   return OkStatus();
 }
 
+// Removes old versions on a thread of its own: deleting many version
+// directories can take seconds, which must not delay the next version.
+// One removal runs at a time (RemoveOldVersions' requirement); wake-ups
+// during one coalesce into the next.
+class VersionPruner {
+ public:
+  VersionPruner(std::string dir, uint64_t keep)
+      : dir_(std::move(dir)), keep_(keep), thread_([this] { Run(); }) {}
+  ~VersionPruner() {
+    {
+      MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+  void Wake() {
+    MutexLock lock(&mu_);
+    due_ = true;
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      {
+        MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return due_ || stop_; };
+        mu_.Await(absl::Condition(&ready));
+        if (stop_) return;
+        due_ = false;
+      }
+      StatusOr<std::vector<uint64_t>> removed = models::RemoveOldVersions(dir_, keep_);
+      if (!removed.ok()) TESSERA_LOG(kWarning) << "removing old versions: " << removed.status();
+    }
+  }
+
+  const std::string dir_;
+  const uint64_t keep_;
+  Mutex mu_;
+  bool due_ TESSERA_GUARDED_BY(mu_) = false;
+  bool stop_ TESSERA_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after the fields it reads
+};
+
 }  // namespace
 
 Status SetUpPublishing(const models::JobConfig& job, const models::Schema& schema,
@@ -106,15 +152,16 @@ Status SetUpPublishing(const models::JobConfig& job, const models::Schema& schem
   p.write_manifest = [job, schema_yaml, tables](const scheduler::PublishedVersion& v) {
     return models::WriteManifest(v.dir, ManifestOf(job, schema_yaml, tables, v));
   };
-  const uint64_t keep = job.publish.keep;
-  const std::string dir = job.publish.model_dir;
-  p.after_publish = [keep, dir](const scheduler::PublishedVersion&) {
-    StatusOr<std::vector<uint64_t>> removed = models::RemoveOldVersions(dir, keep);
-    if (!removed.ok()) TESSERA_LOG(kWarning) << "removing old versions: " << removed.status();
-  };
+  if (job.publish.keep > 0) {
+    auto pruner = std::make_shared<VersionPruner>(job.publish.model_dir, job.publish.keep);
+    p.after_publish = [pruner](const scheduler::PublishedVersion&) { pruner->Wake(); };
+  }
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return UnavailableError("publish: cannot create " + dir + ": " + ec.message());
+  std::filesystem::create_directories(job.publish.model_dir, ec);
+  if (ec) {
+    return UnavailableError("publish: cannot create " + job.publish.model_dir + ": " +
+                            ec.message());
+  }
   return resume ? SetUpResume(job, tables, options) : OkStatus();
 }
 
