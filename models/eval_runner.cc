@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
@@ -18,6 +19,7 @@
 #include "models/batch_builder.h"
 #include "models/explanation_json.h"
 #include "models/model.h"
+#include "models/model_versions.h"
 #include "models/saved_model.h"
 
 namespace tessera::models {
@@ -202,13 +204,34 @@ std::string ExplanationJson(const Schema& schema, const ExampleSource& source, f
   return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+// A saved model, a published version (a delta loads through its chain), or
+// a publish directory (its newest version).
+StatusOr<SavedModel> LoadForEval(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(fs::path(dir) / kManifestFileName)) {
+    StatusOr<std::vector<uint64_t>> versions = ListVersionNumbers(dir);
+    if (versions.ok() && !versions->empty()) {
+      return LoadModelVersion(dir, versions->back(), /*with_state=*/false);
+    }
+    return LoadSavedModel(dir, /*with_state=*/false);  // its NotFound names the manifest
+  }
+  TESSERA_ASSIGN_OR_RETURN(ModelManifest manifest, ReadManifest(dir));
+  if (manifest.kind == SnapshotKind::kDelta) {
+    const fs::path version_dir = fs::path(dir).lexically_normal();
+    const fs::path parent =
+        (version_dir.has_filename() ? version_dir : version_dir.parent_path()).parent_path();
+    return LoadModelVersion(parent.string(), manifest.version, /*with_state=*/false);
+  }
+  return LoadSavedModel(dir, /*with_state=*/false);
+}
+
 StatusOr<EvalReport> EvaluateSavedModel(const std::string& model_dir,
                                         const std::vector<std::string>& data,
                                         const EvalOptions& options) {
   if (options.batch_size < 1) return InvalidArgumentError("eval: batch size must be >= 1");
   if (options.explain_limit < -1) return InvalidArgumentError("eval: explain limit must be >= 0");
   const auto start = std::chrono::steady_clock::now();
-  TESSERA_ASSIGN_OR_RETURN(const SavedModel saved, LoadSavedModel(model_dir, /*with_state=*/false));
+  TESSERA_ASSIGN_OR_RETURN(const SavedModel saved, LoadForEval(model_dir));
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                            NewModel(saved.manifest.model, saved.schema));
   EvalReport report;
@@ -286,7 +309,9 @@ std::string EvalUsage() {
          "                    [--batch-size N] [--group-field NAME|none] [--max-bad-ratio F]\n"
          "                    [--explain PATH [--explain-limit N]]\n"
          "Scores FILE... (files, globs, directories) with the saved model in DIR\n"
-         "(<output_dir>/model) and prints AUC, log loss, GAUC and calibration.\n"
+         "(<output_dir>/model), a published version (PUBLISH_DIR/<version>) or a\n"
+         "publish directory (its newest version) and prints AUC, log loss, GAUC and\n"
+         "calibration.\n"
          "  --predictions PATH  also write one \"label<TAB>prediction\" line per example\n"
          "  --batch-size N      examples per batch (default 1024)\n"
          "  --group-field NAME  GAUC groups (default: the training job's; none: no GAUC)\n"

@@ -7,13 +7,22 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
+#include "common/metrics.h"
+#include "models/eval_runner.h"
 #include "models/gen/gen.h"
 #include "models/job_config.h"
 #include "models/model_versions.h"
 #include "models/table_plan.h"
+#include "serving/model_follower.h"
+#include "serving/rest_api.h"
+#include "tests/serving/serving_test_util.h"
 #include "tests/testing/in_proc_training.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -188,6 +197,59 @@ TEST(PublishResumeTest, VersionsChainToTheFinalStateAndResumeContinuesExactly) {
                          models::LoadModelVersion(pub2, 3, /*with_state=*/true));
     EXPECT_LE(MaxDiff(ParamsOf(resumed_model), want), kRoundingTolerance);
   }
+}
+
+// `tessera serve` following a publish directory answers exactly what
+// `tessera eval` computes for the same published version (a delta, loaded
+// through its chain by both).
+TEST(PublishResumeTest, ServingAVersionEqualsEvalOfThatVersion) {
+  testing::TempDir tmp;
+  const std::string pub = (tmp.path() / "pub").string();
+  ASSERT_OK_AND_ASSIGN(models::JobConfig job, Job(pub, 2));
+  ASSERT_OK_AND_ASSIGN(RunOutcome run, TrainAndPublish(job, false, 2));
+  ASSERT_GE(run.last_version, 3u);
+  const std::string test_tsv = (Data().dir.path() / "test.tsv").string();
+  const std::string predictions = (tmp.path() / "pred.tsv").string();
+  ASSERT_OK(models::EvaluateSavedModel(models::VersionDir(pub, 2), {test_tsv},
+                                       {.predictions_path = predictions})
+                .status());
+
+  // Serving follows a directory whose newest version is 2.
+  const std::string served_dir = (tmp.path() / "served").string();
+  for (const char* v : {"1", "2"}) {
+    fs::create_directories(served_dir);
+    fs::copy(fs::path(pub) / v, fs::path(served_dir) / v, fs::copy_options::recursive);
+  }
+  MetricsRegistry metrics;
+  serving::RestApi api({.name = "ctr"}, &metrics);
+  serving::ModelFollower follower({.publish_dir = served_dir}, api.slot(0), &metrics);
+  ASSERT_OK(follower.PollOnce());
+  ASSERT_OK_AND_ASSIGN(models::Schema schema, models::Schema::Load(job.data.schema));
+  std::ifstream eval_in(predictions), test_in(test_tsv);
+  std::vector<std::string> lines, expected;
+  for (std::string l; std::getline(test_in, l);) lines.push_back(l);
+  for (std::string l; std::getline(eval_in, l);) expected.push_back(l);
+  ASSERT_EQ(lines.size(), expected.size());
+  size_t checked = 0;
+  for (size_t begin = 0; begin < lines.size(); begin += 250) {
+    nlohmann::json instances = nlohmann::json::array();
+    for (size_t i = begin; i < std::min(lines.size(), begin + 250); ++i) {
+      instances.push_back(serving::testing::InstanceOfLine(schema, lines[i]));
+    }
+    const HttpResponse r = api.Handle(
+        {"POST", "/v1/models/ctr:predict", nlohmann::json{{"instances", instances}}.dump()});
+    ASSERT_EQ(r.status, 200) << r.body.substr(0, 300);
+    const nlohmann::json reply = nlohmann::json::parse(r.body);
+    EXPECT_EQ(reply["model_version"], "2");
+    for (const nlohmann::json& p : reply["predictions"]) {
+      int label;
+      float want;
+      ASSERT_EQ(std::sscanf(expected[checked].c_str(), "%d\t%f", &label, &want), 2);
+      EXPECT_NEAR(p.get<double>(), want, 1e-6) << "line " << checked + 1;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, lines.size());
 }
 
 }  // namespace
