@@ -56,7 +56,7 @@ StatusOr<models::JobConfig> Job(const std::string& publish_dir, int servers) {
   return models::ParseJobConfig(
       "data: {schema: schema.yaml, train: train.tsv}\n"
       "model: {type: deepfm, embedding_dim: 4, hidden: [8]}\n"
-      "train: {batch_size: 128, consistency: sync}\n"
+      "train: {batch_size: 32, consistency: sync}\n"
       "publish: {model_dir: " + publish_dir + ", interval_s: 3600, full_every: 3, keep: 0}\n",
       "job.yaml", Data().dir.path().string(),
       {"cluster.workers=2", "cluster.servers=" + std::to_string(servers)});
