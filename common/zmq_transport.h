@@ -66,6 +66,11 @@ inline constexpr size_t kZmqHeaderBytes = 16;
 // Frames up to this size are copied into ZeroMQ's inline storage on Send().
 inline constexpr size_t kZmqCopyThresholdBytes = 64;
 
+// The frame limit of Tessera's nodes: 256 MiB, far above any message they
+// send (KvClient slices requests per server: a batch's keys and rows for one
+// server are a few MB; dense blocks are written to files, not sent whole).
+inline constexpr int64_t kNodeMaxFrameBytes = int64_t{256} << 20;
+
 struct ZmqTransportOptions {
   // Borrowed; must outlive the transport. Null: the transport creates and
   // owns a context with `io_threads` I/O threads. Transports that talk over
@@ -80,7 +85,8 @@ struct ZmqTransportOptions {
   int send_hwm = 100000;
   int recv_hwm = 100000;
   // Largest frame accepted from the network, in bytes; a peer sending a
-  // larger one is disconnected by ZeroMQ. -1 = unlimited.
+  // larger one is disconnected by ZeroMQ. -1 = unlimited. Tessera's nodes
+  // use kNodeMaxFrameBytes.
   int64_t max_frame_bytes = -1;
   // Borrowed, may be null. Counters: tessera_transport_{sent,received,
   // rejected}_messages_total, tessera_transport_{sent,received}_bytes_total.

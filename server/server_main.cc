@@ -24,6 +24,7 @@ Status Run(const ServerMainArgs& args) {
   RealClock clock;
   MetricsRegistry metrics;
   ZmqTransportOptions transport_options;
+  transport_options.max_frame_bytes = kNodeMaxFrameBytes;
   transport_options.metrics = &metrics;
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
                            NewZmqTransport(transport_options));

@@ -14,6 +14,10 @@ using protocol::Header;
 using protocol::MessageType;
 
 namespace {
+// Keys one sparse request may carry (KvClient slices a batch per server far
+// below this); more is a malformed or hostile request.
+constexpr size_t kMaxKeysPerRequest = size_t{1} << 22;
+
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -260,6 +264,11 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
                                 std::to_string(req.keys.size() * dim) + " gradient floats (" +
                                 std::to_string(req.keys.size()) + " keys x dim " +
                                 std::to_string(dim) + "), got " + std::to_string(req.grads.size()));
+  }
+  if (req.keys.size() > kMaxKeysPerRequest) {
+    return InvalidArgumentError("server: " + std::to_string(req.keys.size()) +
+                                " keys in one request to table '" + table->config.name +
+                                "', more than the limit of " + std::to_string(kMaxKeysPerRequest));
   }
   TESSERA_RETURN_IF_ERROR(CheckOwnership(req.keys));
   EmbeddingTable& rows = *table->sparse;

@@ -190,6 +190,23 @@ TEST_P(KvClusterTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(kv.Wait(12345, DeadlineIn(kWait)).code(), StatusCode::kNotFound);
 }
 
+TEST_P(KvClusterTest, ServersRefuseRequestsOverTheKeyLimit) {
+  InProcCluster c(Options(1, 1), &clock_);
+  ASSERT_OK(c.Start());
+  std::vector<Key> keys((size_t{1} << 22) + 1);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = i;
+  std::vector<float> out(keys.size() * kDim);
+  ASSERT_OK_AND_ASSIGN(worker::KvClient::Ticket t, c.worker(0).kv().Pull(kEmb, keys, out));
+  const Status s = c.worker(0).kv().Wait(t, DeadlineIn(kWait));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(std::string(s.message()).find("more than the limit"), std::string::npos) << s;
+  // The server goes on serving.
+  keys.resize(3);
+  out.resize(3 * kDim);
+  ASSERT_OK_AND_ASSIGN(t, c.worker(0).kv().Pull(kEmb, keys, out));
+  EXPECT_OK(c.worker(0).kv().Wait(t, DeadlineIn(kWait)));
+}
+
 TEST_P(KvClusterTest, ShutdownRequestReachesEveryNode) {
   InProcCluster c(Options(2, 2), &clock_);
   ASSERT_OK(c.Start());
