@@ -100,6 +100,15 @@ StatusOr<KvClient::Ticket> KvClient::DensePush(TableId table, std::span<const fl
   return Dense(false, table, grads, {});
 }
 
+Status KvClient::CheckInFlight() const {
+  MutexLock lock(&mu_);
+  if (ops_.size() >= kMaxInFlight) {
+    return ResourceExhaustedError("kv: " + std::to_string(ops_.size()) +
+                                  " operations in flight, the limit: Wait() for some first");
+  }
+  return OkStatus();
+}
+
 KvClient::Ticket KvClient::Register(std::shared_ptr<Op> op) {
   MutexLock lock(&mu_);
   Ticket t = next_ticket_++;
@@ -124,6 +133,7 @@ StatusOr<KvClient::Ticket> KvClient::Sparse(Kind kind, TableId table, std::span<
                                 " gradient floats for " + std::to_string(n) + " keys of dim " +
                                 std::to_string(dim));
   }
+  TESSERA_RETURN_IF_ERROR(CheckInFlight());
   auto op = std::make_shared<Op>();
   op->returns_values = kind != Kind::kPush;
   op->dim = dim;
@@ -224,6 +234,7 @@ StatusOr<KvClient::Ticket> KvClient::Dense(bool pull, TableId table, std::span<c
                                 std::to_string(config->size) + " floats, got " +
                                 std::to_string(data.size()));
   }
+  TESSERA_RETURN_IF_ERROR(CheckInFlight());
   auto op = std::make_shared<Op>();
   op->returns_values = pull;
   op->out = out;

@@ -53,6 +53,11 @@ class KvClient {
   // Gradients for the whole dense table.
   StatusOr<Ticket> DensePush(TableId table, std::span<const float> grads);
 
+  // Operations started and not yet waited for are limited: past it, the
+  // calls above return ResourceExhausted (a client that never waits cannot
+  // grow without bound or flood the servers).
+  static constexpr size_t kMaxInFlight = 4096;
+
   // Waits for a ticket. Returns the first error of any server's reply,
   // DeadlineExceeded (the operation is abandoned: no buffer is touched after
   // Wait returns), or NotFound for an unknown or already waited ticket.
@@ -77,6 +82,7 @@ class KvClient {
   StatusOr<Ticket> Dense(bool pull, TableId table, std::span<const float> grads,
                          std::span<float> out);
   Ticket Register(std::shared_ptr<Op> op);
+  Status CheckInFlight() const;
   void OnReply(const std::shared_ptr<Op>& op, int part, StatusOr<protocol::DecodedMessage> reply);
   OpMetrics MakeOpMetrics(const std::string& op);
 
@@ -85,7 +91,7 @@ class KvClient {
   MetricsRegistry* const metrics_;
   OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
 
-  Mutex mu_;
+  mutable Mutex mu_;
   // protected by mu_
   Ticket next_ticket_ TESSERA_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<Ticket, std::shared_ptr<Op>> ops_ TESSERA_GUARDED_BY(mu_);

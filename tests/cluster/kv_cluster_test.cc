@@ -207,6 +207,23 @@ TEST_P(KvClusterTest, ServersRefuseRequestsOverTheKeyLimit) {
   EXPECT_OK(c.worker(0).kv().Wait(t, DeadlineIn(kWait)));
 }
 
+TEST_P(KvClusterTest, OperationsInFlightAreLimited) {
+  InProcCluster c(Options(1, 1), &clock_);
+  ASSERT_OK(c.Start());
+  worker::KvClient& kv = c.worker(0).kv();
+  const std::vector<Key> keys = {1};
+  std::vector<float> out(kDim);
+  std::vector<worker::KvClient::Ticket> tickets;
+  for (size_t i = 0; i < worker::KvClient::kMaxInFlight; ++i) {
+    ASSERT_OK_AND_ASSIGN(worker::KvClient::Ticket t, kv.Pull(kEmb, keys, out));
+    tickets.push_back(t);
+  }
+  EXPECT_EQ(kv.Pull(kEmb, keys, out).status().code(), StatusCode::kResourceExhausted);
+  for (worker::KvClient::Ticket t : tickets) ASSERT_OK(kv.Wait(t, DeadlineIn(kWait)));
+  ASSERT_OK_AND_ASSIGN(worker::KvClient::Ticket t, kv.Pull(kEmb, keys, out));
+  EXPECT_OK(kv.Wait(t, DeadlineIn(kWait)));
+}
+
 TEST_P(KvClusterTest, ShutdownRequestReachesEveryNode) {
   InProcCluster c(Options(2, 2), &clock_);
   ASSERT_OK(c.Start());
