@@ -24,6 +24,11 @@ struct ServerMainArgs {
   int metrics_port = 0;
   // Registration with the scheduler must finish within this time.
   std::chrono::seconds startup_timeout{300};
+  // A streaming job under mpirun (or Kubernetes): every rank gets the
+  // signal, but the scheduler drains the stream and then stops the cluster;
+  // so the first SIGINT/SIGTERM after registration is only logged, and a
+  // second one stops this node.
+  bool first_signal_drains = false;
 };
 
 // Returns 0 after an orderly shutdown, 1 on failure, 128+signo when

@@ -44,6 +44,11 @@ struct WorkerMainArgs {
   std::string program_name;
   WorkerProgram program;  // required
   std::vector<std::string> program_args;
+  // A streaming job under mpirun (or Kubernetes): every rank gets the
+  // signal, but the scheduler drains the stream and then stops the cluster;
+  // so the first SIGINT/SIGTERM after registration is only logged, and a
+  // second one stops this node.
+  bool first_signal_drains = false;
 };
 
 // Returns 0 if the program succeeded and the cluster shut down in order,

@@ -127,11 +127,15 @@ int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int 
   node.scheduler = bootstrap.scheduler;
   if (rank <= spec.servers) {
     node.rank = rank - 1;
-    return server::RunServer(MakeServerArgs(node, bootstrap.token));
+    server::ServerMainArgs args = MakeServerArgs(node, bootstrap.token);
+    args.first_signal_drains = spec.drain_on_signal;  // mpirun signals every rank
+    return server::RunServer(args);
   }
   node.rank = rank - 1 - spec.servers;
-  return worker::RunWorker(
-      MakeWorkerArgs(node, bootstrap.token, *programs.Find(spec.program), spec.program_args));
+  worker::WorkerMainArgs args =
+      MakeWorkerArgs(node, bootstrap.token, *programs.Find(spec.program), spec.program_args);
+  args.first_signal_drains = spec.drain_on_signal;
+  return worker::RunWorker(args);
 }
 
 }  // namespace
