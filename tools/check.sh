@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs every package (tools/install_deps.sh), builds
-# (tools/build.sh) and runs every CTest label (unit, cluster, e2e, mpirun).
+# (tools/build.sh), runs every CTest label (unit, cluster, e2e, mpirun), then
+# builds the libFuzzer targets with clang and runs each for 20 s (tools/fuzz.sh).
 # Prints the duration of each stage. Run as root or with sudo available.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,6 @@ stage "configure + build"
 tools/build.sh
 stage "ctest"
 tools/test.sh
+stage "fuzz (clang build + 20 s per target)"
+tools/fuzz.sh 20
 stage "done"

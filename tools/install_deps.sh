@@ -7,6 +7,9 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
+  # clang for the fuzz targets (tools/fuzz.sh); libFuzzer and the sanitizer
+  # runtimes are in libclang-rt-14-dev, only a Recommends of clang-14's deps
+  clang libclang-rt-14-dev
   # libraries
   libzmq3-dev cppzmq-dev libflatbuffers-dev flatbuffers-compiler libeigen3-dev
   libopenmpi-dev openmpi-bin prometheus-cpp-dev libgtest-dev libgmock-dev
