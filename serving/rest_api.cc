@@ -121,7 +121,10 @@ bool ParseBody(const std::string& body, size_t max_bytes, json* doc, RestApi::Re
 
 // Checks the top-level keys of a request: only `allowed` ones.
 bool CheckKeys(const json& doc, std::initializer_list<const char*> allowed, RestApi::Reply* error) {
-  for (const auto& [key, value] : doc.items()) {
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    // A named variable, not a structured binding: clang 14 cannot capture
+    // those in a lambda (the fuzz build uses clang).
+    const std::string& key = it.key();
     if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }) ==
         allowed.end()) {
       *error = Error(400, "invalid_request", absl::StrCat(key, ": unknown key"));
