@@ -13,6 +13,7 @@
 
 #include "protocols/codec.h"
 #include "tests/protocols/codec_test_util.h"
+#include "tests/protocols/touch_message.h"
 #include "tests/testing/status_matchers.h"
 
 namespace tessera::protocol {
@@ -25,39 +26,7 @@ using testing::SampleFrames;
 bool Exercise(const Frame& frame, uint64_t* sink) {
   StatusOr<DecodedMessage> decoded = DecodedMessage::Decode(frame);
   if (!decoded.ok()) return false;
-  const DecodedMessage& m = *decoded;
-  *sink += m.header().request_id + m.header().token.size() + m.header().status.message().size() +
-           static_cast<uint64_t>(m.type()) + m.frame().size();
-  if (auto r = m.AsRegisterRequest(); r.ok()) *sink += r->endpoint.size() + r->host.size() + r->pid;
-  if (auto r = m.AsRegisterReply(); r.ok()) *sink += r->rank;
-  if (auto r = m.AsClusterView(); r.ok()) {
-    *sink += r->epoch + r->shard_map.num_slots() + r->workers.size() + r->tables.size();
-    for (const NodeInfo& n : r->servers) *sink += n.endpoint.size() + n.host.size();
-    for (const TableConfig& t : r->tables) *sink += t.name.size() + t.dim;
-    for (uint32_t s = 0; s < r->shard_map.num_slots(); ++s) *sink += r->shard_map.OwnerOfSlot(s);
-  }
-  if (auto r = m.AsConfigureTables(); r.ok()) {
-    for (const TableConfig& t : *r) *sink += t.name.size() + t.initializer.seed;
-  }
-  if (auto r = m.AsBarrierRequest(); r.ok()) *sink += static_cast<uint64_t>(*r);
-  if (auto r = m.AsShutdownRequest(); r.ok()) *sink += r->size();
-  if (auto r = m.AsPull(); r.ok()) {
-    for (Key k : r->keys) *sink += k;
-  }
-  auto touch_push = [&](const StatusOr<PushView>& r) {
-    if (!r.ok()) return;
-    for (Key k : r->keys) *sink += k;
-    for (float g : r->grads) *sink += static_cast<uint64_t>(g != 0.0f);
-  };
-  touch_push(m.AsPush());
-  touch_push(m.AsPushPull());
-  if (auto r = m.AsValuesReply(); r.ok()) {
-    for (float v : *r) *sink += static_cast<uint64_t>(v != 0.0f);
-  }
-  if (auto r = m.AsDensePull(); r.ok()) *sink += r->begin + r->count;
-  if (auto r = m.AsDensePush(); r.ok()) {
-    for (float g : r->grads) *sink += static_cast<uint64_t>(g != 0.0f);
-  }
+  TouchEveryAccessor(*decoded, sink);
   return true;
 }
 
