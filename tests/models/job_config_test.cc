@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <span>
+
 #include "models/schema.h"
 #include "models/table_plan.h"
 #include "tests/testing/status_matchers.h"
@@ -74,11 +76,24 @@ TEST(JobConfigTest, RejectsUnknownKeysNamingThem) {
   EXPECT_NE(job.status().message().find("model.dimension"), std::string::npos) << job.status();
 }
 
+// A --set that must be refused with an error naming the key.
+struct RejectCase {
+  std::string set;
+  std::string expect;  // part of the error message
+};
+
+void ExpectRejected(std::span<const RejectCase> cases) {
+  for (const RejectCase& c : cases) {
+    StatusOr<JobConfig> job = Parse(kJob, {c.set});
+    ASSERT_FALSE(job.ok()) << c.set;
+    EXPECT_EQ(job.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(job.status().message().find(c.expect), std::string::npos)
+        << c.set << " -> " << job.status();
+  }
+}
+
 TEST(JobConfigTest, RejectsBadValuesNamingKeyAndAllowedValues) {
-  struct Case {
-    std::string set;
-    std::string expect;
-  } cases[] = {
+  const RejectCase cases[] = {
       {"model.type=xgboost", "model.type must be one of lr | fm | deepfm"},
       {"optimizer.sparse.type=rmsprop", "optimizer.sparse.type must be one of"},
       {"optimizer.dense.lr=-1", "optimizer.dense.lr must be a number"},
@@ -89,13 +104,7 @@ TEST(JobConfigTest, RejectsBadValuesNamingKeyAndAllowedValues) {
       {"data.max_bad_ratio=2", "data.max_bad_ratio must be a number in [0, 1]"},
       {"model.hidden=[0]", "model.hidden items must be integers"},
   };
-  for (const Case& c : cases) {
-    StatusOr<JobConfig> job = Parse(kJob, {c.set});
-    ASSERT_FALSE(job.ok()) << c.set;
-    EXPECT_EQ(job.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(job.status().message().find(c.expect), std::string::npos)
-        << c.set << " -> " << job.status();
-  }
+  ExpectRejected(cases);
 }
 
 TEST(JobConfigTest, ReadsPerTableAdmissionAndEviction) {
@@ -144,10 +153,7 @@ fields:
 }
 
 TEST(JobConfigTest, RejectsBadTableKeys) {
-  struct Case {
-    std::string set;
-    std::string expect;
-  } cases[] = {
+  const RejectCase cases[] = {
       {"tables.item.admission.min_count=-1", "tables.item.admission.min_count must be an integer"},
       {"tables.item.eviction.ttl_s=soon", "tables.item.eviction.ttl_s must be an integer"},
       {"tables.item.eviction.max_rows=-5", "tables.item.eviction.max_rows must be an integer"},
@@ -156,13 +162,7 @@ TEST(JobConfigTest, RejectsBadTableKeys) {
       {"tables.item=3", "tables.item must be a mapping"},
       {"tables=[item]", "tables must be a mapping"},
   };
-  for (const Case& c : cases) {
-    StatusOr<JobConfig> job = Parse(kJob, {c.set});
-    ASSERT_FALSE(job.ok()) << c.set;
-    EXPECT_EQ(job.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_NE(job.status().message().find(c.expect), std::string::npos)
-        << c.set << " -> " << job.status();
-  }
+  ExpectRejected(cases);
 }
 
 TEST(JobConfigTest, ReadsTheSequenceModelKeys) {
