@@ -73,7 +73,7 @@ void InitializeRow(const InitializerConfig& config, TableId table, Key key,
 }
 
 void MissingRowValue(const TableConfig& config, Key key, std::span<float> out) {
-  if (config.admission.min_count > 1 && config.admission.unadmitted_zeros) {
+  if (config.admission.missing_reads_zero()) {
     std::fill(out.begin(), out.end(), 0.0f);
   } else {
     InitializeRow(config.initializer, config.id, key, out);

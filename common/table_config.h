@@ -54,6 +54,8 @@ struct InitializerConfig {
 struct AdmissionConfig {
   uint32_t min_count = 0;
   bool unadmitted_zeros = false;
+  // Whether keys without a row read as zeros (admission on and asked for).
+  bool missing_reads_zero() const { return min_count > 1 && unadmitted_zeros; }
   friend bool operator==(const AdmissionConfig&, const AdmissionConfig&) = default;
 };
 struct EvictionConfig {

@@ -353,7 +353,7 @@ EmbeddingTable::EmbeddingTable(const Options& options)
       initializer_(options.initializer),
       stripe_bits_(StripeBits(options.num_stripes)),
       min_count_(options.admission.min_count),
-      missing_zeros_(options.admission.min_count > 1 && options.admission.unadmitted_zeros),
+      missing_zeros_(options.admission.missing_reads_zero()),
       eviction_(options.eviction),
       stripes_(new Stripe[size_t{1} << stripe_bits_]) {
   if (optimizer_ == nullptr) Die("REQUIRES: Options::optimizer != nullptr");
