@@ -43,6 +43,7 @@ TESSERA_SAME_TAG_(kSaveRequest, SaveRequest);
 TESSERA_SAME_TAG_(kSnapshotRequest, SnapshotRequest);
 TESSERA_SAME_TAG_(kSnapshotFlushRequest, SnapshotFlushRequest);
 TESSERA_SAME_TAG_(kRestoreRequest, RestoreRequest);
+TESSERA_SAME_TAG_(kReplicateRequest, ReplicateRequest);
 #undef TESSERA_SAME_TAG_
 
 static_assert(static_cast<uint8_t>(Role::kScheduler) ==
@@ -168,6 +169,8 @@ std::string_view MessageTypeName(MessageType type) {
       return "SnapshotFlushRequest";
     case MessageType::kRestoreRequest:
       return "RestoreRequest";
+    case MessageType::kReplicateRequest:
+      return "ReplicateRequest";
   }
   return "Unknown";
 }

@@ -66,6 +66,7 @@ enum class MessageType : uint8_t {
   kSnapshotRequest,
   kSnapshotFlushRequest,
   kRestoreRequest,
+  kReplicateRequest,
 };
 std::string_view MessageTypeName(MessageType type);
 
@@ -108,6 +109,10 @@ struct ClusterView {
   std::vector<NodeInfo> workers;  // index = worker rank
   std::vector<TableConfig> tables;
   uint32_t heartbeat_interval_ms = 0;
+  uint32_t replication = 1;            // copies of every shard (1: no backups)
+  std::vector<int32_t> dead_servers;   // ranks declared dead, ascending
+  // The live servers' ranks: a server is live unless listed in dead_servers.
+  std::vector<bool> LiveServers() const;
 };
 
 enum class BarrierGroup : uint8_t { kWorkers = 0, kAll = 1 };
@@ -120,6 +125,7 @@ struct PushView {  // also PushPull
   TableId table = 0;
   std::span<const Key> keys;
   std::span<const float> grads;
+  uint64_t op_id = 0;  // 0: none
 };
 struct DensePullView {
   TableId table = 0;
@@ -130,6 +136,50 @@ struct DensePushView {
   TableId table = 0;
   uint64_t begin = 0;
   std::span<const float> grads;
+  uint64_t op_id = 0;  // 0: none
+};
+// Replication (primary -> backup). Owning form, for encoding.
+struct ReplicaRows {
+  TableId table = 0;
+  std::vector<std::byte> records;  // EmbeddingTable::Captured layout
+  std::vector<Key> deleted;
+};
+struct ReplicaDense {
+  TableId table = 0;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint32_t step = 0;
+  std::vector<float> values;  // end - begin
+  std::vector<float> state;   // k * (end - begin), planar
+};
+struct ReplicateBatch {
+  uint64_t epoch = 0;
+  bool reset = false;
+  std::vector<ReplicaRows> rows;
+  std::vector<ReplicaDense> dense;
+  std::vector<uint64_t> op_ids;
+  size_t payload_bytes() const;
+};
+// Decoded form: spans into the received frame.
+struct ReplicaRowsView {
+  TableId table = 0;
+  std::span<const std::byte> records;
+  std::span<const Key> deleted;
+};
+struct ReplicaDenseView {
+  TableId table = 0;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+  uint32_t step = 0;
+  std::span<const float> values;
+  std::span<const float> state;
+};
+struct ReplicateView {
+  uint64_t epoch = 0;
+  bool reset = false;
+  std::vector<ReplicaRowsView> rows;
+  std::vector<ReplicaDenseView> dense;
+  std::span<const uint64_t> op_ids;
 };
 
 // Training coordination.
@@ -202,17 +252,19 @@ using KeysValuesFill = absl::FunctionRef<void(std::span<Key>, std::span<float>)>
 Frame EncodePull(const Header& header, TableId table, size_t num_keys, KeysFill fill);
 Frame EncodePull(const Header& header, TableId table, std::span<const Key> keys);
 // `fill` gets num_keys keys and num_grads gradient floats to write.
+// op_id: see PushRequest in tessera.fbs (0: none).
 Frame EncodePush(const Header& header, TableId table, size_t num_keys, size_t num_grads,
-                 KeysValuesFill fill);
+                 KeysValuesFill fill, uint64_t op_id = 0);
 Frame EncodePush(const Header& header, TableId table, std::span<const Key> keys,
-                 std::span<const float> grads);
+                 std::span<const float> grads, uint64_t op_id = 0);
 Frame EncodePushPull(const Header& header, TableId table, size_t num_keys, size_t num_grads,
-                     KeysValuesFill fill);
+                     KeysValuesFill fill, uint64_t op_id = 0);
 Frame EncodeValuesReply(const Header& header, size_t num_values, ValuesFill fill);
 Frame EncodeValuesReply(const Header& header, std::span<const float> values);
 Frame EncodeDensePull(const Header& header, TableId table, uint64_t begin, uint64_t count);
 Frame EncodeDensePush(const Header& header, TableId table, uint64_t begin,
-                      std::span<const float> grads);
+                      std::span<const float> grads, uint64_t op_id = 0);
+Frame EncodeReplicate(const Header& header, const ReplicateBatch& batch);
 
 // ---- decoding ---------------------------------------------------------------
 
@@ -252,6 +304,7 @@ class DecodedMessage {
   StatusOr<SnapshotInfo> AsSnapshotRequest() const;
   StatusOr<uint64_t> AsSnapshotFlushRequest() const;
   StatusOr<std::vector<RestoreTable>> AsRestoreRequest() const;
+  StatusOr<ReplicateView> AsReplicate() const;
 
  private:
   DecodedMessage() = default;

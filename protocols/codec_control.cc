@@ -1,6 +1,7 @@
 // Control messages: registration, cluster view, table configuration,
 // heartbeat, barrier, shutdown, ack. Encoders write whatever they are given;
 // the As*() accessors check the semantics of what arrived.
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -241,8 +242,10 @@ Frame EncodeClusterView(const Header& header, const ClusterView& view) {
   const auto servers = NodesToWire(fbb, view.servers);
   const auto workers = NodesToWire(fbb, view.workers);
   const auto tables = TablesToWire(fbb, view.tables);
+  const auto dead = fbb.CreateVector(view.dead_servers);
   const auto body = wire::CreateClusterView(fbb, view.epoch, view.shard_map.num_slots(), slot_owner,
-                                            servers, workers, tables, view.heartbeat_interval_ms);
+                                            servers, workers, tables, view.heartbeat_interval_ms,
+                                            view.replication, dead);
   return FinishEnvelope(fbb, header, wire::Body::ClusterView, body.Union());
 }
 
@@ -314,6 +317,29 @@ StatusOr<ClusterView> DecodedMessage::AsClusterView() const {
   TESSERA_ASSIGN_OR_RETURN(view.workers, NodesFromWire(w->workers(), Role::kWorker));
   TESSERA_ASSIGN_OR_RETURN(view.tables, TablesFromWire(w->tables()));
   TESSERA_ASSIGN_OR_RETURN(view.shard_map, ShardMapFromWire(*w, view.servers.size()));
+  view.replication = w->replication();
+  if (view.replication < 1 || view.replication > std::max<size_t>(1, view.servers.size())) {
+    return InvalidArgumentError(internal::Cat("cluster view: replication ", view.replication,
+                                              " for ", view.servers.size(), " servers"));
+  }
+  if (w->dead_servers() != nullptr) {
+    view.dead_servers.assign(w->dead_servers()->begin(), w->dead_servers()->end());
+  }
+  for (size_t i = 0; i < view.dead_servers.size(); ++i) {
+    const int32_t rank = view.dead_servers[i];
+    if (rank < 0 || static_cast<size_t>(rank) >= view.servers.size() ||
+        (i > 0 && rank <= view.dead_servers[i - 1])) {
+      return InvalidArgumentError(
+          internal::Cat("cluster view: dead server ", rank, " out of range or out of order"));
+    }
+  }
+  const std::vector<bool> live = view.LiveServers();
+  for (int32_t owner : view.shard_map.slot_owner()) {
+    if (!live[owner]) {
+      return InvalidArgumentError(
+          internal::Cat("cluster view: slot owned by dead server ", owner));
+    }
+  }
   return view;
 }
 

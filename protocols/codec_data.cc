@@ -39,7 +39,7 @@ void CopyInto(std::span<const T> from, std::span<T> to) {
 
 // Shared by Push and PushPull, whose tables have the same fields.
 Frame EncodeKeysGrads(const Header& header, wire::Body type, TableId table, size_t num_keys,
-                      size_t num_grads, KeysValuesFill fill) {
+                      size_t num_grads, KeysValuesFill fill, uint64_t op_id) {
   flatbuffers::FlatBufferBuilder fbb(
       InitialBuilderSize(header, num_keys * sizeof(Key) + num_grads * sizeof(float)));
   Key* keys_data = nullptr;
@@ -52,8 +52,8 @@ Frame EncodeKeysGrads(const Header& header, wire::Body type, TableId table, size
   fill(std::span<Key>(keys_data, num_keys), std::span<float>(grads_data, num_grads));
   const flatbuffers::Offset<void> body =
       type == wire::Body::PushRequest
-          ? wire::CreatePushRequest(fbb, table, keys, grads).Union()
-          : wire::CreatePushPullRequest(fbb, table, keys, grads).Union();
+          ? wire::CreatePushRequest(fbb, table, keys, grads, op_id).Union()
+          : wire::CreatePushPullRequest(fbb, table, keys, grads, op_id).Union();
   return FinishEnvelope(fbb, header, type, body);
 }
 
@@ -78,6 +78,7 @@ StatusOr<PushView> PushViewOf(const W& w, std::string_view name) {
   view.table = w.table();
   TESSERA_ASSIGN_OR_RETURN(view.keys, SpanOf(w.keys(), internal::Cat(name, ".keys")));
   TESSERA_ASSIGN_OR_RETURN(view.grads, SpanOf(w.grads(), internal::Cat(name, ".grads")));
+  view.op_id = w.op_id();
   return view;
 }
 
@@ -107,22 +108,25 @@ Frame EncodePull(const Header& header, TableId table, std::span<const Key> keys)
 }
 
 Frame EncodePush(const Header& header, TableId table, size_t num_keys, size_t num_grads,
-                 KeysValuesFill fill) {
-  return EncodeKeysGrads(header, wire::Body::PushRequest, table, num_keys, num_grads, fill);
+                 KeysValuesFill fill, uint64_t op_id) {
+  return EncodeKeysGrads(header, wire::Body::PushRequest, table, num_keys, num_grads, fill, op_id);
 }
 
 Frame EncodePush(const Header& header, TableId table, std::span<const Key> keys,
-                 std::span<const float> grads) {
-  return EncodePush(header, table, keys.size(), grads.size(),
-                    [&](std::span<Key> keys_out, std::span<float> grads_out) {
-                      CopyInto(keys, keys_out);
-                      CopyInto(grads, grads_out);
-                    });
+                 std::span<const float> grads, uint64_t op_id) {
+  return EncodePush(
+      header, table, keys.size(), grads.size(),
+      [&](std::span<Key> keys_out, std::span<float> grads_out) {
+        CopyInto(keys, keys_out);
+        CopyInto(grads, grads_out);
+      },
+      op_id);
 }
 
 Frame EncodePushPull(const Header& header, TableId table, size_t num_keys, size_t num_grads,
-                     KeysValuesFill fill) {
-  return EncodeKeysGrads(header, wire::Body::PushPullRequest, table, num_keys, num_grads, fill);
+                     KeysValuesFill fill, uint64_t op_id) {
+  return EncodeKeysGrads(header, wire::Body::PushPullRequest, table, num_keys, num_grads, fill,
+                         op_id);
 }
 
 Frame EncodeValuesReply(const Header& header, size_t num_values, ValuesFill fill) {
@@ -146,12 +150,12 @@ Frame EncodeDensePull(const Header& header, TableId table, uint64_t begin, uint6
 }
 
 Frame EncodeDensePush(const Header& header, TableId table, uint64_t begin,
-                      std::span<const float> grads) {
+                      std::span<const float> grads, uint64_t op_id) {
   flatbuffers::FlatBufferBuilder fbb(InitialBuilderSize(header, grads.size() * sizeof(float)));
   float* grads_data = nullptr;
   const auto grads_vec = fbb.CreateUninitializedVector(grads.size(), &grads_data);
   CopyInto(grads, std::span<float>(grads_data, grads.size()));
-  const auto body = wire::CreateDensePushRequest(fbb, table, begin, grads_vec);
+  const auto body = wire::CreateDensePushRequest(fbb, table, begin, grads_vec, op_id);
   return FinishEnvelope(fbb, header, wire::Body::DensePushRequest, body.Union());
 }
 
@@ -195,6 +199,7 @@ StatusOr<DensePushView> DecodedMessage::AsDensePush() const {
   DensePushView view;
   view.table = w->table();
   view.begin = w->begin();
+  view.op_id = w->op_id();
   TESSERA_ASSIGN_OR_RETURN(view.grads, SpanOf(w->grads(), "DensePushRequest.grads"));
   TESSERA_RETURN_IF_ERROR(CheckRange(view.begin, view.grads.size(), "DensePushRequest"));
   return view;

@@ -61,6 +61,17 @@ inline void TouchEveryAccessor(const DecodedMessage& m, uint64_t* sink) {
       for (const std::string& f : t.files) *sink += t.table + f.size();
     }
   }
+  if (auto r = m.AsReplicate(); r.ok()) {
+    for (const ReplicaRowsView& rows : r->rows) {
+      for (std::byte b : rows.records) *sink += static_cast<uint8_t>(b);
+      for (Key k : rows.deleted) *sink += k;
+    }
+    for (const ReplicaDenseView& d : r->dense) {
+      for (float v : d.values) *sink += static_cast<uint64_t>(v != 0.0f);
+      for (float v : d.state) *sink += static_cast<uint64_t>(v != 0.0f);
+    }
+    for (uint64_t op : r->op_ids) *sink += op;
+  }
 }
 
 }  // namespace tessera::protocol

@@ -1,0 +1,109 @@
+// Replication messages, operation ids and the cluster view's liveness fields.
+#include <gtest/gtest.h>
+
+#include "tests/protocols/codec_test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace tessera::protocol {
+namespace {
+
+using testing::MakeClusterView;
+using testing::MakeHeader;
+
+StatusOr<DecodedMessage> RoundTrip(Frame f) { return DecodedMessage::Decode(std::move(f)); }
+
+TEST(CodecReplicationTest, ClusterViewCarriesReplicationAndDeadServers) {
+  ClusterView want = MakeClusterView();  // slots owned by 0, 1 and 2
+  want.shard_map = ShardMap({2, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 0}, 3);
+  want.replication = 2;
+  want.dead_servers = {1};
+  ASSERT_OK_AND_ASSIGN(DecodedMessage m, RoundTrip(EncodeClusterView(MakeHeader(), want)));
+  ASSERT_OK_AND_ASSIGN(ClusterView got, m.AsClusterView());
+  EXPECT_EQ(got.replication, 2u);
+  EXPECT_EQ(got.dead_servers, std::vector<int32_t>{1});
+  EXPECT_EQ(got.LiveServers(), (std::vector<bool>{true, false, true}));
+}
+
+TEST(CodecReplicationTest, ClusterViewRefusesSlotsOfDeadServersAndBadReplication) {
+  ClusterView dead_owner = MakeClusterView();  // server 1 owns slots
+  dead_owner.dead_servers = {1};
+  ASSERT_OK_AND_ASSIGN(DecodedMessage a, RoundTrip(EncodeClusterView(MakeHeader(), dead_owner)));
+  EXPECT_FALSE(a.AsClusterView().ok());
+
+  ClusterView too_many = MakeClusterView();
+  too_many.replication = 4;  // 3 servers
+  ASSERT_OK_AND_ASSIGN(DecodedMessage b, RoundTrip(EncodeClusterView(MakeHeader(), too_many)));
+  EXPECT_FALSE(b.AsClusterView().ok());
+
+  ClusterView unsorted = MakeClusterView();
+  unsorted.shard_map = ShardMap::Uniform(13, 3);
+  unsorted.dead_servers = {2, 2};
+  ASSERT_OK_AND_ASSIGN(DecodedMessage c, RoundTrip(EncodeClusterView(MakeHeader(), unsorted)));
+  EXPECT_FALSE(c.AsClusterView().ok());
+}
+
+TEST(CodecReplicationTest, PushesCarryOperationIds) {
+  const std::vector<Key> keys = {1, 2};
+  const std::vector<float> grads = {0.5f, -0.5f};
+  ASSERT_OK_AND_ASSIGN(DecodedMessage push,
+                       RoundTrip(EncodePush(MakeHeader(), 4, keys, grads, 0xabcdef)));
+  ASSERT_OK_AND_ASSIGN(PushView pv, push.AsPush());
+  EXPECT_EQ(pv.op_id, 0xabcdefu);
+  ASSERT_OK_AND_ASSIGN(DecodedMessage dense,
+                       RoundTrip(EncodeDensePush(MakeHeader(), 5, 10, grads, 77)));
+  ASSERT_OK_AND_ASSIGN(DensePushView dv, dense.AsDensePush());
+  EXPECT_EQ(dv.op_id, 77u);
+  ASSERT_OK_AND_ASSIGN(DecodedMessage plain, RoundTrip(EncodePush(MakeHeader(), 4, keys, grads)));
+  ASSERT_OK_AND_ASSIGN(PushView none, plain.AsPush());
+  EXPECT_EQ(none.op_id, 0u);
+}
+
+TEST(CodecReplicationTest, ReplicateRoundTrip) {
+  ReplicateBatch batch;
+  batch.epoch = 3;
+  batch.reset = true;
+  ReplicaRows rows;
+  rows.table = 2;
+  rows.records = {std::byte{1}, std::byte{2}, std::byte{3}};
+  rows.deleted = {9, 10};
+  batch.rows.push_back(rows);
+  ReplicaDense dense;
+  dense.table = 7;
+  dense.begin = 4;
+  dense.end = 6;
+  dense.step = 11;
+  dense.values = {1.5f, 2.5f};
+  dense.state = {0.1f, 0.2f, 0.3f, 0.4f};
+  batch.dense.push_back(dense);
+  batch.op_ids = {100, 200};
+  ASSERT_OK_AND_ASSIGN(DecodedMessage m, RoundTrip(EncodeReplicate(MakeHeader(), batch)));
+  ASSERT_OK_AND_ASSIGN(ReplicateView v, m.AsReplicate());
+  EXPECT_EQ(v.epoch, 3u);
+  EXPECT_TRUE(v.reset);
+  ASSERT_EQ(v.rows.size(), 1u);
+  EXPECT_EQ(v.rows[0].table, 2u);
+  EXPECT_EQ(std::vector<std::byte>(v.rows[0].records.begin(), v.rows[0].records.end()),
+            rows.records);
+  EXPECT_EQ(std::vector<Key>(v.rows[0].deleted.begin(), v.rows[0].deleted.end()), rows.deleted);
+  ASSERT_EQ(v.dense.size(), 1u);
+  EXPECT_EQ(v.dense[0].begin, 4u);
+  EXPECT_EQ(v.dense[0].end, 6u);
+  EXPECT_EQ(v.dense[0].step, 11u);
+  EXPECT_EQ(std::vector<float>(v.dense[0].values.begin(), v.dense[0].values.end()), dense.values);
+  EXPECT_EQ(std::vector<float>(v.dense[0].state.begin(), v.dense[0].state.end()), dense.state);
+  EXPECT_EQ(std::vector<uint64_t>(v.op_ids.begin(), v.op_ids.end()), batch.op_ids);
+}
+
+TEST(CodecReplicationTest, ReplicateRefusesDenseRangeThatDoesNotMatchItsValues) {
+  ReplicateBatch batch;
+  ReplicaDense dense;
+  dense.begin = 4;
+  dense.end = 9;
+  dense.values = {1.0f};
+  batch.dense.push_back(dense);
+  ASSERT_OK_AND_ASSIGN(DecodedMessage m, RoundTrip(EncodeReplicate(MakeHeader(), batch)));
+  EXPECT_FALSE(m.AsReplicate().ok());
+}
+
+}  // namespace
+}  // namespace tessera::protocol
