@@ -48,11 +48,19 @@ std::deque<uint64_t>& DataAssigner::QueueOf(int worker) {
   return queues_[static_order_ ? worker % num_workers_ : 0];
 }
 
+std::deque<uint64_t>& DataAssigner::HeirQueue() {
+  if (!static_order_) return queues_[0];
+  for (int w = 0; w < num_workers_; ++w) {
+    if (!absent_[w]) return queues_[w];
+  }
+  return queues_[0];  // every worker gone: kept for whoever comes back
+}
+
 void DataAssigner::Enqueue(uint64_t id) {
   const int worker = static_cast<int>(id % static_cast<uint64_t>(num_workers_));
   // A dead worker's share goes where Requeue sent its queue.
   const bool gone = static_order_ && absent_[worker];
-  (gone ? queues_[0] : QueueOf(worker)).push_back(id);
+  (gone ? HeirQueue() : QueueOf(worker)).push_back(id);
 }
 
 void DataAssigner::AddRecord(Assignment assignment, uint64_t trained) {
@@ -85,7 +93,18 @@ void DataAssigner::Close() { closed_ = true; }
 NextChunk DataAssigner::Next(int worker, std::optional<uint64_t> /*completed*/) {
   if (worker < 0 || worker >= num_workers_) return {};
   absent_[worker] = false;
-  std::deque<uint64_t>& queue = QueueOf(worker);
+  std::deque<uint64_t>* own = &QueueOf(worker);
+  if (static_order_ && own->empty()) {
+    // Chunks left in a dead worker's queue (the heir it was shared out to
+    // died too): whoever has nothing else takes them.
+    for (int w = 0; w < num_workers_; ++w) {
+      if (absent_[w] && !queues_[w].empty()) {
+        own = &queues_[w];
+        break;
+      }
+    }
+  }
+  std::deque<uint64_t>& queue = *own;
   while (!queue.empty()) {
     const uint64_t id = queue.front();
     queue.pop_front();
@@ -156,20 +175,21 @@ void DataAssigner::MarkFullyTrained(uint64_t id) {
 
 void DataAssigner::Requeue(int worker) {
   if (worker < 0 || worker >= num_workers_) return;
+  // Static order: the dead worker's queue goes to its heir, the lowest
+  // live worker (worker 0 unless it died too), as will its share of chunks
+  // appended later (until it asks again). Dynamic order: the one queue.
+  if (static_order_) absent_[worker] = true;
+  std::deque<uint64_t>& heir = HeirQueue();
   std::deque<uint64_t>& held = handed_[worker];
-  // Front of the first queue, in hand-out order: partially trained first.
+  // Front of the heir's queue, in hand-out order: partially trained first.
   for (auto it = held.rbegin(); it != held.rend(); ++it) {
     live_.at(*it).holder = -1;
-    queues_[0].push_front(*it);
+    heir.push_front(*it);
   }
   held.clear();
-  if (static_order_ && worker != 0) {
-    // In static order the dead worker's queue is shared out to the others
-    // implicitly: it goes to the end of the first queue, as will its share
-    // of chunks appended later (until it asks again).
-    absent_[worker] = true;
+  if (static_order_ && &heir != &queues_[worker]) {
     std::deque<uint64_t>& orphaned = queues_[worker];
-    queues_[0].insert(queues_[0].end(), orphaned.begin(), orphaned.end());
+    heir.insert(heir.end(), orphaned.begin(), orphaned.end());
     orphaned.clear();
   }
 }

@@ -175,7 +175,9 @@ class DataAssigner {
   // false.
   bool Trained(int worker, uint64_t chunk_id, uint64_t offset);
   // Puts the chunks handed to `worker` and not fully trained back in front
-  // of the queue, from their trained offsets (a dead worker's).
+  // of the queue, from their trained offsets (a dead worker's). Static
+  // order: they and the worker's queue go to the lowest live worker (one
+  // not requeued, or back since: it asked again).
   void Requeue(int worker);
 
   // What is left; Restore(Export()) on a fresh assigner resumes it.
@@ -210,6 +212,9 @@ class DataAssigner {
   };
 
   std::deque<uint64_t>& QueueOf(int worker);
+  // Where a dead worker's chunks go (static order: the lowest live worker's
+  // queue).
+  std::deque<uint64_t>& HeirQueue();
   void Enqueue(uint64_t id);
   void AddRecord(Assignment assignment, uint64_t trained);
   void AdvanceTrained(Record* record, uint64_t offset);

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "common/deadline.h"
@@ -16,6 +17,25 @@ constexpr std::chrono::seconds kDataWaitLimit(5);
 using protocol::DecodedMessage;
 using protocol::Header;
 using protocol::MessageType;
+
+namespace {
+
+// Workers declared dead: barriers wait for the others only.
+int DeadWorkers(const std::vector<NodeId>& dead) {
+  return static_cast<int>(
+      std::count_if(dead.begin(), dead.end(), [](NodeId n) { return n.role == Role::kWorker; }));
+}
+
+// The answer to a worker declared dead that was only slow: its chunks went
+// to the others, so whatever it trained from now on would be trained twice.
+// Its trainer stops at this error, and the worker exits without stopping the
+// cluster (worker/worker_main.cc).
+Status Fenced(NodeId worker) {
+  return AbortedError(worker.ToString() +
+                      " was declared dead: its data went to the other workers");
+}
+
+}  // namespace
 
 SchedulerNode::SchedulerNode(SchedulerOptions options, Transport* transport, const Clock* clock,
                              MetricsRegistry* metrics)
@@ -165,6 +185,24 @@ std::vector<NodeId> SchedulerNode::CheckLiveness() {
       }
       SendClockReplies(step_clock_.Remove(node.rank));
       ServeDataWaiters(false);
+      // Barriers wait for the live workers only (its own arrival is void).
+      auto from_node = [node](const DecodedMessage& m) { return m.header().sender == node; };
+      worker_barrier_.RemoveIf(from_node);
+      all_barrier_.RemoveIf(from_node);
+      const int live = options_.num_workers - DeadWorkers(dead_);
+      std::vector<DecodedMessage> released = worker_barrier_.Release(live);
+      for (DecodedMessage& m : all_barrier_.Release(live + options_.num_servers)) {
+        released.push_back(std::move(m));
+      }
+      for (const DecodedMessage& waiter : released) {
+        (void)messenger_.Reply(waiter, [](const Header& h) { return protocol::EncodeAck(h); });
+      }
+      if (node.rank == 0 && running_) {
+        // Worker 0 writes train.json, the model and eval.json at the end:
+        // without it the job cannot finish (it would wait forever).
+        BroadcastShutdown("worker/0 was declared dead (it writes the final model): resume the job "
+                          "from its last published version with `tessera train --resume`");
+      }
     }
   }
   alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
@@ -333,10 +371,11 @@ void SchedulerNode::HandleBarrier(DecodedMessage msg) {
     return;
   }
   MutexLock lock(&mu_);
+  const int workers = options_.num_workers - DeadWorkers(dead_);
   std::vector<DecodedMessage> released =
       *group == protocol::BarrierGroup::kWorkers
-          ? worker_barrier_.Arrive(options_.num_workers, std::move(msg))
-          : all_barrier_.Arrive(options_.num_workers + options_.num_servers, std::move(msg));
+          ? worker_barrier_.Arrive(workers, std::move(msg))
+          : all_barrier_.Arrive(workers + options_.num_servers, std::move(msg));
   for (const DecodedMessage& waiter : released) {
     (void)messenger_.Reply(waiter, [](const Header& h) { return protocol::EncodeAck(h); });
   }
@@ -353,11 +392,12 @@ void SchedulerNode::HandleDataRequest(const DecodedMessage& msg) {
     return;
   }
   MutexLock lock(&mu_);
-  // Without position reports (nothing is published), a chunk counts as
-  // trained once its worker asks for the next one.
-  if (*completed && options_.publish.model_dir.empty()) {
-    data_.Trained(from.rank, **completed, kChunkToEndOfFile);
+  if (detector_.IsDead(from)) {
+    (void)messenger_.ReplyError(msg, Fenced(from));
+    return;
   }
+  // `completed` was read, not necessarily trained: training is known from
+  // the workers' position reports (HandleClock) only.
   if (!AnswerDataRequest(msg, *completed, /*retry_if_waiting=*/false)) {
     data_waiters_.emplace_back(msg, clock_->Now());
   }
@@ -422,6 +462,10 @@ void SchedulerNode::HandleClock(DecodedMessage msg) {
     return;
   }
   MutexLock lock(&mu_);
+  if (detector_.IsDead(from)) {
+    (void)messenger_.ReplyError(msg, Fenced(from));
+    return;
+  }
   if (clock->position && !clock->turn) {
     data_.Trained(from.rank, clock->position->chunk, clock->position->offset);
     chunks_completed_.Set(static_cast<double>(data_.completed()));

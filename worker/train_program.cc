@@ -55,11 +55,26 @@ std::optional<double> BayesAuc(const std::string& eval_path) {
   }
 }
 
-// Sum of "examples" over <dir>/<rank>.json for every worker rank.
-StatusOr<uint64_t> SumExamples(const std::string& dir, int workers) {
-  uint64_t total = 0;
+struct ExampleSum {
+  uint64_t examples = 0;
+  int workers_lost = 0;  // ranks without a file: declared dead before they finished
+};
+
+// Sum of "examples" over <dir>/<rank>.json for every worker rank. Called
+// after the last barrier, which waits for every worker still alive: a rank
+// without a file died (each worker removes its file of an earlier run before
+// the first barrier). A dead worker's examples are not in the sum; the
+// examples themselves were handed to the others.
+StatusOr<ExampleSum> SumExamples(const std::string& dir, int workers) {
+  ExampleSum sum;
   for (int w = 0; w < workers; ++w) {
     const std::string path = dir + "/" + std::to_string(w) + ".json";
+    if (!std::filesystem::exists(path)) {
+      TESSERA_LOG(kWarning) << "worker/" << w << " left no example count (" << path
+                            << "): it was lost during the job";
+      ++sum.workers_lost;
+      continue;
+    }
     std::ifstream in(path);
     std::string key;
     uint64_t n = 0;
@@ -68,9 +83,9 @@ StatusOr<uint64_t> SumExamples(const std::string& dir, int workers) {
       return DataLossError("cannot read the example count of worker " + std::to_string(w) +
                            " from " + path);
     }
-    total += n;
+    sum.examples += n;
   }
-  return total;
+  return sum;
 }
 
 }  // namespace
@@ -83,15 +98,19 @@ std::string EvalJson(const models::EvalMetrics& m) {
 
 Status RunTrainJob(WorkerNode& node, const models::JobConfig& job) {
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(job, &node));
+  // Every worker leaves its count where worker 0 can add them up; one left
+  // by an earlier run in this output_dir goes first.
+  const std::string stats_dir = job.output_dir + "/workers";
+  const std::string stats_file = stats_dir + "/" + std::to_string(node.id().rank) + ".json";
+  std::error_code ignored;
+  std::filesystem::remove(stats_file, ignored);
   // Start together, so the cluster's training time is measured from here.
   TESSERA_RETURN_IF_ERROR(
       node.member().Barrier(protocol::BarrierGroup::kWorkers, DeadlineIn(kBarrierTimeout)));
   const auto start = std::chrono::steady_clock::now();
   TESSERA_ASSIGN_OR_RETURN(TrainResult result, trainer->Run());
-  // Every worker leaves its count where worker 0 can add them up.
-  const std::string stats_dir = job.output_dir + "/workers";
   TESSERA_RETURN_IF_ERROR(WriteFileAtomically(
-      stats_dir + "/" + std::to_string(node.id().rank) + ".json",
+      stats_file,
       "{\"examples\": " + std::to_string(result.examples) + ", \"steps\": " +
           std::to_string(result.steps) + ", \"seconds\": " + std::to_string(result.seconds) +
           "}\n"));
@@ -100,11 +119,13 @@ Status RunTrainJob(WorkerNode& node, const models::JobConfig& job) {
   if (node.id().rank != 0) return OkStatus();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  TESSERA_ASSIGN_OR_RETURN(uint64_t examples, SumExamples(stats_dir, node.num_workers()));
+  TESSERA_ASSIGN_OR_RETURN(ExampleSum sum, SumExamples(stats_dir, node.num_workers()));
+  const uint64_t examples = sum.examples;
   const std::string train_json =
       "{\"examples\": " + std::to_string(examples) + ", \"seconds\": " + std::to_string(seconds) +
       ", \"samples_per_s\": " + std::to_string(seconds > 0 ? examples / seconds : 0) +
-      ", \"workers\": " + std::to_string(node.num_workers()) + "}";
+      ", \"workers\": " + std::to_string(node.num_workers()) +
+      ", \"workers_lost\": " + std::to_string(sum.workers_lost) + "}";
   TESSERA_RETURN_IF_ERROR(WriteFileAtomically(job.output_dir + "/train.json", train_json + "\n"));
   std::printf("train: %s\n", train_json.c_str());
   const std::string model_dir = job.output_dir + "/model";

@@ -191,9 +191,12 @@ StatusOr<TrainResult> Trainer::Run() {
   const bool prefetch = job_.train.consistency == models::Consistency::kAsync;
   const bool clocked = !prefetch;
   // Positions go to the scheduler after every step whose pushes were
-  // acknowledged: published versions record them (async: the report comes
-  // one step later, once that step's pushes are acknowledged).
-  const bool reporting = clocked || job_.publish.enabled();
+  // acknowledged (async: one step later, once that step's pushes are
+  // acknowledged): published versions record them, and a dead worker's
+  // chunks are handed to the others from there, so at most its in-flight
+  // batch is trained twice. Always on: without them the scheduler would
+  // only know what the feed had read, and a dead worker's read but
+  // untrained batches would be lost.
   std::optional<protocol::DataPosition> acked;    // position of the last acked step
   std::optional<protocol::DataPosition> pending;  // async: pushed, not yet acked
   start_ = last_report_ = std::chrono::steady_clock::now();
@@ -216,13 +219,13 @@ StatusOr<TrainResult> Trainer::Run() {
                               : std::chrono::steady_clock::time_point::max(),
                     &timed_out));
       if (!timed_out) return b;
-      if (reporting) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, true));
+      TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, true));
     }
   };
   // Async: report the previous step once its pushes are acknowledged.
   auto settle_pushes = [&]() -> Status {
     TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
-    if (prefetch && reporting && pending) {
+    if (prefetch && pending) {
       acked = pending;
       pending.reset();
       TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, false));
@@ -247,9 +250,11 @@ StatusOr<TrainResult> Trainer::Run() {
     }
     // The previous step's pushes are applied before the next batch is
     // pulled, so a prefetched batch misses only this step's update (one step
-    // stale, not two).
-    TESSERA_RETURN_IF_ERROR(settle_pushes());
+    // stale, not two). Async reports the previous step after issuing the
+    // pulls, so the report's round trip overlaps them.
+    TESSERA_RETURN_IF_ERROR(WaitAll(&pushes));
     if (prefetch && next.batch) TESSERA_RETURN_IF_ERROR(IssuePulls(&next));
+    TESSERA_RETURN_IF_ERROR(settle_pushes());
 
     std::vector<std::span<const float>> dense(step.dense.begin(), step.dense.end());
     std::vector<std::span<float>> grads(dense_grads_.begin(), dense_grads_.end());
@@ -293,7 +298,7 @@ StatusOr<TrainResult> Trainer::Run() {
   if (std::optional<models::Batch::Source> end = feed.final_position()) {
     acked = protocol::DataPosition{end->chunk_id, end->end_offset};
   }
-  if (reporting) TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false, acked, false));
+  TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false, acked, false));
   const models::DataStats stats = feed.stats();
   bad_lines_metric_.Increment(static_cast<double>(stats.bad_lines));
   ReportProgress(true);

@@ -27,6 +27,13 @@ constexpr std::chrono::seconds kShutdownOrderTimeout(60);
 Status Finish(WorkerNode& node, const WorkerMainArgs& args, Status program) {
   protocol::ClusterMember& member = node.member();
   Status result = program;
+  if (absl::IsAborted(program)) {
+    // The scheduler declared this worker dead (it was too slow to send
+    // heartbeats) and gave its data to the others: the cluster goes on
+    // without it.
+    TESSERA_LOG(kError) << "program " << args.program_name << " stopped: " << program;
+    return program;
+  }
   if (!program.ok()) {
     TESSERA_LOG(kError) << "program " << args.program_name << " failed: " << program;
     if (!member.shutdown_requested()) {

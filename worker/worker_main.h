@@ -5,7 +5,9 @@
 // workers: after the program returns, every worker waits at the workers'
 // barrier and worker 0 asks the scheduler to shut the cluster down. A worker
 // whose program fails asks for the shutdown at once (with the error as the
-// reason) and exits 1.
+// reason) and exits 1, except when it failed with Aborted: the scheduler
+// declared it dead and gave its data to the others, so it exits 1 and the
+// cluster goes on without it.
 //
 // The CLI (tools/cli) parses flags and the environment into WorkerMainArgs
 // and picks the program by name; this builds the real pieces (RealClock,

@@ -16,5 +16,20 @@ TEST(BarrierTest, ReleasesEveryoneWhenGroupCompletesThenResets) {
   EXPECT_TRUE(b.Arrive(3, 4).empty());
 }
 
+TEST(BarrierTest, AGroupThatShrinksReleasesTheLiveWaitersWithoutTheDeadOnes) {
+  Barrier<int> b;
+  EXPECT_TRUE(b.Arrive(3, 0).empty());
+  EXPECT_TRUE(b.Arrive(3, 1).empty());
+  // Member 1 dies while waiting: its arrival no longer counts.
+  b.RemoveIf([](int w) { return w == 1; });
+  EXPECT_TRUE(b.Release(2).empty());  // only member 0 is waiting
+  EXPECT_EQ(b.Arrive(2, 2), (std::vector<int>{0, 2}));
+  // Member 2 dies while 0 waits at the next round: 0 is released alone.
+  EXPECT_TRUE(b.Arrive(2, 0).empty());
+  EXPECT_EQ(b.Release(1), (std::vector<int>{0}));
+  EXPECT_EQ(b.rounds(), 2);
+  EXPECT_TRUE(b.Release(1).empty());  // nobody waiting: no empty round
+}
+
 }  // namespace
 }  // namespace tessera::scheduler

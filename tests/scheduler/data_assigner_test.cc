@@ -104,6 +104,24 @@ TEST(DataAssignerTest, StaticOrderSharesADeadWorkersQueueOut) {
   EXPECT_THAT(Drain(&a, 1), ElementsAre(5));
 }
 
+TEST(DataAssignerTest, StaticOrderSurvivesTheDeathOfWorkerZero) {
+  DataAssigner a(Chunks(6), 1, 3, true);  // worker w: ids w and w + 3
+  NextChunk held = a.Next(0, std::nullopt);
+  ASSERT_EQ(held.assignment.id, 0u);
+  EXPECT_TRUE(a.Trained(0, 0, 30));
+  a.Requeue(0);
+  // Worker 1, the lowest live one, inherits worker 0's chunks: the
+  // partially trained one first, from its trained offset.
+  NextChunk first = a.Next(1, std::nullopt);
+  ASSERT_TRUE(first.has_chunk());
+  EXPECT_EQ(first.assignment.id, 0u);
+  EXPECT_EQ(first.assignment.chunk.begin, 30u);
+  // Worker 1 dies too: worker 2 takes what is left of both.
+  a.Requeue(1);
+  EXPECT_THAT(Drain(&a, 2), ElementsAre(0, 2, 5, 1, 4, 3));
+  EXPECT_EQ(a.Next(2, std::nullopt).kind, Kind::kFinished);
+}
+
 TEST(DataAssignerTest, StreamingSaysNotYetUntilClosed) {
   DataAssigner a({.num_workers = 2, .streaming = true});
   EXPECT_FALSE(a.closed());

@@ -1,0 +1,274 @@
+// Worker failure as real processes: one scheduler, two servers and three
+// workers started node by node (as Kubernetes runs them); one worker is
+// killed with SIGKILL in the middle of training. The scheduler declares it
+// dead after the 300 ms heartbeat timeout and hands its unfinished byte
+// ranges to the other workers from its last acknowledged position; the job
+// still finishes (every other node exits 0; worker 0 writes the model,
+// train.json and eval.json), and every example is trained exactly once,
+// except at most one batch: the dead worker's in-flight one.
+//
+// How examples are counted, so that a lost or repeated example shows: the
+// generated log gets one more categorical column, `row_id`, unique per line
+// ("r<line>"), in a table of its own. A training step pushes a gradient for
+// every key of its batch (models compute one for every looked-up row), and
+// a server row counts the pushes applied to it (update_count, saved with
+// the model's optimizer state). So in the final model the row of line i has
+// update count = the number of times line i was trained: no row or 0 if it
+// was lost, 2 if it was trained twice. The servers apply the dead worker's
+// pushes whether or not it lived to report them, so this counts what was
+// applied, not what anyone reported.
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "models/feature_hash.h"
+#include "models/saved_model.h"
+#include "tests/e2e/process_util.h"
+#include "tests/testing/temp_dir.h"
+#include "tools/cli/cluster_file.h"
+
+namespace tessera {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::seconds;
+
+constexpr int kWorkers = 3;
+constexpr int kServers = 2;
+constexpr int kVictim = 1;        // worker 0 writes the final model: it must live
+constexpr int kBatchSize = 128;
+constexpr int kRows = 100000;     // tessera gen: 90% train, 10% test
+constexpr int kTrainRows = kRows * 9 / 10;
+// The victim is killed once it trained this many examples (about a tenth of
+// its share), well before the data runs out.
+constexpr double kKillAfterExamples = 3000;
+
+struct Node {
+  std::string name;
+  pid_t pid = -1;
+  std::string log;
+};
+
+class WorkerFailureE2eTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(testing::TesseraBinary().empty()) << "TESSERA_BIN unset";
+    ::unsetenv("TESSERA_SCHEDULER");
+    ::setenv("TESSERA_CLUSTER_TOKEN", "worker-failure-e2e-token", 1);
+    const pid_t gen = testing::Spawn({testing::TesseraBinary(), "gen", "--out", dir_.File("gen"),
+                                      "--rows", std::to_string(kRows), "--users", "2000",
+                                      "--items", "3000", "--seed", "11"},
+                                     dir_.File("gen.log"));
+    std::optional<int> status = testing::WaitForExit(gen, seconds(120));
+    ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << testing::ReadFileOrEmpty(dir_.File("gen.log"));
+    // The same log with a unique row_id column (see the file comment).
+    fs::create_directories(dir_.File("data"));
+    ASSERT_EQ(AddRowIds("gen/train.tsv", "data/train.tsv", "r"), kTrainRows);
+    ASSERT_GT(AddRowIds("gen/test.tsv", "data/test.tsv", "t"), 0);
+    std::ofstream(dir_.File("data/schema.yaml"))
+        << testing::ReadFileOrEmpty(dir_.File("gen/schema.yaml"))
+        << "  - {name: row_id, type: categorical}\n";
+  }
+
+  void TearDown() override {
+    for (Node& node : nodes_) {
+      if (node.pid > 0 && testing::ProcessAlive(node.pid)) ::kill(node.pid, SIGKILL);
+      if (node.pid > 0) (void)testing::WaitForExit(node.pid, seconds(10));
+    }
+  }
+
+  // Copies `from` to `to` with "<prefix><line>" appended as a last column.
+  // Returns the line count.
+  int AddRowIds(const std::string& from, const std::string& to, const std::string& prefix) {
+    std::ifstream in(dir_.File(from));
+    std::ofstream out(dir_.File(to));
+    int n = 0;
+    for (std::string line; std::getline(in, line); ++n) {
+      out << line << "\t" << prefix << n << "\n";
+    }
+    return n;
+  }
+
+  void WriteJob(const std::string& consistency) {
+    std::ofstream job(dir_.File("job.yaml"));
+    job << "data: {schema: " << dir_.File("data/schema.yaml") << ", train: "
+        << dir_.File("data/train.tsv") << ", eval: " << dir_.File("data/test.tsv")
+        << ", chunk_mb: 1}\n"
+        << "model: {type: deepfm, embedding_dim: 8, hidden: [32]}\n"
+        << "train: {batch_size: " << kBatchSize << ", consistency: " << consistency
+        << ", progress_every_s: 1}\n"
+        << "cluster: {servers: " << kServers << ", workers: " << kWorkers
+        << ", heartbeat_interval_ms: 100, heartbeat_timeout_ms: 300}\n"
+        << "output_dir: " << dir_.File("out") << "\n";
+  }
+
+  // Node flags every process gets: loopback, any free port.
+  std::vector<std::string> NodeArgs(const std::string& role) const {
+    return {testing::TesseraBinary(), role,           "--bind=tcp://127.0.0.1:0",
+            "--host=127.0.0.1",       "--metrics-host=127.0.0.1", "--metrics-port=0"};
+  }
+
+  Node& Start(const std::string& name, std::vector<std::string> argv) {
+    Node node{name, -1, dir_.File(name + ".log")};
+    node.pid = testing::Spawn(argv, node.log);
+    nodes_.push_back(node);
+    return nodes_.back();
+  }
+
+  // Scheduler, servers, workers; returns when cluster.json lists them all.
+  void StartCluster() {
+    const std::string job = "--job=" + dir_.File("job.yaml");
+    std::vector<std::string> scheduler = NodeArgs("scheduler");
+    for (std::string flag :
+         {"--servers=" + std::to_string(kServers), "--workers=" + std::to_string(kWorkers),
+          std::string("--heartbeat-interval-ms=100"), std::string("--heartbeat-timeout-ms=300"),
+          "--address-file=" + dir_.File("scheduler.addr"),
+          "--cluster-file=" + dir_.File("cluster.json"), std::string("--tables-for=train"),
+          std::string("--"), job}) {
+      scheduler.push_back(flag);
+    }
+    const pid_t sched = Start("scheduler", scheduler).pid;
+    ASSERT_TRUE(testing::PollUntil(
+        [&] { return fs::exists(dir_.File("scheduler.addr")) || !testing::ProcessAlive(sched); },
+        seconds(60)));
+    std::string addr = testing::ReadFileOrEmpty(dir_.File("scheduler.addr"));
+    ASSERT_FALSE(addr.empty()) << testing::ReadFileOrEmpty(dir_.File("scheduler.log"));
+    addr = addr.substr(0, addr.find_first_of("\r\n"));
+    for (int s = 0; s < kServers; ++s) {
+      std::vector<std::string> argv = NodeArgs("server");
+      argv.push_back("--scheduler=" + addr);
+      argv.push_back("--rank=" + std::to_string(s));
+      Start("server-" + std::to_string(s), argv);
+    }
+    for (int w = 0; w < kWorkers; ++w) {
+      std::vector<std::string> argv = NodeArgs("worker");
+      for (std::string flag : {"--scheduler=" + addr, "--rank=" + std::to_string(w),
+                               std::string("--program=train"), std::string("--"), job}) {
+        argv.push_back(flag);
+      }
+      Start("worker-" + std::to_string(w), argv);
+    }
+    ASSERT_TRUE(testing::PollUntil(
+        [&] { return fs::exists(dir_.File("cluster.json")) || !testing::ProcessAlive(sched); },
+        seconds(120)))
+        << Logs();
+    StatusOr<std::vector<cli::ClusterNodeRecord>> records =
+        cli::ParseClusterJson(testing::ReadFileOrEmpty(dir_.File("cluster.json")));
+    ASSERT_TRUE(records.ok()) << records.status() << Logs();
+    records_ = *records;
+  }
+
+  const cli::ClusterNodeRecord* Record(Role role, int id) const {
+    for (const cli::ClusterNodeRecord& r : records_) {
+      if (r.role == role && r.id == id) return &r;
+    }
+    return nullptr;
+  }
+
+  // A counter or gauge from a node's /metrics (-1 if unreadable).
+  static double Metric(int port, const std::string& name) {
+    std::optional<testing::HttpResult> page = testing::HttpGet(port, "/metrics");
+    if (!page || page->status != 200) return -1;
+    const std::string& body = page->body;
+    for (size_t pos = 0; (pos = body.find(name + " ", pos)) != std::string::npos; ++pos) {
+      if (pos == 0 || body[pos - 1] == '\n') return std::atof(body.c_str() + pos + name.size());
+    }
+    return -1;
+  }
+
+  std::string Logs() const {
+    std::string all;
+    for (const Node& node : nodes_) {
+      all += "\n==== " + node.name + " ====\n" + testing::ReadFileOrEmpty(node.log);
+    }
+    return all;
+  }
+
+  testing::TempDir dir_;
+  std::vector<Node> nodes_;
+  std::vector<cli::ClusterNodeRecord> records_;
+};
+
+TEST_P(WorkerFailureE2eTest, KilledWorkersDataIsTrainedByTheOthersExactlyOnceButOneBatch) {
+  WriteJob(GetParam());
+  ASSERT_NO_FATAL_FAILURE(StartCluster());
+  const cli::ClusterNodeRecord* victim = Record(Role::kWorker, kVictim);
+  ASSERT_NE(victim, nullptr);
+
+  // Kill it once it has trained something (its metrics say so).
+  double trained_before_kill = 0;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        trained_before_kill = Metric(victim->metrics_port, "tessera_worker_examples_total");
+        return trained_before_kill >= kKillAfterExamples;
+      },
+      seconds(120)))
+      << "the victim never trained " << kKillAfterExamples << " examples" << Logs();
+  ASSERT_EQ(::kill(static_cast<pid_t>(victim->pid), SIGKILL), 0);
+  const auto killed_at = std::chrono::steady_clock::now();
+
+  // Every other node finishes on its own and exits 0.
+  for (Node& node : nodes_) {
+    if (node.name == "worker-" + std::to_string(kVictim)) {
+      std::optional<int> status = testing::WaitForExit(node.pid, seconds(10));
+      ASSERT_TRUE(status && WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
+      node.pid = -1;
+      continue;
+    }
+    std::optional<int> status = testing::WaitForExit(node.pid, seconds(180));
+    ASSERT_TRUE(status.has_value()) << node.name << " did not finish" << Logs();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << node.name << Logs();
+    node.pid = -1;
+  }
+  const double recovery_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
+  std::printf("job finished %.1f s after the kill (victim had trained %.0f examples)\n",
+              recovery_s, trained_before_kill);
+  const std::string scheduler_log = testing::ReadFileOrEmpty(dir_.File("scheduler.log"));
+  EXPECT_NE(scheduler_log.find("worker/" + std::to_string(kVictim) + " missed heartbeats"),
+            std::string::npos)
+      << scheduler_log;
+  EXPECT_TRUE(fs::exists(dir_.File("out/eval.json"))) << Logs();
+  const std::string train_json = testing::ReadFileOrEmpty(dir_.File("out/train.json"));
+  EXPECT_NE(train_json.find("\"workers_lost\": 1"), std::string::npos) << train_json;
+
+  // The count: the row of every training line was pushed exactly once, but
+  // for at most one batch pushed twice.
+  StatusOr<models::SavedModel> model = models::LoadSavedModel(dir_.File("out/model"), true);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const int field = model->schema.FieldIndex("row_id");
+  ASSERT_GE(field, 0);
+  const int table = model->schema.fields()[static_cast<size_t>(field)].table_index;
+  const models::SparseParams& rows = model->sparse[static_cast<size_t>(table)];
+  ASSERT_TRUE(rows.has_counters);
+  std::map<uint32_t, int> lines_by_count;  // update count -> training lines
+  for (int line = 0; line < kTrainRows; ++line) {
+    auto it = rows.index.find(models::HashFeature(table, "r" + std::to_string(line)));
+    ++lines_by_count[it == rows.index.end() ? 0 : rows.update_counts[it->second]];
+  }
+  EXPECT_EQ(rows.num_rows(), static_cast<size_t>(kTrainRows)) << "rows of no training line";
+  EXPECT_EQ(lines_by_count[0], 0) << "examples lost";
+  EXPECT_EQ(lines_by_count[1] + lines_by_count[2], kTrainRows) << "examples trained 3+ times";
+  EXPECT_LE(lines_by_count[2], kBatchSize) << "more than one batch trained twice";
+  std::printf("%s: %d lines trained once, %d twice (batch %d)\n", GetParam().c_str(),
+              lines_by_count[1], lines_by_count[2], kBatchSize);
+}
+
+INSTANTIATE_TEST_SUITE_P(Consistency, WorkerFailureE2eTest,
+                         ::testing::Values("async", "ssp", "sync"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+}  // namespace
+}  // namespace tessera
