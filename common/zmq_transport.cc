@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/curve_auth.h"
 #include "common/mutex.h"
 
 namespace tessera {
@@ -122,14 +123,39 @@ long PollTimeoutMs(SteadyTime deadline) {
   return static_cast<long>(std::min<int64_t>(ms, 60'000));  // re-polls after a minute
 }
 
+// The keys of SetDefaultZmqCurveKeys(). A function-local static: no
+// initialization-order hazard for transports created during static init.
+struct DefaultCurve {
+  Mutex mu;
+  CurveKeys keys TESSERA_GUARDED_BY(mu);
+};
+DefaultCurve& Default() {
+  static DefaultCurve* const instance = new DefaultCurve;
+  return *instance;
+}
+
+CurveKeys EffectiveCurveKeys(const ZmqTransportOptions& options) {
+  if (options.curve.has_value()) return *options.curve;
+  DefaultCurve& d = Default();
+  MutexLock lock(&d.mu);
+  return d.keys;
+}
+
+// Sets a Curve key option (Z85 text, which ZeroMQ decodes).
+void SetCurveKey(zmq::socket_t& socket, int option, const std::string& z85) {
+  if (zmq_setsockopt(socket.handle(), option, z85.data(), z85.size()) != 0) {
+    throw zmq::error_t();
+  }
+}
+
 void Increment(Counter* counter, double value = 1.0) {
   if (counter != nullptr) counter->Increment(value);
 }
 
 class ZmqTransport final : public Transport {
  public:
-  ZmqTransport(const ZmqTransportOptions& options, int wake_fd)
-      : options_(options), wake_fd_(wake_fd) {
+  ZmqTransport(const ZmqTransportOptions& options, CurveKeys curve, int wake_fd)
+      : options_(options), curve_(std::move(curve)), wake_fd_(wake_fd) {
     if (options.metrics == nullptr) return;
     auto counter = [&](const char* what, const char* help) {
       return &options.metrics->GetCounter(absl::StrCat("tessera_transport_", what, "_total"),
@@ -140,6 +166,9 @@ class ZmqTransport final : public Transport {
     received_messages_ = counter("received_messages", "Messages returned by Receive()");
     received_bytes_ = counter("received_bytes", "Payload bytes returned by Receive()");
     rejected_messages_ = counter("rejected_messages", "Received messages with a bad header");
+    if (curve_.enabled()) {
+      auth_refused_ = counter("auth_refused", "Inbound CurveZMQ handshakes refused");
+    }
   }
 
   ~ZmqTransport() override {
@@ -162,9 +191,23 @@ class ZmqTransport final : public Transport {
       router_.set(zmq::sockopt::linger, 0);
       router_.set(zmq::sockopt::rcvhwm, options_.recv_hwm);
       router_.set(zmq::sockopt::maxmsgsize, options_.max_frame_bytes);
+      if (curve_.enabled()) {
+        router_.set(zmq::sockopt::curve_server, true);
+        SetCurveKey(router_, ZMQ_CURVE_SECRETKEY, curve_.secret_key);
+        router_.set(zmq::sockopt::zap_domain, "tessera");
+      }
     } catch (const zmq::error_t& e) {
       return FromZmqError(e.num(), "creating ROUTER socket");
     }
+    if (!curve_.enabled()) return OkStatus();
+    // The ZAP handler exists before Bind(), so no client is ever admitted
+    // unchecked (ZeroMQ admits every Curve client of a context without one).
+    StatusOr<std::unique_ptr<CurveAuthenticator>> auth = CurveAuthenticator::Start(
+        {.context = context_, .authorized_public_key = curve_.public_key,
+         .refused = auth_refused_},
+        &router_);
+    if (!auth.ok()) return auth.status();
+    auth_ = *std::move(auth);
     return OkStatus();
   }
 
@@ -278,6 +321,11 @@ class ZmqTransport final : public Transport {
       dealer.set(zmq::sockopt::sndhwm, options_.send_hwm);
       // Queue for peers that are not connected yet instead of blocking.
       dealer.set(zmq::sockopt::immediate, false);
+      if (curve_.enabled()) {
+        SetCurveKey(dealer, ZMQ_CURVE_SERVERKEY, curve_.public_key);
+        SetCurveKey(dealer, ZMQ_CURVE_PUBLICKEY, curve_.public_key);
+        SetCurveKey(dealer, ZMQ_CURVE_SECRETKEY, curve_.secret_key);
+      }
       dealer.connect(std::string(endpoint));
       return dealer;
     } catch (const zmq::error_t& e) {
@@ -415,14 +463,19 @@ class ZmqTransport final : public Transport {
   }
 
   const ZmqTransportOptions options_;
+  const CurveKeys curve_;                          // Not enabled(): plaintext.
   std::unique_ptr<zmq::context_t> owned_context_;  // Destroyed last.
   zmq::context_t* context_ = nullptr;              // Set once by Init().
+  // Curve only. Destroyed after Shutdown() closed router_ and before the
+  // context, as CurveAuthenticator requires.
+  std::unique_ptr<CurveAuthenticator> auth_;
   const int wake_fd_;  // eventfd: Bind()/Shutdown() wake a polling receiver.
   Counter* sent_messages_ = nullptr;
   Counter* sent_bytes_ = nullptr;
   Counter* received_messages_ = nullptr;
   Counter* received_bytes_ = nullptr;
   Counter* rejected_messages_ = nullptr;
+  Counter* auth_refused_ = nullptr;
 
   Mutex router_mu_;
   // protected by router_mu_
@@ -446,11 +499,27 @@ StatusOr<std::unique_ptr<Transport>> NewZmqTransport(const ZmqTransportOptions& 
   if (options.io_threads < 1 || options.send_hwm < 0 || options.recv_hwm < 0) {
     return InvalidArgumentError("ZmqTransportOptions: io_threads >= 1, hwm >= 0 required");
   }
+  CurveKeys curve = EffectiveCurveKeys(options);
+  if (curve.enabled()) {
+    TESSERA_RETURN_IF_ERROR(CurveAvailable());
+    TESSERA_RETURN_IF_ERROR(ValidateCurveKeys(curve));
+    if (options.context != nullptr) {
+      return InvalidArgumentError(
+          "ZmqTransportOptions: Curve needs a transport-owned context (one ZAP handler per "
+          "context; inproc:// links are never encrypted)");
+    }
+  }
   const int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd < 0) return InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
-  auto transport = std::make_unique<ZmqTransport>(options, wake_fd);
+  auto transport = std::make_unique<ZmqTransport>(options, std::move(curve), wake_fd);
   TESSERA_RETURN_IF_ERROR(transport->Init());
   return std::unique_ptr<Transport>(std::move(transport));
+}
+
+void SetDefaultZmqCurveKeys(CurveKeys keys) {
+  DefaultCurve& d = Default();
+  MutexLock lock(&d.mu);
+  d.keys = std::move(keys);
 }
 
 }  // namespace tessera

@@ -31,6 +31,20 @@
 // Receive() returns frames that point into the received zmq::message_t;
 // each frame's owner().get() is that `const zmq::message_t*`.
 //
+// CurveZMQ (optional, off by default): with Curve keys (options.curve, or
+// the process default, below) every link is encrypted and authenticated.
+// The ROUTER is a Curve server with the cluster's secret key, each DEALER a
+// Curve client that expects the cluster's public key and presents the
+// cluster keypair, and a ZAP handler (common/curve_auth.h) on this
+// transport's context admits only clients holding the cluster's secret key
+// (common/curve_keys.h explains the one-keypair design). A peer without it
+// is refused at the handshake: nothing it sends reaches Receive(), and what
+// this transport queues for a peer it cannot authenticate is never
+// delivered. Each refused handshake increments
+// tessera_transport_auth_refused_total. Curve covers tcp:// and ipc://;
+// ZeroMQ applies no security mechanism to inproc://, so Curve requires an
+// owned context.
+//
 // Thread safety: thread-safe. Send/Connect/Disconnect from any thread
 // (DEALERs are serialized by one mutex); Receive() calls are serialized.
 // Shutdown() wakes a blocked Receive() at once. Every socket closes with
@@ -50,7 +64,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
+#include "common/curve_keys.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "common/transport.h"
@@ -94,10 +110,25 @@ struct ZmqTransportOptions {
   // Labels added to every series above (e.g. {{"node", "server/1"}}), so
   // several transports can share one registry.
   MetricLabels metric_labels = {};
+  // CurveZMQ keys of the cluster. Unset: the process default (normally
+  // none, i.e. plaintext); an empty CurveKeys: plaintext regardless.
+  // REQUIRES with keys: `context` is null (InvalidArgument otherwise).
+  std::optional<CurveKeys> curve = std::nullopt;
 };
 
+// Sets the keys every later NewZmqTransport() uses when its options leave
+// `curve` unset. Only a main() calls this, once, before any transport
+// exists (the CLI does, from --curve-dir / TESSERA_CURVE_DIR).
+// This process-wide default breaks the no-globals rule on purpose: the role
+// mains (server/, worker/, scheduler/) build their ZmqTransportOptions
+// themselves, and until their MainArgs carry the keys, this is how the CLI
+// turns Curve on for every link they open. REQUIRES: keys are valid
+// (ValidateCurveKeys) or empty (Curve off).
+void SetDefaultZmqCurveKeys(CurveKeys keys);
+
 // Creates an unbound transport. Internal if ZeroMQ cannot create the context
-// or sockets; InvalidArgument on nonsensical options.
+// or sockets; InvalidArgument on nonsensical options or invalid Curve keys;
+// FailedPrecondition for Curve keys with a libzmq built without CURVE.
 StatusOr<std::unique_ptr<Transport>> NewZmqTransport(const ZmqTransportOptions& options);
 
 }  // namespace tessera
