@@ -43,6 +43,7 @@ struct Child {
   pid_t pid = 0;
   bool running = true;
   int wait_status = 0;
+  bool lost = false;  // a worker killed while the cluster ran: survived (Reap)
 };
 
 class LocalLauncher {
@@ -183,9 +184,15 @@ void LocalLauncher::Reap() {
       child.running = false;
       child.wait_status = status;
       bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      Log(ok ? LogLevel::kInfo : LogLevel::kError,
-          child.name + " (pid " + std::to_string(pid) + ") ended: " + DescribeExit(status));
-      if (!ok && !stopping_) BeginStop(child.name + " failed", true);
+      // A worker other than worker 0 (which writes the model) killed by a
+      // signal (SIGKILL, the OOM killer) while the cluster runs is survived:
+      // the scheduler declares it dead and hands its data to the others.
+      child.lost = !ok && !stopping_ && phase_ == Phase::kRunning &&
+                   child.role == Role::kWorker && child.name != "worker/0" && WIFSIGNALED(status);
+      Log(ok ? LogLevel::kInfo : child.lost ? LogLevel::kWarning : LogLevel::kError,
+          child.name + " (pid " + std::to_string(pid) + ") ended: " + DescribeExit(status) +
+              (child.lost ? "; the other workers take over its data" : ""));
+      if (!ok && !stopping_ && !child.lost) BeginStop(child.name + " failed", true);
       if (child.role == Role::kScheduler && !stopping_ && live() > 0) {
         wind_down_until_ = Clock::now() + kWindDown;
       }
@@ -240,6 +247,7 @@ int LocalLauncher::Run() {
   }
   if (interrupted_by_ != 0) return 128 + interrupted_by_;
   for (const Child& child : children_) {
+    if (child.lost) continue;
     if (!WIFEXITED(child.wait_status) || WEXITSTATUS(child.wait_status) != 0) failed_ = true;
   }
   if (phase_ == Phase::kWaitCluster && fs::exists(dir_ / "cluster.json")) phase_ = Phase::kRunning;

@@ -10,8 +10,10 @@
 // Supervision: a child that fails, a startup timeout, or SIGINT/SIGTERM to
 // the launcher stops every child (SIGTERM, then SIGKILL after a grace
 // period). Children also get PR_SET_PDEATHSIG, so even a SIGKILLed launcher
-// leaves no process behind. Exit code: 0 when every node exited 0, 128+signo
-// when interrupted, 1 otherwise.
+// leaves no process behind. A worker other than worker 0 killed by a signal
+// while the cluster runs is the exception: the scheduler hands its data to
+// the other workers and the job goes on. Exit code: 0 when every node
+// exited 0 (or was such a worker), 128+signo when interrupted, 1 otherwise.
 #ifndef TESSERA_TOOLS_CLI_LOCAL_LAUNCHER_H_
 #define TESSERA_TOOLS_CLI_LOCAL_LAUNCHER_H_
 
