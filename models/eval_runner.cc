@@ -231,7 +231,8 @@ StatusOr<EvalReport> EvaluateSavedModel(const std::string& model_dir,
   if (options.batch_size < 1) return InvalidArgumentError("eval: batch size must be >= 1");
   if (options.explain_limit < -1) return InvalidArgumentError("eval: explain limit must be >= 0");
   const auto start = std::chrono::steady_clock::now();
-  TESSERA_ASSIGN_OR_RETURN(const SavedModel saved, LoadForEval(model_dir));
+  TESSERA_ASSIGN_OR_RETURN(SavedModel saved, LoadForEval(model_dir));
+  TESSERA_RETURN_IF_ERROR(UseIdSalt(options.id_hasher, model_dir, &saved));
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                            NewModel(saved.manifest.model, saved.schema));
   EvalReport report;
@@ -322,10 +323,13 @@ std::string EvalUsage() {
          "  --explain-limit N   explain only the first N examples (default: all)\n";
 }
 
-Status RunEval(const std::vector<std::string>& args) {
+Status RunEval(const std::vector<std::string>& args) { return RunEval(args, FeatureHasher()); }
+
+Status RunEval(const std::vector<std::string>& args, const FeatureHasher& id_hasher) {
   std::string model_dir;
   std::vector<std::string> data;
   EvalOptions options;
+  options.id_hasher = id_hasher;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     if (flag == "--help" || flag == "-h") {

@@ -48,6 +48,9 @@ struct EvalOptions {
   // Explains only the first this many examples (-1: all; scoring and the
   // metrics still cover every example).
   int64_t explain_limit = -1;
+  // The id salt the model was trained with (FailedPrecondition if its
+  // manifest's fingerprint differs; models/saved_model.h CheckIdSalt).
+  FeatureHasher id_hasher = {};
 };
 
 // Where a scored example came from.
@@ -106,6 +109,8 @@ std::string EvalReportJson(const EvalReport& report);
 // flag. Prints EvalReportLine then EvalReportJson to stdout. `--help` prints
 // the usage. InvalidArgument names a bad flag or value.
 Status RunEval(const std::vector<std::string>& args);
+// With the id salt of the model (the CLI reads it from the environment).
+Status RunEval(const std::vector<std::string>& args, const FeatureHasher& id_hasher);
 std::string EvalUsage();
 
 }  // namespace tessera::models

@@ -1,5 +1,7 @@
 #include "models/feature_hash.h"
 
+#include <cstdio>
+
 namespace tessera::models {
 namespace {
 
@@ -34,7 +36,70 @@ inline uint64_t MergeRound(uint64_t acc, uint64_t val) {
   return acc * kPrime1 + kPrime4;
 }
 
+inline void SipRound(uint64_t& v0, uint64_t& v1, uint64_t& v2, uint64_t& v3) {
+  v0 += v1;
+  v1 = Rotl(v1, 13);
+  v1 ^= v0;
+  v0 = Rotl(v0, 32);
+  v2 += v3;
+  v3 = Rotl(v3, 16);
+  v3 ^= v2;
+  v0 += v3;
+  v3 = Rotl(v3, 21);
+  v3 ^= v0;
+  v2 += v1;
+  v1 = Rotl(v1, 17);
+  v1 ^= v2;
+  v2 = Rotl(v2, 32);
+}
+
+// Fixed keys that derive the salt's key (two independent halves) and the
+// text whose keyed hash is the fingerprint. Changing any of them changes
+// every salted key: a new kFeatureHashVersion.
+constexpr uint64_t kDeriveK0[2] = {0x7465737365726131ULL, 0x69642d73616c742dULL};
+constexpr uint64_t kDeriveK1[2] = {0x7465737365726132ULL, 0x69642d73616c742dULL};
+constexpr char kFingerprintText[] = "tessera id salt fingerprint v1";
+
 }  // namespace
+
+uint64_t SipHash24(uint64_t k0, uint64_t k1, std::string_view data) {
+  uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
+  uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
+  uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
+  uint64_t v3 = k1 ^ 0x7465646279746573ULL;
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const size_t n = data.size();
+  const unsigned char* const end = p + (n & ~size_t{7});
+  for (; p != end; p += 8) {
+    const uint64_t m = Load64(p);
+    v3 ^= m;
+    SipRound(v0, v1, v2, v3);
+    SipRound(v0, v1, v2, v3);
+    v0 ^= m;
+  }
+  uint64_t last = static_cast<uint64_t>(n) << 56;
+  for (size_t i = 0; i < (n & 7); ++i) last |= static_cast<uint64_t>(p[i]) << (8 * i);
+  v3 ^= last;
+  SipRound(v0, v1, v2, v3);
+  SipRound(v0, v1, v2, v3);
+  v0 ^= last;
+  v2 ^= 0xff;
+  for (int i = 0; i < 4; ++i) SipRound(v0, v1, v2, v3);
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+FeatureHasher FeatureHasher::FromSalt(std::string_view salt) {
+  FeatureHasher h;
+  if (salt.empty()) return h;
+  h.salted_ = true;
+  h.k0_ = SipHash24(kDeriveK0[0], kDeriveK0[1], salt);
+  h.k1_ = SipHash24(kDeriveK1[0], kDeriveK1[1], salt);
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016llx",
+                static_cast<unsigned long long>(SipHash24(h.k0_, h.k1_, kFingerprintText)));
+  h.fingerprint_ = hex;
+  return h;
+}
 
 uint64_t XxHash64(std::string_view data, uint64_t seed) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());

@@ -14,11 +14,21 @@
 // Byte order: the algorithm reads the token as little-endian words on every
 // platform, so keys are the same everywhere.
 //
-// Thread-safe (pure functions).
+// Id salt (FeatureHasher below): with a secret salt, the token's 56 bits come
+// from a keyed hash instead,
+//   Hash(t, token) = (uint64(t) << 56) | (SipHash-2-4(k, token) & (2^56 - 1))
+// where k (128 bits) is derived from the salt, so a key cannot be traced back
+// to a raw id by hashing candidate ids (xxHash has no key; seeding it would
+// not do: its steps are invertible). An empty salt is no salt: the keys are
+// HashFeature's, exactly as without this feature. The salt itself is never
+// stored; models record its fingerprint (models/saved_model.h).
+//
+// Thread-safe (pure functions; FeatureHasher is an immutable value).
 #ifndef TESSERA_MODELS_FEATURE_HASH_H_
 #define TESSERA_MODELS_FEATURE_HASH_H_
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/types.h"
@@ -41,6 +51,45 @@ inline Key HashFeature(int table_index, std::string_view token) {
 
 // The table index a key belongs to.
 inline int TableOfKey(Key key) { return static_cast<int>(key >> kTableShift); }
+
+// SipHash-2-4 (Aumasson and Bernstein, 2012) of `data` under the 128-bit key
+// (k0, k1): k0 is the key's first 8 bytes read little-endian, k1 the next 8.
+uint64_t SipHash24(uint64_t k0, uint64_t k1, std::string_view data);
+
+// Turns tokens into keys, with or without an id salt (see the file comment).
+// Copyable value; thread-safe.
+//
+// Example:
+//   FeatureHasher hasher = FeatureHasher::FromSalt(salt);  // "" = unsalted
+//   Key k = hasher.Hash(table_index, "u123");
+//   manifest.id_salt_fingerprint = hasher.fingerprint();
+class FeatureHasher {
+ public:
+  FeatureHasher() = default;  // unsalted
+  // `salt` is any bytes; empty means unsalted. Only derived values are kept.
+  static FeatureHasher FromSalt(std::string_view salt);
+
+  bool salted() const { return salted_; }
+  // REQUIRES: 0 <= table_index < kMaxTables.
+  Key Hash(int table_index, std::string_view token) const {
+    if (!salted_) return HashFeature(table_index, token);
+    return (static_cast<Key>(table_index) << kTableShift) |
+           (SipHash24(k0_, k1_, token) & kTokenHashMask);
+  }
+  // "" when unsalted; else 16 hex digits that identify the salt without
+  // revealing it (a keyed hash of a fixed text), for manifests and errors.
+  const std::string& fingerprint() const { return fingerprint_; }
+
+  friend bool operator==(const FeatureHasher& a, const FeatureHasher& b) {
+    return a.fingerprint_ == b.fingerprint_;
+  }
+
+ private:
+  bool salted_ = false;
+  uint64_t k0_ = 0;
+  uint64_t k1_ = 0;
+  std::string fingerprint_;
+};
 
 }  // namespace tessera::models
 

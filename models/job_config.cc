@@ -437,4 +437,10 @@ StatusOr<JobConfig> LoadJobConfig(const std::string& path,
   return ParseJobConfig(text.str(), path, base, overrides);
 }
 
+StatusOr<Schema> LoadJobSchema(const JobConfig& job) {
+  TESSERA_ASSIGN_OR_RETURN(Schema schema, Schema::Load(job.data.schema));
+  schema.set_hasher(job.id_hasher);
+  return schema;
+}
+
 }  // namespace tessera::models

@@ -15,7 +15,9 @@
 
 #include "common/status.h"
 #include "common/table_config.h"
+#include "models/feature_hash.h"
 #include "models/model.h"
+#include "models/schema.h"
 
 namespace tessera::models {
 
@@ -84,6 +86,10 @@ struct JobConfig {
   std::map<std::string, TablePolicy> tables;  // by schema table name
   PublishConfig publish;
   std::string output_dir = "runs/default";  // resolved
+  // The id salt's hasher (models/feature_hash.h). Never a job-file key: the
+  // salt is a secret, so the CLI sets this from TESSERA_ID_SALT or
+  // TESSERA_ID_SALT_FILE (tools/cli/id_salt.h); unsalted by default.
+  FeatureHasher id_hasher;
 };
 
 // Parses YAML text. `base_dir` resolves relative paths; `overrides` are
@@ -95,6 +101,10 @@ StatusOr<JobConfig> LoadJobConfig(const std::string& path,
                                   const std::vector<std::string>& overrides);
 
 std::string_view ConsistencyName(Consistency c);
+
+// The job's schema (data.schema) hashing with the job's id_hasher: what every
+// process of a job that turns ids into keys must use.
+StatusOr<Schema> LoadJobSchema(const JobConfig& job);
 
 }  // namespace tessera::models
 

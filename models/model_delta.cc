@@ -35,7 +35,7 @@ Status CheckDeltaManifest(const std::string& dir, const ModelManifest& m, bool w
   if (!SameModel(m, base.manifest)) {
     return FailedPreconditionError(
         absl::StrCat(source, ": describes another model than its base version ", m.base_version,
-                     " (schema, model or tables differ)"));
+                     " (schema, id salt, model or tables differ)"));
   }
   if (with_state != base.with_state) {
     return FailedPreconditionError(

@@ -250,6 +250,12 @@ StatusOr<SavedModel> LoadSavedModel(const std::string& model_dir, bool with_stat
   return saved;
 }
 
+Status UseIdSalt(const FeatureHasher& hasher, const std::string& model_dir, SavedModel* model) {
+  TESSERA_RETURN_IF_ERROR(CheckIdSalt(model->manifest, hasher, model_dir));
+  model->schema.set_hasher(hasher);
+  return OkStatus();
+}
+
 StatusOr<std::vector<std::span<const float>>> FillBatch(const SavedModel& model, Batch* batch) {
   for (TableBatch& t : batch->tables) {
     if (t.table < 0 || static_cast<size_t>(t.table) >= model.sparse.size()) {

@@ -28,7 +28,10 @@
 // (FailedPrecondition: the keys would not match). Keys added after the first
 // release are optional when reading (absent: the default in ModelManifest):
 // "version", "kind" = "delta", "base_version", "created_unix_ms" (absent:
-// created_unix_s * 1000) and "training_state".
+// created_unix_s * 1000), "training_state" and "id_salt_fingerprint"
+// (written only by jobs with an id salt: FeatureHasher::fingerprint(), 16 hex
+// digits; absent = unsalted keys). Scoring a model needs the salt it was
+// trained with (CheckIdSalt).
 //
 // Versions (continuous training, models/model_versions.h): "version" > 0
 // names a published version (0: a plain save). "kind": "full" is a whole
@@ -105,10 +108,18 @@ struct ModelManifest {
   std::vector<SavedTable> tables;     // sparse tables then dense, by id
   // The serialized "training_state" object ("" = absent), opaque to models.
   std::string training_state_json;
+  // The training job's FeatureHasher::fingerprint() ("": no id salt).
+  std::string id_salt_fingerprint;
 };
 
-// True if `a` and `b` describe the same model: schema, model configuration
-// and table configurations (files, versions and times aside). A delta must
+// OK if the model in `model_dir` (its manifest) was trained with `hasher`'s
+// salt (or both are unsalted); else FailedPrecondition saying which side has
+// which salt fingerprint (never the salt).
+Status CheckIdSalt(const ModelManifest& manifest, const FeatureHasher& hasher,
+                   const std::string& model_dir);
+
+// True if `a` and `b` describe the same model: schema, id salt, model
+// configuration and table configurations (files, versions and times aside). A delta must
 // describe the same model as its base.
 bool SameModel(const ModelManifest& a, const ModelManifest& b);
 
@@ -192,6 +203,10 @@ struct SavedModel {
 // file: NotFound, DataLoss (corrupt or truncated), InvalidArgument.
 // FailedPrecondition for a delta (models/model_versions.h loads those).
 StatusOr<SavedModel> LoadSavedModel(const std::string& model_dir, bool with_state);
+
+// For scoring: CheckIdSalt on the model's manifest, then the model's schema
+// hashes with `hasher` (the schema a manifest holds is unsalted).
+Status UseIdSalt(const FeatureHasher& hasher, const std::string& model_dir, SavedModel* model);
 
 // Fills batch->tables[*].values from `model` (keys.size() x row_dim each):
 // a key the model has no row for gets its table's deterministic initial

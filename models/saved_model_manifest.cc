@@ -304,10 +304,45 @@ void ReadVersionKeys(Reader& r, const json& doc, ModelManifest* m) {
   }
 }
 
+// "" (unsalted) or 16 lowercase hex digits (FeatureHasher::fingerprint()).
+bool IsFingerprint(const std::string& f) {
+  if (f.empty()) return true;
+  if (f.size() != 16) return false;
+  for (char c : f) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+Status CheckIdSalt(const ModelManifest& manifest, const FeatureHasher& hasher,
+                   const std::string& model_dir) {
+  const std::string& trained = manifest.id_salt_fingerprint;
+  if (trained == hasher.fingerprint()) return OkStatus();
+  std::string text = model_dir + ": ";
+  if (trained.empty()) {
+    text.append("trained without an id salt, but one is set (fingerprint ")
+        .append(hasher.fingerprint())
+        .append("): unset TESSERA_ID_SALT / TESSERA_ID_SALT_FILE");
+  } else if (!hasher.salted()) {
+    text.append("trained with an id salt (fingerprint ")
+        .append(trained)
+        .append("), but none is set: set TESSERA_ID_SALT or TESSERA_ID_SALT_FILE to the "
+                "training job's salt");
+  } else {
+    text.append("trained with another id salt (fingerprint ")
+        .append(trained)
+        .append(", this process's salt has ")
+        .append(hasher.fingerprint())
+        .append("): keys would not match");
+  }
+  return FailedPreconditionError(text);
+}
 
 bool SameModel(const ModelManifest& a, const ModelManifest& b) {
   if (a.schema_yaml != b.schema_yaml || a.tables.size() != b.tables.size() ||
+      a.id_salt_fingerprint != b.id_salt_fingerprint ||
       ModelConfigToJson(a.model) != ModelConfigToJson(b.model)) {
     return false;
   }
@@ -341,6 +376,13 @@ Status WriteManifest(const std::string& model_dir, const ModelManifest& manifest
            {"schema_yaml", manifest.schema_yaml},
            {"tables", tables}};
   if (!training_state.is_null()) doc["training_state"] = std::move(training_state);
+  if (!IsFingerprint(manifest.id_salt_fingerprint)) {
+    return InvalidArgumentError("id_salt_fingerprint must be empty or 16 hex digits");
+  }
+  // Absent when unsalted, so such manifests are what they were before salts.
+  if (!manifest.id_salt_fingerprint.empty()) {
+    doc["id_salt_fingerprint"] = manifest.id_salt_fingerprint;
+  }
   std::error_code ec;
   std::filesystem::create_directories(model_dir, ec);
   if (ec) return UnavailableError("cannot create " + model_dir + ": " + ec.message());
@@ -390,6 +432,12 @@ StatusOr<ModelManifest> ReadManifest(const std::string& model_dir) {
   r.String(doc, "", "schema_yaml", &m.schema_yaml);
   r.String(doc, "", "group_field", &m.group_field);
   r.Unsigned(doc, "", "num_servers", &m.num_servers);
+  if (doc.contains("id_salt_fingerprint")) {
+    r.String(doc, "", "id_salt_fingerprint", &m.id_salt_fingerprint);
+    if (r.ok() && !IsFingerprint(m.id_salt_fingerprint)) {
+      r.Fail("id_salt_fingerprint", "expected 16 hex digits");
+    }
+  }
   ReadModelConfig(r, doc, &m.model);
   const json* tables = r.Member(doc, "", "tables");
   if (tables != nullptr && !tables->is_array()) r.Fail("tables", "expected a list");

@@ -11,9 +11,11 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
+#include "models/feature_hash.h"
 
 namespace tessera::models {
 
@@ -55,8 +57,16 @@ class Schema {
   // -1 if absent.
   int FieldIndex(std::string_view name) const;
   int TableIndex(std::string_view name) const;
-  // The YAML form (for the model manifest); Parse(ToYaml()) == *this.
+  // The YAML form (for the model manifest); Parse(ToYaml()) == *this for
+  // an unsalted schema (the hasher is not part of the YAML).
   std::string ToYaml() const;
+
+  // How this schema's tokens become keys (models/feature_hash.h): unsalted
+  // unless set. Every key of a job (training, eval, serving, forget) must
+  // come from the same hasher; it is not part of the YAML (the id salt never
+  // is: models/job_config.h).
+  const FeatureHasher& hasher() const { return hasher_; }
+  void set_hasher(FeatureHasher hasher) { hasher_ = std::move(hasher); }
 
   friend bool operator==(const Schema&, const Schema&) = default;
 
@@ -64,6 +74,7 @@ class Schema {
   std::vector<Field> fields_;
   std::vector<std::string> tables_;
   int num_numeric_ = 0;
+  FeatureHasher hasher_;
 };
 
 }  // namespace tessera::models

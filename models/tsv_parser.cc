@@ -121,7 +121,7 @@ bool TsvParser::ParseCategorical(int f, std::string_view text, Example* example,
     *reason = absl::StrCat(FieldPrefix(f, field), "categorical value contains ',': ", Quote(text));
     return false;
   }
-  example->keys.push_back(HashFeature(field.table_index, text));
+  example->keys.push_back(schema_->hasher().Hash(field.table_index, text));
   return true;
 }
 
@@ -136,7 +136,8 @@ void TsvParser::ParseSequence(int f, std::string_view text, Example* example) co
     const size_t comma = text.rfind(',', end - 1);
     const size_t begin = comma == std::string_view::npos ? 0 : comma + 1;
     if (begin < end) {
-      example->keys.push_back(HashFeature(field.table_index, text.substr(begin, end - begin)));
+      example->keys.push_back(
+          schema_->hasher().Hash(field.table_index, text.substr(begin, end - begin)));
       ++kept;
     }
     if (comma == std::string_view::npos) break;

@@ -11,7 +11,8 @@
 // extra columns, a bad label or an unparsable number are "bad" and come with
 // a reason naming the field (index and name).
 //
-// Tokens are hashed straight into keys (models/feature_hash.h); parsing a
+// Tokens are hashed straight into keys with the schema's hasher
+// (Schema::hasher(), models/feature_hash.h); parsing a
 // line allocates nothing once the Example's vectors have grown.
 //
 // Thread-compatible; Parse is const, so one parser may serve many threads,
@@ -56,7 +57,7 @@ struct Example {
 // transform applied (log1p to max(x, 0)), then narrowed to float. Shared with
 // inputs that are not TSV lines (serving's JSON instances), so both produce
 // exactly the same numbers; the keys of other fields are
-// HashFeature(field.table_index, token) (models/feature_hash.h), a sequence
+// schema.hasher().Hash(field.table_index, token) (models/feature_hash.h), a sequence
 // keeping its most recent max_len non-empty tokens, oldest first.
 float TransformNumeric(const Field& field, double value);
 

@@ -44,6 +44,8 @@ TESSERA_SAME_TAG_(kSnapshotRequest, SnapshotRequest);
 TESSERA_SAME_TAG_(kSnapshotFlushRequest, SnapshotFlushRequest);
 TESSERA_SAME_TAG_(kRestoreRequest, RestoreRequest);
 TESSERA_SAME_TAG_(kReplicateRequest, ReplicateRequest);
+TESSERA_SAME_TAG_(kForgetRequest, ForgetRequest);
+TESSERA_SAME_TAG_(kForgetReply, ForgetReply);
 #undef TESSERA_SAME_TAG_
 
 static_assert(static_cast<uint8_t>(Role::kScheduler) ==
@@ -171,6 +173,10 @@ std::string_view MessageTypeName(MessageType type) {
       return "RestoreRequest";
     case MessageType::kReplicateRequest:
       return "ReplicateRequest";
+    case MessageType::kForgetRequest:
+      return "ForgetRequest";
+    case MessageType::kForgetReply:
+      return "ForgetReply";
   }
   return "Unknown";
 }

@@ -67,6 +67,8 @@ enum class MessageType : uint8_t {
   kSnapshotFlushRequest,
   kRestoreRequest,
   kReplicateRequest,
+  kForgetRequest,
+  kForgetReply,
 };
 std::string_view MessageTypeName(MessageType type);
 
@@ -266,6 +268,31 @@ Frame EncodeDensePush(const Header& header, TableId table, uint64_t begin,
                       std::span<const float> grads, uint64_t op_id = 0);
 Frame EncodeReplicate(const Header& header, const ReplicateBatch& batch);
 
+// Privacy (`tessera forget`, protocols/codec_forget.cc). A forget client is
+// no cluster member: it sends as {Role::kWorker, rank} with a random rank of
+// at least kForgetClientMinRank (never a member's rank), so the scheduler's
+// reply route to it can never replace a member's or another client's.
+inline constexpr int32_t kForgetClientMinRank = int32_t{1} << 24;
+struct ForgetView {
+  TableId table = 0;
+  std::span<const Key> keys;   // points into the received frame
+  std::string reply_endpoint;  // client -> scheduler only
+};
+// One server's confirmation.
+struct ForgetResult {
+  int32_t server = 0;  // rank
+  uint64_t erased = 0;
+  uint64_t owned = 0;
+  Status status;  // OK: the server erased the keys
+};
+struct ForgetReplyInfo {
+  uint64_t requested = 0;
+  std::vector<ForgetResult> results;
+};
+Frame EncodeForgetRequest(const Header& header, TableId table, std::span<const Key> keys,
+                          std::string_view reply_endpoint);
+Frame EncodeForgetReply(const Header& header, const ForgetReplyInfo& reply);
+
 // ---- decoding ---------------------------------------------------------------
 
 // A verified message. Cheap to move; holds the Frame it points into.
@@ -305,6 +332,8 @@ class DecodedMessage {
   StatusOr<uint64_t> AsSnapshotFlushRequest() const;
   StatusOr<std::vector<RestoreTable>> AsRestoreRequest() const;
   StatusOr<ReplicateView> AsReplicate() const;
+  StatusOr<ForgetView> AsForgetRequest() const;
+  StatusOr<ForgetReplyInfo> AsForgetReply() const;
 
  private:
   DecodedMessage() = default;

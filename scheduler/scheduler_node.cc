@@ -244,6 +244,9 @@ void SchedulerNode::Handle(DecodedMessage msg) {
     case MessageType::kClockRequest:
       HandleClock(std::move(msg));
       return;
+    case MessageType::kForgetRequest:
+      HandleForget(std::move(msg));
+      return;
     default:
       (void)messenger_.ReplyError(
           msg, InvalidArgumentError("scheduler: unexpected " +

@@ -169,6 +169,8 @@ class SchedulerNode {
   void HandleShutdown(const protocol::DecodedMessage& msg);
   void HandleDataRequest(const protocol::DecodedMessage& msg);
   void HandleClock(protocol::DecodedMessage msg);
+  // scheduler_forget.cc: a client's ForgetRequest, fanned out to the servers.
+  void HandleForget(protocol::DecodedMessage msg);
   void ReplyClock(const std::vector<protocol::DecodedMessage>& waiters)
       TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnAllRegistered() TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -121,6 +121,9 @@ void ServerNode::Handle(DecodedMessage msg) {
     case MessageType::kRestoreRequest:
       HandleRestore(msg);
       return;
+    case MessageType::kForgetRequest:
+      HandleForget(msg);
+      return;
     case MessageType::kPullRequest:
     case MessageType::kPushRequest:
     case MessageType::kPushPullRequest:

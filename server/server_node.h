@@ -51,6 +51,11 @@ class ServerNode {
   const std::string& endpoint() const { return member_.endpoint(); }
   protocol::ClusterMember& member() { return member_; }
   const TableSet& tables() const { return tables_; }
+  // Removes the rows of `keys` from table `table` (`tessera forget`);
+  // returns how many it held. With change tracking on, each becomes a
+  // tombstone of the next delta. Unknown or dense tables: 0.
+  // server/server_forget.cc.
+  size_t EraseKeys(TableId table, std::span<const Key> keys);
 
  private:
   struct OpMetrics {
@@ -64,6 +69,7 @@ class ServerNode {
   void HandleSnapshot(const protocol::DecodedMessage& msg);
   void HandleSnapshotFlush(protocol::DecodedMessage msg);
   void HandleRestore(const protocol::DecodedMessage& msg);
+  void HandleForget(const protocol::DecodedMessage& msg);  // server_forget.cc
   Status HandleSparse(const protocol::DecodedMessage& msg);
   Status HandleDense(const protocol::DecodedMessage& msg);
   StatusOr<const ServerTable*> FindTable(TableId id, TableKind kind) const;

@@ -67,7 +67,7 @@ Status InstanceEncoder::Encode(const nlohmann::json& instance, std::string_view 
       case FieldType::kCategorical: {
         if (!value.is_string()) return WrongType(where, field, "a string", value);
         const std::string& token = value.get_ref<const std::string&>();
-        if (!token.empty()) example->keys.push_back(models::HashFeature(field.table_index, token));
+        if (!token.empty()) example->keys.push_back(schema_->hasher().Hash(field.table_index, token));
         break;
       }
       case FieldType::kSequence: {
@@ -87,7 +87,7 @@ Status InstanceEncoder::Encode(const nlohmann::json& instance, std::string_view 
         }
         std::reverse(kept.begin(), kept.end());
         for (const std::string* token : kept) {
-          example->keys.push_back(models::HashFeature(field.table_index, *token));
+          example->keys.push_back(schema_->hasher().Hash(field.table_index, *token));
           if (tokens != nullptr) (*tokens)[f].push_back(*token);
         }
         break;

@@ -103,6 +103,8 @@ Status ModelFollower::Reload(uint64_t version) {
   TESSERA_ASSIGN_OR_RETURN(models::SavedModel saved,
                            models::LoadModelVersion(options_.publish_dir, version,
                                                     /*with_state=*/false));
+  TESSERA_RETURN_IF_ERROR(models::UseIdSalt(
+      options_.id_hasher, models::VersionDir(options_.publish_dir, version), &saved));
   if (!options_.catalog_path.empty() && saved.manifest.schema_yaml != catalog_schema_) {
     TESSERA_ASSIGN_OR_RETURN(catalog_,
                              ServedModel::LoadCatalog(options_.catalog_path, saved.schema));

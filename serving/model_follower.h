@@ -62,6 +62,10 @@ struct FollowerOptions {
   // Wall-clock milliseconds since the epoch (lag and freshness). Null: the
   // system clock.
   std::function<int64_t()> unix_ms = nullptr;
+  // The id salt the versions were trained with: a version with another salt
+  // fingerprint is refused (logged, counted and retried like any bad
+  // version; models::CheckIdSalt).
+  models::FeatureHasher id_hasher = {};
 };
 
 class ModelFollower {

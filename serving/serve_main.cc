@@ -48,6 +48,11 @@ Status RunServe(const ServeOptions& options) {
     if (!std::filesystem::is_directory(a.dir, ec)) {
       return NotFoundError(absl::StrCat(a.dir, ": no such directory (arm '", a.name, "')"));
     }
+    // A saved model of another id salt is refused before anything starts.
+    if (IsSavedModel(a.dir)) {
+      TESSERA_ASSIGN_OR_RETURN(models::ModelManifest manifest, models::ReadManifest(a.dir));
+      TESSERA_RETURN_IF_ERROR(models::CheckIdSalt(manifest, options.id_hasher, a.dir));
+    }
   }
   MetricsRegistry metrics;
   RestApiOptions api_options;
@@ -66,7 +71,7 @@ Status RunServe(const ServeOptions& options) {
     const ArmSpec& a = arms[i];
     if (IsSavedModel(a.dir)) {
       TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<ServedModel> model,
-                               ServedModel::Load(a.dir, options.catalog));
+                               ServedModel::Load(a.dir, options.catalog, options.id_hasher));
       TESSERA_LOG(kInfo) << "serve: arm '" << a.name << "': saved model " << a.dir << " version "
                          << model->version();
       api.slot(i)->Set(std::move(model));
@@ -79,6 +84,7 @@ Status RunServe(const ServeOptions& options) {
     follow.catalog_path = options.catalog;
     follow.arm = a.name;
     follow.poll_interval = std::chrono::milliseconds(options.poll_ms);
+    follow.id_hasher = options.id_hasher;
     followers.push_back(std::make_unique<ModelFollower>(follow, api.slot(i), &metrics));
     followers.back()->Start();
   }

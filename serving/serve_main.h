@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "models/feature_hash.h"
 #include "serving/arm_split.h"
 
 namespace tessera::serving {
@@ -28,6 +29,9 @@ struct ServeOptions {
   std::string name = "default";  // NAME in /v1/models/NAME
   std::string catalog;           // optional items.tsv (serving/item_catalog.h)
   int poll_ms = 100;             // how often publish directories are polled
+  // The id salt of the models (from the environment: tools/cli/id_salt.h);
+  // a model trained with another salt is refused.
+  models::FeatureHasher id_hasher = {};
 };
 
 // Binds first (so /healthz answers and /readyz says "not ready" while the

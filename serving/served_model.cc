@@ -52,8 +52,18 @@ StatusOr<std::shared_ptr<const ItemCatalog>> ServedModel::LoadCatalog(
 
 StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& model_dir,
                                                          const std::string& catalog_path) {
+  return Load(model_dir, catalog_path, models::FeatureHasher());
+}
+
+StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const std::string& model_dir,
+                                                         const std::string& catalog_path,
+                                                         const models::FeatureHasher& id_hasher) {
+  // The salt is checked first: a model of another salt is refused whole.
+  TESSERA_ASSIGN_OR_RETURN(models::ModelManifest manifest, models::ReadManifest(model_dir));
+  TESSERA_RETURN_IF_ERROR(models::CheckIdSalt(manifest, id_hasher, model_dir));
   TESSERA_ASSIGN_OR_RETURN(models::SavedModel saved,
                            models::LoadSavedModel(model_dir, /*with_state=*/false));
+  TESSERA_RETURN_IF_ERROR(models::UseIdSalt(id_hasher, model_dir, &saved));
   std::shared_ptr<const ItemCatalog> catalog;
   if (!catalog_path.empty()) {
     TESSERA_ASSIGN_OR_RETURN(catalog, LoadCatalog(catalog_path, saved.schema));

@@ -61,7 +61,15 @@ class ServedModel {
   // (NotFound, DataLoss, ...) and the catalogue's.
   static StatusOr<std::unique_ptr<ServedModel>> Load(const std::string& model_dir,
                                                      const std::string& catalog_path);
-  // Serves `saved` with `catalog` (may be null; shared, immutable).
+  // The same for a model trained with the id salt of `id_hasher`
+  // (FailedPrecondition, before anything else is loaded, if the model's
+  // manifest has another salt fingerprint: models::CheckIdSalt); instances
+  // and catalogue rows are hashed with it.
+  static StatusOr<std::unique_ptr<ServedModel>> Load(const std::string& model_dir,
+                                                     const std::string& catalog_path,
+                                                     const models::FeatureHasher& id_hasher);
+  // Serves `saved` with `catalog` (may be null; shared, immutable). Its
+  // schema's hasher is the one instances are hashed with (models::UseIdSalt).
   // InvalidArgument for a model type this build cannot construct.
   static StatusOr<std::unique_ptr<ServedModel>> Create(
       models::SavedModel saved, std::shared_ptr<const ItemCatalog> catalog);

@@ -22,6 +22,7 @@ models::ModelManifest MakeManifest(WorkerNode& node, const models::JobConfig& jo
   m.created_unix_s = node.clock()->UnixSeconds();
   m.has_optimizer_state = true;
   m.schema_yaml = schema.ToYaml();
+  m.id_salt_fingerprint = schema.hasher().fingerprint();
   m.model = job.model;
   m.group_field = job.data.group_field;
   m.num_servers = static_cast<int32_t>(view.servers.size());

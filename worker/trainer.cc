@@ -46,7 +46,7 @@ struct Trainer::Step {
 };
 
 StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const models::JobConfig& job, WorkerNode* node) {
-  TESSERA_ASSIGN_OR_RETURN(models::Schema schema, models::Schema::Load(job.data.schema));
+  TESSERA_ASSIGN_OR_RETURN(models::Schema schema, models::LoadJobSchema(job));
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model, models::NewModel(job.model, schema));
   // The servers must hold exactly the tables this job plans.
   std::vector<TableConfig> planned = models::PlanTables(job, schema, *model);

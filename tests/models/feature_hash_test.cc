@@ -53,5 +53,64 @@ TEST(FeatureHashTest, NoCollisionsAmongManyTokens) {
   EXPECT_EQ(keys.size(), 200000u);
 }
 
+// SipHash-2-4 test vectors of the reference implementation (Aumasson and
+// Bernstein, vectors.h): key 00 01 .. 0f, message 00 01 .. (n - 1).
+TEST(FeatureHashTest, SipHash24MatchesTheReferenceVectors) {
+  const uint64_t k0 = 0x0706050403020100ULL;
+  const uint64_t k1 = 0x0f0e0d0c0b0a0908ULL;
+  std::string message;
+  for (int i = 0; i < 64; ++i) message.push_back(static_cast<char>(i));
+  EXPECT_EQ(SipHash24(k0, k1, message.substr(0, 0)), 0x726fdb47dd0e0e31ULL);
+  EXPECT_EQ(SipHash24(k0, k1, message.substr(0, 1)), 0x74f839c593dc67fdULL);
+  EXPECT_EQ(SipHash24(k0, k1, message.substr(0, 8)), 0x93f5f5799a932462ULL);
+  EXPECT_EQ(SipHash24(k0, k1, message.substr(0, 15)), 0xa129ca6149be45e5ULL);
+}
+
+TEST(FeatureHashTest, AnUnsaltedHasherHashesAsVersion1) {
+  const FeatureHasher unsalted;
+  const FeatureHasher empty = FeatureHasher::FromSalt("");
+  EXPECT_FALSE(unsalted.salted());
+  EXPECT_FALSE(empty.salted());
+  EXPECT_EQ(unsalted.fingerprint(), "");
+  EXPECT_EQ(empty.fingerprint(), "");
+  EXPECT_EQ(unsalted.Hash(0, "68fd1e64"), 0x003ccd85c9c22fe4ULL);
+  EXPECT_EQ(empty.Hash(3, "i12345"), 0x0371ab8c8936ccc9ULL);
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_EQ(unsalted.Hash(i % kMaxTables, std::to_string(i)),
+              HashFeature(i % kMaxTables, std::to_string(i)));
+  }
+}
+
+TEST(FeatureHashTest, SameIdWithTwoSaltsGivesDifferentKeys) {
+  const FeatureHasher a = FeatureHasher::FromSalt("salt-a");
+  const FeatureHasher b = FeatureHasher::FromSalt("salt-b");
+  ASSERT_TRUE(a.salted());
+  for (const std::string id : {"u123", "u456", "", "a longer id of more than 32 bytes ......"}) {
+    EXPECT_NE(a.Hash(0, id), b.Hash(0, id)) << id;
+    EXPECT_NE(a.Hash(0, id), HashFeature(0, id)) << id;
+    // The same salt always gives the same key, in its table's top byte.
+    EXPECT_EQ(a.Hash(0, id), FeatureHasher::FromSalt("salt-a").Hash(0, id));
+    EXPECT_EQ(TableOfKey(a.Hash(7, id)), 7);
+    EXPECT_EQ(a.Hash(7, id) & kTokenHashMask, a.Hash(0, id));
+  }
+}
+
+TEST(FeatureHashTest, FingerprintNamesTheSaltWithoutHoldingIt) {
+  const FeatureHasher a = FeatureHasher::FromSalt("salt-a");
+  EXPECT_EQ(a.fingerprint().size(), 16u);
+  EXPECT_EQ(a.fingerprint().find_first_not_of("0123456789abcdef"), std::string::npos);
+  EXPECT_EQ(a.fingerprint(), FeatureHasher::FromSalt("salt-a").fingerprint());
+  EXPECT_NE(a.fingerprint(), FeatureHasher::FromSalt("salt-b").fingerprint());
+  EXPECT_TRUE(a == FeatureHasher::FromSalt("salt-a"));
+  EXPECT_FALSE(a == FeatureHasher());
+}
+
+TEST(FeatureHashTest, SaltedKeysDoNotCollide) {
+  const FeatureHasher h = FeatureHasher::FromSalt("s");
+  absl::flat_hash_set<Key> keys;
+  for (int i = 0; i < 200000; ++i) keys.insert(h.Hash(5, std::to_string(i)));
+  EXPECT_EQ(keys.size(), 200000u);
+}
+
 }  // namespace
 }  // namespace tessera::models

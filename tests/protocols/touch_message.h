@@ -72,6 +72,16 @@ inline void TouchEveryAccessor(const DecodedMessage& m, uint64_t* sink) {
     }
     for (uint64_t op : r->op_ids) *sink += op;
   }
+  if (auto r = m.AsForgetRequest(); r.ok()) {
+    for (Key k : r->keys) *sink += k;
+    *sink += r->table + r->reply_endpoint.size();
+  }
+  if (auto r = m.AsForgetReply(); r.ok()) {
+    *sink += r->requested;
+    for (const ForgetResult& f : r->results) {
+      *sink += static_cast<uint64_t>(f.server) + f.erased + f.owned + f.status.message().size();
+    }
+  }
 }
 
 }  // namespace tessera::protocol

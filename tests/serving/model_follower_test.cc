@@ -93,6 +93,25 @@ TEST_F(ModelFollowerTest, WaitsForAFirstVersionThenFollowsTheChain) {
   EXPECT_FALSE(follower_->WaitForVersion(6, absl::ZeroDuration()));
 }
 
+// Versions trained without an id salt, followed with one: refused (counted,
+// retried), never served; the same directory followed unsalted is served.
+TEST_F(ModelFollowerTest, AVersionOfAnotherIdSaltIsNeverServed) {
+  ASSERT_OK(publisher_->PublishFull().status());
+  FollowerOptions options;
+  options.publish_dir = dir_;
+  options.arm = "salted";
+  options.id_hasher = models::FeatureHasher::FromSalt("a salt");
+  ModelSlot slot;
+  ModelFollower salted(options, &slot, &metrics_);
+  const Status s = salted.PollOnce();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("trained without an id salt"));
+  EXPECT_EQ(slot.Get(), nullptr);
+  EXPECT_EQ(Metric(R"(tessera_serving_apply_errors_total{arm="salted"})"), 1);
+  ASSERT_OK(follower_->PollOnce());
+  ExpectServes(1);
+}
+
 TEST_F(ModelFollowerTest, AGapReloadsFromTheNewestFullSnapshot) {
   ASSERT_OK(publisher_->PublishFull().status());
   ASSERT_OK(publisher_->PublishDelta().status());

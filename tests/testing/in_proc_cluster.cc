@@ -47,6 +47,7 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   scheduler_ = std::make_unique<scheduler::SchedulerNode>(so, transports_.back().get(), clock_,
                                                           &scheduler_metrics_);
   TESSERA_ASSIGN_OR_RETURN(std::string scheduler_endpoint, scheduler_->Start());
+  scheduler_endpoint_ = scheduler_endpoint;
 
   protocol::MemberOptions member;
   member.bind_endpoint = bind;

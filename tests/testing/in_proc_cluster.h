@@ -69,6 +69,9 @@ class InProcCluster {
   worker::WorkerNode& worker(int i) { return *workers_[i]; }
   MetricsRegistry& server_metrics(int i) { return *server_metrics_[i]; }
   MetricsRegistry& scheduler_metrics() { return scheduler_metrics_; }
+  // The scheduler's bound endpoint (after Start), for clients that are not
+  // members (e.g. `tessera forget`'s).
+  const std::string& scheduler_endpoint() const { return scheduler_endpoint_; }
   // A fresh transport on the cluster's network (to play a rogue peer).
   std::unique_ptr<Transport> NewTransport();
 
@@ -90,6 +93,7 @@ class InProcCluster {
   std::vector<std::unique_ptr<server::ServerNode>> servers_;
   std::vector<std::unique_ptr<worker::WorkerNode>> workers_;
   std::vector<bool> server_alive_;
+  std::string scheduler_endpoint_;
 };
 
 }  // namespace tessera::testing

@@ -21,7 +21,7 @@ StatusOr<std::unique_ptr<InProcTraining>> InProcTraining::Run(const models::JobC
                                                               const Clock* clock) {
   const uint64_t chunk_bytes = options.chunk_bytes;
   auto t = std::unique_ptr<InProcTraining>(new InProcTraining);
-  TESSERA_ASSIGN_OR_RETURN(t->schema_, models::Schema::Load(job.data.schema));
+  TESSERA_ASSIGN_OR_RETURN(t->schema_, models::LoadJobSchema(job));
   TESSERA_ASSIGN_OR_RETURN(t->model_, models::NewModel(job.model, t->schema_));
   TESSERA_ASSIGN_OR_RETURN(auto files, models::ExpandInputs(job.data.train));
   TESSERA_ASSIGN_OR_RETURN(auto chunks, models::SplitIntoChunks(files, chunk_bytes));

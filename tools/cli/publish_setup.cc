@@ -30,11 +30,10 @@ models::ModelManifest ManifestOf(const models::JobConfig& job, const std::string
   m.group_field = job.data.group_field;
   m.num_servers = v.num_servers;
   m.training_state_json = v.training_state_json;
+  m.id_salt_fingerprint = job.id_hasher.fingerprint();
   for (const TableConfig& t : tables) {
     models::SavedTable saved{t, {}};
-    for (int rank = 0; rank < v.num_servers; ++rank) {
-      saved.files.push_back(RowFileRelativePath(t.name, rank));
-    }
+    for (int32_t rank : v.server_ranks) saved.files.push_back(RowFileRelativePath(t.name, rank));
     m.tables.push_back(std::move(saved));
   }
   return m;
@@ -62,6 +61,9 @@ Status SetUpResume(const models::JobConfig& job, const std::vector<TableConfig>&
     if (!m.has_optimizer_state) {
       return FailedPreconditionError("--resume: version " + std::to_string(link.version) +
                                      " has no optimizer state");
+    }
+    if (Status s = models::CheckIdSalt(m, job.id_hasher, version_dir); !s.ok()) {
+      return FailedPreconditionError("--resume: " + std::string(s.message()));
     }
     if (m.tables.size() != tables.size()) {
       return FailedPreconditionError("--resume: version " + std::to_string(link.version) +

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "serving/serve_main.h"
+#include "tools/cli/id_salt.h"
 
 namespace tessera::cli {
 
@@ -49,7 +50,9 @@ void AddServeCommand(CLI::App* app, Command* selected) {
       "\"item_id\": \"i9\"}]}' \\\n"
       "              localhost:8501/v1/models/ctr:predict\n"
       "         tessera serve --arm a=runs/a/publish:0.9 --arm "
-      "b=runs/b/publish:0.1 --name ctr");
+      "b=runs/b/publish:0.1 --name ctr\n"
+      "Models trained with an id salt need the same salt in TESSERA_ID_SALT or "
+      "TESSERA_ID_SALT_FILE.");
   cmd->callback([options, arms, selected] {
     *selected = [options, arms] {
       for (const std::string& text : *arms) {
@@ -60,6 +63,12 @@ void AddServeCommand(CLI::App* app, Command* selected) {
         }
         options->arms.push_back(*spec);
       }
+      StatusOr<models::FeatureHasher> hasher = ReadIdSaltHasher();
+      if (!hasher.ok()) {
+        std::cerr << "tessera serve: " << hasher.status().message() << "\n";
+        return 2;
+      }
+      options->id_hasher = *hasher;
       Status s = serving::RunServe(*options);
       if (s.ok()) return 0;
       std::cerr << "tessera serve: " << s.message() << "\n";

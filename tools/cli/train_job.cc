@@ -11,6 +11,7 @@
 #include "models/table_plan.h"
 #include "tools/cli/cluster_commands.h"
 #include "tools/cli/cluster_spec.h"
+#include "tools/cli/id_salt.h"
 #include "tools/cli/publish_setup.h"
 #include "worker/train_program.h"
 
@@ -32,7 +33,7 @@ StatusOr<TrainPlan> PlanJob(const std::vector<std::string>& program_args) {
   TrainPlan plan;
   TESSERA_ASSIGN_OR_RETURN(plan.job, LoadTrainJob(program_args));
   for (const std::string& arg : program_args) plan.resume |= arg == kResumeArg;
-  TESSERA_ASSIGN_OR_RETURN(plan.schema, models::Schema::Load(plan.job.data.schema));
+  TESSERA_ASSIGN_OR_RETURN(plan.schema, models::LoadJobSchema(plan.job));
   TESSERA_ASSIGN_OR_RETURN(auto model, models::NewModel(plan.job.model, plan.schema));
   TESSERA_RETURN_IF_ERROR(models::CheckTablePolicies(plan.job, plan.schema));
   plan.tables = models::PlanTables(plan.job, plan.schema, *model);
@@ -66,6 +67,7 @@ Status SetUpScheduler(const std::vector<std::string>& program_args,
     options->data_chunks.push_back({c.path, c.begin, c.end});
   }
   options->epochs = plan.job.train.epochs;
+  options->replication = plan.job.cluster.replication;
   options->static_data_order = plan.job.train.consistency == models::Consistency::kSync;
   options->staleness =
       plan.job.train.consistency == models::Consistency::kSsp ? plan.job.train.staleness : 0;
@@ -114,7 +116,9 @@ StatusOr<models::JobConfig> LoadTrainJob(const std::vector<std::string>& program
     }
   }
   if (job_path.empty()) return InvalidArgumentError("train program: --job=PATH is required");
-  return models::LoadJobConfig(job_path, overrides);
+  TESSERA_ASSIGN_OR_RETURN(models::JobConfig job, models::LoadJobConfig(job_path, overrides));
+  TESSERA_ASSIGN_OR_RETURN(job.id_hasher, ReadIdSaltHasher());  // the environment's, never the file's
+  return job;
 }
 
 WorkerProgramSpec TrainProgramSpec() {
@@ -191,7 +195,8 @@ void AddEvalCommand(CLI::App* app, Command* selected) {
       "Example: tessera eval --model runs/demo/model --data examples/demo/data/test.tsv");
   cmd->callback([cmd, selected] {
     *selected = [args = PassThroughArgs(*cmd)] {
-      Status s = models::RunEval(args);
+      StatusOr<models::FeatureHasher> hasher = ReadIdSaltHasher();
+      Status s = hasher.ok() ? models::RunEval(args, *hasher) : hasher.status();
       return s.ok() ? 0 : Fail("eval", s);
     };
   });
