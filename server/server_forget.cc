@@ -47,6 +47,10 @@ void ServerNode::HandleForget(const DecodedMessage& msg) {
     for (Key key : request->keys) result.owned += shard_map_.OwnerOfKey(key) == rank_ ? 1 : 0;
     result.erased = EraseKeys(request->table, request->keys);
     UpdateTableGauges(**table);
+    metrics_
+        ->GetCounter("tessera_server_forgotten_rows_total",
+                     "Rows erased by `tessera forget` requests.")
+        .Increment(static_cast<double>(result.erased));
     TESSERA_LOG(kInfo) << "forget: erased " << result.erased << " row(s) of table '"
                        << (*table)->config.name << "' (" << result.owned << " of the "
                        << request->keys.size() << " keys are in this server's shards)";

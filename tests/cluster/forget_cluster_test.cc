@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include "common/deadline.h"
@@ -98,6 +99,13 @@ TEST_P(ForgetClusterTest, EveryServerErasesAndConfirms) {
   }
   EXPECT_EQ(erased, 10u);
   EXPECT_EQ(owned, forget.size());  // each key is in exactly one server's shards
+  // Each server counts what it erased.
+  for (int i = 0; i < 2; ++i) {
+    const std::string text = c.server_metrics(i).SerializeText();
+    std::string series = "tessera_server_forgotten_rows_total ";
+    series.append(std::to_string(reply.results[i].erased));
+    EXPECT_NE(text.find(series), std::string::npos) << text;
+  }
   EXPECT_EQ(c.server(0).tables().Find(kEmb)->sparse->num_rows() +
                 c.server(1).tables().Find(kEmb)->sparse->num_rows(),
             30u);
