@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/synchronization/notification.h"
+#include "common/curve_keys.h"
 #include "common/deadline.h"
 #include "common/metrics.h"
 #include "common/zmq_transport.h"
@@ -34,6 +35,7 @@ struct ForgetFlags {
   std::string run;
   std::string scheduler;
   std::string token_file;
+  std::string curve_dir;
   std::string bind = "tcp://0.0.0.0:0";
   std::string host = "127.0.0.1";
   double timeout_s = 30;
@@ -149,6 +151,11 @@ int RunForget(const ForgetFlags& flags) {
             << "\n";
   ZmqTransportOptions transport_options;
   transport_options.max_frame_bytes = kNodeMaxFrameBytes;
+  if (!flags.curve_dir.empty()) {  // the cluster encrypts its links: so must we
+    StatusOr<CurveKeys> keys = ReadCurveKeys(flags.curve_dir);
+    if (!keys.ok()) return Usage(keys.status());
+    transport_options.curve = *keys;
+  }
   StatusOr<std::unique_ptr<Transport>> transport = NewZmqTransport(transport_options);
   StatusOr<protocol::ForgetReplyInfo> reply =
       transport.ok() ? SendForget(transport->get(), options, table, *keys)
@@ -274,6 +281,9 @@ void AddForgetCommand(CLI::App* app, Command* selected) {
       ->envname(kSchedulerEnv);
   cmd->add_option("--token-file", flags->token_file,
                   "File holding the cluster token (env TESSERA_CLUSTER_TOKEN wins)");
+  cmd->add_option("--curve-dir", flags->curve_dir,
+                  "CurveZMQ key directory of the cluster (`tessera keygen`), if it uses one")
+      ->envname("TESSERA_CURVE_DIR");
   cmd->add_option("--bind", flags->bind, "Endpoint this client binds for the scheduler's answer")
       ->capture_default_str();
   cmd->add_option("--host", flags->host, "Host advertised to the scheduler in place of 0.0.0.0")
