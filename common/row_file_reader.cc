@@ -28,11 +28,13 @@ using row_file_internal::MulAdd;
 StatusOr<std::unique_ptr<RowFileReader>> RowFileReader::Open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return IoError(path, "open", errno);
-  // Closes fd on every early return; released once the reader owns it.
-  std::unique_ptr<int, void (*)(int*)> guard(new int(fd), [](int* p) {
-    ::close(*p);
-    delete p;
-  });
+  // Closes fd on every early return; disarmed once the reader owns it.
+  struct FdGuard {
+    int fd;
+    ~FdGuard() {
+      if (fd >= 0) ::close(fd);
+    }
+  } guard{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0) return IoError(path, "stat", errno);
   const auto corrupt = [&](const std::string& what) {
@@ -73,7 +75,7 @@ StatusOr<std::unique_ptr<RowFileReader>> RowFileReader::Open(const std::string& 
     return corrupt(absl::StrCat(records, " records and ", deleted, " deleted keys do not fit ",
                                 body, " body bytes"));
   }
-  guard.release();
+  guard.fd = -1;
   return std::unique_ptr<RowFileReader>(
       new RowFileReader(path, fd, *info, body, records, deleted, Get<uint32_t>(&footer[16]),
                         header, std::span(footer).first(16)));
