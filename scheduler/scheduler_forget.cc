@@ -19,6 +19,28 @@ namespace tessera::scheduler {
 using protocol::DecodedMessage;
 using protocol::Header;
 
+namespace {
+
+// One server's confirmation, from its answer (or the error instead of one).
+protocol::ForgetResult ResultOf(NodeId server, const StatusOr<DecodedMessage>& answer) {
+  protocol::ForgetResult result;
+  if (!answer.ok()) {
+    result.status = answer.status();
+  } else if (StatusOr<protocol::ForgetReplyInfo> info = answer->AsForgetReply();
+             info.ok() && info->results.size() == 1) {
+    result = info->results[0];
+    if (result.status.ok()) result.status = answer->header().status;
+  } else {
+    result.status = answer->header().status.ok()
+                        ? InvalidArgumentError("unexpected reply to a forget request")
+                        : answer->header().status;
+  }
+  result.server = server.rank;
+  return result;
+}
+
+}  // namespace
+
 void SchedulerNode::HandleForget(DecodedMessage msg) {
   StatusOr<protocol::ForgetView> request = msg.AsForgetRequest();
   const NodeId client = msg.header().sender;
@@ -67,20 +89,7 @@ void SchedulerNode::HandleForget(DecodedMessage msg) {
   // Runs once per server, on the receive thread (or here, if sending failed).
   auto done = [this, pending, client_msg = msg](NodeId server,
                                                 StatusOr<DecodedMessage> answer) {
-    protocol::ForgetResult result;
-    result.server = server.rank;
-    if (!answer.ok()) {
-      result.status = answer.status();
-    } else if (StatusOr<protocol::ForgetReplyInfo> info = answer->AsForgetReply();
-               info.ok() && info->results.size() == 1) {
-      result = info->results[0];
-      result.server = server.rank;
-      if (result.status.ok()) result.status = answer->header().status;
-    } else {
-      result.status = answer->header().status.ok()
-                          ? InvalidArgumentError("unexpected reply to a forget request")
-                          : answer->header().status;
-    }
+    protocol::ForgetResult result = ResultOf(server, answer);
     MutexLock lock(&pending->mu);
     pending->reply.results.push_back(std::move(result));
     if (--pending->left > 0) return;
