@@ -119,7 +119,6 @@ void AddPlannedCommands(CLI::App* app, Command* selected) {
   };
   static constexpr Planned kPlanned[] = {
       {"status", "Show the nodes and health of a running cluster", "the status issue"},
-      {"keygen", "Create a cluster token file", "the security issue"},
   };
   AddGenCommand(app, selected);
   for (const Planned& planned : kPlanned) {

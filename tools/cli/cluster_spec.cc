@@ -22,6 +22,9 @@ void AddClusterFlags(CLI::App* app, ClusterSpec* spec) {
   app->add_option("--token-file", spec->token_file,
                   "File holding the cluster token (env TESSERA_CLUSTER_TOKEN wins; default: a "
                   "fresh random token)");
+  app->add_option("--curve-dir", spec->curve_dir,
+                  "CurveZMQ key directory from `tessera keygen`: encrypt every link")
+      ->envname(kCurveDirEnv);
   app->add_option("--heartbeat-interval-ms", spec->heartbeat_interval_ms, "Heartbeat period")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -28,6 +28,9 @@ struct ClusterSpec {
   // directory under $TMPDIR (or /tmp).
   std::string output_dir;
   std::string token_file;  // else TESSERA_CLUSTER_TOKEN, else a fresh token
+  // CurveZMQ key directory (`tessera keygen`), else TESSERA_CURVE_DIR, else
+  // none (plaintext). Every node of the cluster gets it.
+  std::string curve_dir;
   int startup_timeout_s = 120;
   // A following or streaming job: the first SIGINT/SIGTERM goes to the
   // scheduler alone, which closes the input and lets the job drain (finish
@@ -35,7 +38,7 @@ struct ClusterSpec {
   bool drain_on_signal = false;
 };
 
-// --servers, --workers, --table, --output-dir, --token-file,
+// --servers, --workers, --table, --output-dir, --token-file, --curve-dir,
 // --heartbeat-interval-ms, --heartbeat-timeout-ms, --startup-timeout-s,
 // --log-level. Call MarkGivenFlags() after parsing.
 void AddClusterFlags(CLI::App* app, ClusterSpec* spec);

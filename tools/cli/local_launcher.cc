@@ -290,9 +290,10 @@ int RunLocalCluster(const ClusterSpec& spec, const WorkerProgramRegistry& progra
     s = InvalidArgumentError("need --servers >= 0 and --workers >= 1");
   }
   StatusOr<std::string> token = ReadOrGenerateClusterToken(spec.token_file);
+  StatusOr<std::string> curve_dir = ResolveCurveDir(spec.curve_dir);
   StatusOr<std::string> exe = SelfExePath();
   StatusOr<fs::path> dir = PrepareOutputDir(spec.output_dir);
-  for (const Status& step : {token.status(), exe.status(), dir.status()}) {
+  for (const Status& step : {token.status(), curve_dir.status(), exe.status(), dir.status()}) {
     if (s.ok()) s = step;
   }
   if (!s.ok()) {
@@ -300,6 +301,7 @@ int RunLocalCluster(const ClusterSpec& spec, const WorkerProgramRegistry& progra
     return 2;
   }
   ::setenv(kTokenEnv, token->c_str(), 1);  // inherited by every child
+  if (!curve_dir->empty()) ::setenv(kCurveDirEnv, curve_dir->c_str(), 1);  // a path, not a key
   TESSERA_LOG(kInfo) << "starting 1 scheduler, " << spec.servers << " server(s), " << spec.workers
                      << " worker(s); output in " << dir->string();
 

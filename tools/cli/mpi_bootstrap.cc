@@ -112,6 +112,11 @@ int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int 
     if (rank == 0) TESSERA_LOG(kError) << s;
     return 2;
   }
+  // Each rank reads the key directory itself (a shared path on every host).
+  if (Status s = ApplyCurveDir(spec.curve_dir); !s.ok()) {
+    TESSERA_LOG(kError) << s;
+    return 2;
+  }
   NodeFlags node;
   node.host = AdvertisedHost(size);
   node.bind = node.host == "127.0.0.1" ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:0";

@@ -1,11 +1,14 @@
 #include "tools/cli/node_flags.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "common/curve_keys.h"
 #include "common/logging.h"
+#include "common/zmq_transport.h"
 
 namespace tessera::cli {
 
@@ -46,6 +49,10 @@ void AddNodeFlags(CLI::App* app, NodeFlags* flags, bool member_flags) {
       ->capture_default_str();
   app->add_option("--token-file", flags->token_file,
                   "File holding the cluster token (env TESSERA_CLUSTER_TOKEN wins)");
+  app->add_option("--curve-dir", flags->curve_dir,
+                  "CurveZMQ key directory from `tessera keygen`: encrypt every link and admit "
+                  "only peers with the same key")
+      ->envname(kCurveDirEnv);
   app->add_option("--startup-timeout-s", flags->startup_timeout_s,
                   "Seconds allowed for the cluster to assemble")
       ->check(CLI::PositiveNumber)
@@ -88,6 +95,28 @@ StatusOr<std::string> GenerateClusterToken() {
     token.push_back(kHex[b & 15]);
   }
   return token;
+}
+
+StatusOr<std::string> ResolveCurveDir(const std::string& curve_dir) {
+  std::string dir = curve_dir;
+  if (dir.empty()) {
+    if (const char* env = std::getenv(kCurveDirEnv); env != nullptr) dir = env;
+  }
+  if (dir.empty()) return std::string();
+  TESSERA_RETURN_IF_ERROR(CurveAvailable());
+  TESSERA_RETURN_IF_ERROR(ReadCurveKeys(dir).status());
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(dir, error);
+  return error ? dir : absolute.lexically_normal().string();
+}
+
+Status ApplyCurveDir(const std::string& curve_dir) {
+  TESSERA_ASSIGN_OR_RETURN(std::string dir, ResolveCurveDir(curve_dir));
+  if (dir.empty()) return OkStatus();
+  TESSERA_ASSIGN_OR_RETURN(CurveKeys keys, ReadCurveKeys(dir));
+  TESSERA_LOG(kInfo) << "CurveZMQ on: cluster key " << keys.public_key << " from " << dir;
+  SetDefaultZmqCurveKeys(std::move(keys));
+  return OkStatus();
 }
 
 }  // namespace tessera::cli

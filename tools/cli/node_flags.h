@@ -3,6 +3,11 @@
 // The cluster token is a shared secret every message carries. It comes from
 // the environment (TESSERA_CLUSTER_TOKEN) or a file (--token-file), never
 // from a command-line value (which `ps` would show to every user).
+//
+// CurveZMQ (optional): --curve-dir (env TESSERA_CURVE_DIR) names a key
+// directory written by `tessera keygen` (common/curve_keys.h); with it every
+// ZeroMQ link of the node is encrypted and only peers holding the same
+// cluster key can connect. The flag carries a path, never key material.
 #ifndef TESSERA_TOOLS_CLI_NODE_FLAGS_H_
 #define TESSERA_TOOLS_CLI_NODE_FLAGS_H_
 
@@ -15,6 +20,7 @@ namespace tessera::cli {
 
 inline constexpr char kTokenEnv[] = "TESSERA_CLUSTER_TOKEN";
 inline constexpr char kSchedulerEnv[] = "TESSERA_SCHEDULER";
+inline constexpr char kCurveDirEnv[] = "TESSERA_CURVE_DIR";
 
 // Where a node listens and how it presents itself. Defaults suit a
 // container: bind every interface on a free port.
@@ -26,6 +32,7 @@ struct NodeFlags {
   std::string metrics_host = "0.0.0.0";
   int metrics_port = 0;  // 0 picks a free port
   std::string token_file;
+  std::string curve_dir;  // empty: plaintext ZeroMQ
   int startup_timeout_s = 300;
 };
 
@@ -35,7 +42,7 @@ void AddLogLevelFlag(CLI::App* app, std::string* level);
 Status ApplyLogLevel(const std::string& level);
 
 // --bind, --host, --metrics-host, --metrics-port, --token-file,
-// --startup-timeout-s; with `member_flags` also --scheduler (env
+// --curve-dir (env TESSERA_CURVE_DIR), --startup-timeout-s; with `member_flags` also --scheduler (env
 // TESSERA_SCHEDULER) and --rank.
 void AddNodeFlags(CLI::App* app, NodeFlags* flags, bool member_flags);
 
@@ -46,6 +53,15 @@ StatusOr<std::string> ReadClusterToken(const std::string& token_file);
 StatusOr<std::string> ReadOrGenerateClusterToken(const std::string& token_file);
 // 32 hex characters from /dev/urandom.
 StatusOr<std::string> GenerateClusterToken();
+
+// The Curve key directory to use: `curve_dir`, else TESSERA_CURVE_DIR, else
+// "" (Curve off). A directory is checked (its keys are read and validated)
+// and returned as an absolute path, so child processes can inherit it.
+// FailedPrecondition if libzmq lacks CURVE; the errors of ReadCurveKeys().
+StatusOr<std::string> ResolveCurveDir(const std::string& curve_dir);
+// ResolveCurveDir(), then turns Curve on for every ZmqTransport this process
+// creates (SetDefaultZmqCurveKeys). Call before any node starts.
+Status ApplyCurveDir(const std::string& curve_dir);
 
 }  // namespace tessera::cli
 

@@ -53,6 +53,7 @@ int RunSchedulerCommand(const SchedulerFlags& flags, const WorkerProgramRegistry
   if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return SetupError(s);
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
+  if (Status s = ApplyCurveDir(flags.node.curve_dir); !s.ok()) return SetupError(s);
   StatusOr<std::vector<TableConfig>> tables =
       programs.TablesFor(flags.tables, flags.tables_for, flags.program_args);
   if (!tables.ok()) return SetupError(tables.status());
@@ -79,6 +80,7 @@ int RunServerCommand(const ServerFlags& flags) {
   if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return SetupError(s);
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
+  if (Status s = ApplyCurveDir(flags.node.curve_dir); !s.ok()) return SetupError(s);
   return server::RunServer(MakeServerArgs(flags.node, *token));
 }
 
@@ -86,6 +88,7 @@ int RunWorkerCommand(const WorkerFlags& flags, const WorkerProgramRegistry& prog
   if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return SetupError(s);
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
+  if (Status s = ApplyCurveDir(flags.node.curve_dir); !s.ok()) return SetupError(s);
   worker::WorkerMainArgs args =
       MakeWorkerArgs(flags.node, *token, *programs.Find(flags.program), flags.args);
   args.barrier_timeout = std::chrono::seconds(flags.barrier_timeout_s);
