@@ -31,7 +31,13 @@ cmake -S . -B "$BUILD_DIR" -G Ninja \
   -DTESSERA_SANITIZE="$san" -DTESSERA_BUILD_TESTS=ON >/dev/null
 
 # The test names of the label are the target names (tessera_cc_test).
-mapfile -t targets < <(cd "$BUILD_DIR" && ctest -N -L '^cluster$' | sed -n 's/^ *Test *#[0-9]*: *//p')
+# Left out by default (SANITIZE_SKIP, space-separated): sequence_models_test
+# trains three models to compare their AUC (71 s of Eigen in the Release
+# build, over half an hour at -O1 under a sanitizer) on the same one-server,
+# one-worker cluster that train_cluster_test runs; its layers have unit tests.
+skip=" ${SANITIZE_SKIP-sequence_models_test} "
+mapfile -t targets < <(cd "$BUILD_DIR" && ctest -N -L '^cluster$' | sed -n 's/^ *Test *#[0-9]*: *//p' |
+  while read -r t; do [[ "$skip" == *" $t "* ]] || echo "$t"; done)
 [ ${#targets[@]} -gt 0 ] || { echo "sanitize: no cluster tests found" >&2; exit 1; }
 echo "sanitize $kind: building ${targets[*]}"
 ninja -C "$BUILD_DIR" -j "$jobs" "${targets[@]}"
@@ -46,6 +52,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-second_deadlock_stack=1:suppressions=$root/tools/tsan.supp}
 cd "$BUILD_DIR"
 rc=0
-ctest -L '^cluster$' -j "${CTEST_JOBS:-2}" --output-on-failure "$@" || rc=$?
+ctest -L '^cluster$' -R "^($(IFS='|'; echo "${targets[*]}"))\$" -j "${CTEST_JOBS:-2}" \
+  --output-on-failure "$@" || rc=$?
 echo "sanitize $kind: tests took $(($(date +%s) - t1)) s"
 exit $rc

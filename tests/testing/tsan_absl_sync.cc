@@ -81,10 +81,16 @@ class Scope {
   Inside saved_;
 };
 
+// True inside one of our wrappers' real call on `mu`: absl's own calls from
+// there (AwaitWithTimeout calls AwaitWithDeadline through the PLT, ...) are
+// part of the operation already annotated and pass straight through.
+bool Nested(const Mutex* mu) { return inside.mu == mu && inside.phase != Phase::kNone; }
+
 // Lock operations: pre_lock, the real call (accesses inside are ignored),
 // post_lock.
 template <typename F>
 auto Locking(Mutex* mu, unsigned flags, F real) {
+  if (Nested(mu)) return real();
   __tsan_mutex_pre_lock(mu, flags);
   Scope scope(mu, Phase::kLocking, flags);
   if constexpr (std::is_void_v<decltype(real())>) {
@@ -98,6 +104,7 @@ auto Locking(Mutex* mu, unsigned flags, F real) {
 }
 
 void Unlocking(Mutex* mu, unsigned flags, void (*real)(Mutex*)) {
+  if (Nested(mu)) return real(mu);
   __tsan_mutex_pre_unlock(mu, flags);
   Scope scope(mu, Phase::kUnlocking, flags);
   real(mu);
@@ -108,6 +115,7 @@ void Unlocking(Mutex* mu, unsigned flags, void (*real)(Mutex*)) {
 // evaluated inside takes the lock again), held again on return.
 template <typename F>
 auto Released(Mutex* mu, F real) {
+  if (Nested(mu)) return real();
   __tsan_mutex_pre_unlock(mu, 0);
   __tsan_mutex_post_unlock(mu, 0);
   Scope scope(mu, Phase::kReleased, 0);
@@ -141,6 +149,7 @@ void Mutex::ReaderLock() {
 
 bool Mutex::TryLock() {
   static const auto real = Real<bool (*)(Mutex*)>("_ZN", "5Mutex7TryLockEv");
+  if (Nested(this)) return real(this);
   __tsan_mutex_pre_lock(this, __tsan_mutex_try_lock);
   const bool ok = real(this);
   __tsan_mutex_post_lock(this, ok ? __tsan_mutex_try_lock : __tsan_mutex_try_lock_failed, 0);
@@ -149,6 +158,7 @@ bool Mutex::TryLock() {
 
 bool Mutex::ReaderTryLock() {
   static const auto real = Real<bool (*)(Mutex*)>("_ZN", "5Mutex13ReaderTryLockEv");
+  if (Nested(this)) return real(this);
   __tsan_mutex_pre_lock(this, __tsan_mutex_try_read_lock);
   const bool ok = real(this);
   __tsan_mutex_post_lock(this, ok ? __tsan_mutex_try_read_lock : __tsan_mutex_try_read_lock_failed,
@@ -233,6 +243,8 @@ bool Condition::Eval() const {
   static const auto real = Real<bool (*)(const Condition*)>("_ZNK", "9Condition4EvalEv");
   const Inside in = inside;
   if (in.mu == nullptr) return real(this);
+  // The condition's own code is ours: locks it takes are annotated anew.
+  Scope user(nullptr, Phase::kNone, 0);
   // As absl's EvalConditionAnnotated(): the condition runs as if under a
   // lock of its own, then the outer operation resumes where it was.
   bool r = false;
