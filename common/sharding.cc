@@ -41,4 +41,34 @@ std::vector<DenseRange> ShardMap::DenseRangesOf(int32_t server, uint64_t size) c
   return mine;
 }
 
+namespace {
+int32_t NextLive(int32_t from, const std::vector<bool>& live) {
+  const auto n = static_cast<int32_t>(live.size());
+  for (int32_t step = 1; step <= n; ++step) {
+    const int32_t r = (from + step) % n;
+    if (live[r]) return r;
+  }
+  return -1;
+}
+}  // namespace
+
+std::vector<int32_t> BackupsOf(int32_t primary, const std::vector<bool>& live,
+                               uint32_t replication) {
+  std::vector<int32_t> backups;
+  const auto n = static_cast<int32_t>(live.size());
+  for (int32_t step = 1; step < n && backups.size() + 1 < replication; ++step) {
+    const int32_t r = (primary + step) % n;
+    if (live[r]) backups.push_back(r);
+  }
+  return backups;
+}
+
+ShardMap PromoteBackups(const ShardMap& map, const std::vector<bool>& live) {
+  std::vector<int32_t> owners = map.slot_owner();
+  for (int32_t& owner : owners) {
+    if (!live[owner]) owner = NextLive(owner, live);
+  }
+  return ShardMap(std::move(owners), map.num_servers());
+}
+
 }  // namespace tessera

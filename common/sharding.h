@@ -68,6 +68,19 @@ class ShardMap {
   int32_t num_servers_ = 0;
 };
 
+// Replication placement. live[r]: server r is alive. The backups of
+// `primary` are the next replication - 1 live servers after it in rank
+// order, wrapping around (fewer when fewer servers are live), so every slot
+// of one primary has the same backups and a primary's first backup holds all
+// of its rows.
+std::vector<int32_t> BackupsOf(int32_t primary, const std::vector<bool>& live,
+                               uint32_t replication);
+
+// The shard map after failures: every slot of a server that is not live goes
+// to the next live server after it in rank order (its first backup while it
+// was alive). REQUIRES: some server is live.
+ShardMap PromoteBackups(const ShardMap& map, const std::vector<bool>& live);
+
 }  // namespace tessera
 
 #endif  // TESSERA_COMMON_SHARDING_H_

@@ -329,6 +329,7 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     TESSERA_RETURN_IF_ERROR(c.Int("workers", &job->cluster.workers, 1, 4096));
     TESSERA_RETURN_IF_ERROR(c.Int("heartbeat_interval_ms", &job->cluster.heartbeat_interval_ms, 10, 600000));
     TESSERA_RETURN_IF_ERROR(c.Int("heartbeat_timeout_ms", &job->cluster.heartbeat_timeout_ms, 30, 3600000));
+    TESSERA_RETURN_IF_ERROR(c.Int("replication", &job->cluster.replication, 1, 16));
     TESSERA_RETURN_IF_ERROR(c.Finish());
   }
   {
@@ -354,6 +355,12 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
 
   if (job->data.schema.empty()) return InvalidArgumentError("data.schema is required");
   if (job->data.train.empty()) return InvalidArgumentError("data.train is required");
+  if (job->cluster.replication > static_cast<uint32_t>(job->cluster.servers)) {
+    return InvalidArgumentError("cluster.replication (" +
+                                std::to_string(job->cluster.replication) +
+                                ") exceeds cluster.servers (" +
+                                std::to_string(job->cluster.servers) + ")");
+  }
   if (job->cluster.heartbeat_timeout_ms <= job->cluster.heartbeat_interval_ms) {
     return InvalidArgumentError("cluster.heartbeat_timeout_ms must exceed cluster.heartbeat_interval_ms");
   }

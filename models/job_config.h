@@ -65,6 +65,9 @@ struct ClusterConfig {
   int workers = 1;
   uint32_t heartbeat_interval_ms = 1000;
   uint32_t heartbeat_timeout_ms = 10000;
+  // Copies of every shard: 1 = none (a server's death ends the job), 2 =
+  // one backup each (recommended in production). At most `servers`.
+  uint32_t replication = 1;
 };
 
 // Per-table server policies (`tables: {NAME: {...}}`); NAME is a schema

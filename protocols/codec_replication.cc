@@ -13,7 +13,8 @@ namespace {
 
 template <typename T>
 StatusOr<std::span<const T>> OptionalSpan(const flatbuffers::Vector<T>* v, std::string_view what) {
-  if (v == nullptr) return std::span<const T>();
+  // An empty vector's data pointer need not be aligned: nothing is read.
+  if (v == nullptr || v->size() == 0) return std::span<const T>();
   if (reinterpret_cast<uintptr_t>(v->data()) % alignof(T) != 0) {
     return InvalidArgumentError(internal::Cat(what, ": misaligned vector"));
   }

@@ -177,6 +177,7 @@ std::vector<NodeId> SchedulerNode::CheckLiveness() {
     declared_dead_.Increment();
     TESSERA_LOG(kError) << node.ToString() << " missed heartbeats for "
                         << options_.heartbeat_timeout.count() << " ms: declared dead";
+    if (node.role == Role::kServer) OnServerDead(node);
     if (node.role == Role::kWorker && node.rank < options_.num_workers) {
       // Its unfinished data goes to the others; it no longer holds them back.
       data_.Requeue(node.rank);
@@ -191,7 +192,7 @@ std::vector<NodeId> SchedulerNode::CheckLiveness() {
       all_barrier_.RemoveIf(from_node);
       const int live = options_.num_workers - DeadWorkers(dead_);
       std::vector<DecodedMessage> released = worker_barrier_.Release(live);
-      for (DecodedMessage& m : all_barrier_.Release(live + options_.num_servers)) {
+      for (DecodedMessage& m : all_barrier_.Release(live + LiveServers())) {
         released.push_back(std::move(m));
       }
       for (const DecodedMessage& waiter : released) {
@@ -298,11 +299,17 @@ void SchedulerNode::OnAllRegistered() {
   view.workers = membership_.nodes(Role::kWorker);
   view.tables = options_.tables;
   view.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+  view.replication = std::min<uint32_t>(options_.replication, std::max(1, options_.num_servers));
   view_ = view;
   for (const protocol::NodeInfo& server : view.servers) {
-    (void)messenger_.SendOneWay(server.id, [&](const Header& h) {
-      return protocol::EncodeClusterView(h, view);
-    });
+    // Servers acknowledge views (failover waits for them); this one is
+    // followed by ConfigureTables, whose ack is what startup waits for.
+    (void)messenger_.SendRequest(
+        server.id, [&](const Header& h) { return protocol::EncodeClusterView(h, view); },
+        [id = server.id](StatusOr<DecodedMessage> reply) {
+          Status s = reply.ok() ? reply->header().status : reply.status();
+          if (!s.ok()) TESSERA_LOG(kError) << id.ToString() << " refused the cluster view: " << s;
+        });
     NodeId id = server.id;
     StatusOr<uint64_t> sent = messenger_.SendRequest(
         id, [&](const Header& h) { return protocol::EncodeConfigureTables(h, view.tables); },
@@ -378,7 +385,7 @@ void SchedulerNode::HandleBarrier(DecodedMessage msg) {
   std::vector<DecodedMessage> released =
       *group == protocol::BarrierGroup::kWorkers
           ? worker_barrier_.Arrive(workers, std::move(msg))
-          : all_barrier_.Arrive(workers + options_.num_servers, std::move(msg));
+          : all_barrier_.Arrive(workers + LiveServers(), std::move(msg));
   for (const DecodedMessage& waiter : released) {
     (void)messenger_.Reply(waiter, [](const Header& h) { return protocol::EncodeAck(h); });
   }

@@ -46,6 +46,7 @@ struct PublishedVersion {
   std::string training_state_json;
   int64_t created_unix_ms = 0;
   int num_servers = 0;
+  std::vector<int32_t> server_ranks;  // the servers that wrote files (live ones)
 };
 
 struct PublishOptions {
@@ -90,6 +91,10 @@ struct SchedulerOptions {
   std::string bind_endpoint = "tcp://127.0.0.1:0";
   int num_servers = 1;
   int num_workers = 1;
+  // Copies of every shard (cluster.replication): 1 = no backups (a server's
+  // death ends the job); 2 = each shard has a backup on the next server, and
+  // a dead server's backup is promoted (scheduler_failover.cc).
+  uint32_t replication = 1;
   uint32_t num_slots = kDefaultNumSlots;
   std::vector<TableConfig> tables;
   std::string token;
@@ -195,6 +200,13 @@ class SchedulerNode {
                      std::chrono::milliseconds timeout);
   void BroadcastShutdown(const std::string& reason) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void LivenessLoop();
+  // scheduler_failover.cc: a server declared dead. With replication, its
+  // backup is promoted: a new view goes to the servers, and once every live
+  // server applied it, to the workers (which retry what was in flight).
+  void OnServerDead(NodeId server) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnFailoverViewApplied(uint64_t epoch, NodeId server, Status status);
+  // Servers not declared dead.
+  int LiveServers() const TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerOptions options_;
   Status init_status_;  // a resume's data plan that failed to load: Start() fails
@@ -223,6 +235,12 @@ class SchedulerNode {
   bool running_ TESSERA_GUARDED_BY(mu_) = false;
   bool shutdown_ TESSERA_GUARDED_BY(mu_) = false;
   std::vector<NodeId> dead_ TESSERA_GUARDED_BY(mu_);
+  // A failover in progress: servers yet to apply view `failover_epoch_`,
+  // and how long the dead server had been silent plus when it was declared.
+  uint64_t failover_epoch_ TESSERA_GUARDED_BY(mu_) = 0;
+  int failover_pending_ TESSERA_GUARDED_BY(mu_) = 0;
+  Clock::Duration failover_silence_ TESSERA_GUARDED_BY(mu_){};
+  Clock::TimePoint failover_declared_ TESSERA_GUARDED_BY(mu_);
   int servers_restored_ TESSERA_GUARDED_BY(mu_) = 0;
   // Data requests waiting for stream input, with when they arrived.
   std::vector<std::pair<protocol::DecodedMessage, SteadyTime>> data_waiters_

@@ -92,7 +92,10 @@ Status SchedulerNode::CallServers(const std::function<Frame(const Header&)>& enc
   {
     MutexLock lock(&mu_);
     if (!view_) return FailedPreconditionError("publish: the cluster is not assembled");
-    servers = view_->servers;
+    const std::vector<bool> live = view_->LiveServers();
+    for (const protocol::NodeInfo& server : view_->servers) {
+      if (live[server.id.rank]) servers.push_back(server);  // dead: promoted backups hold theirs
+    }
   }
   struct Calls {
     Mutex mu;
@@ -162,6 +165,10 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
     v.dir = options_.publish.model_dir + "/" + std::to_string(v.version);
     v.training_state_json = "{\"data\": " + DataAssignerStateToJson(data_.Export()) + "}";
     v.num_servers = options_.num_servers;
+    const std::vector<bool> live = view_->LiveServers();
+    for (int32_t r = 0; r < static_cast<int32_t>(live.size()); ++r) {
+      if (live[r]) v.server_ranks.push_back(r);
+    }
   }
   // 2. The servers copy their rows into memory (workers still paused).
   Status captured = CallServers(

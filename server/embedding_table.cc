@@ -603,7 +603,8 @@ bool EmbeddingTable::Erase(Key key) {
 }
 
 Status EmbeddingTable::InsertRow(Key key, uint32_t update_count, uint32_t last_update_unix_s,
-                                 std::span<const float> value, std::span<const float> state) {
+                                 std::span<const float> value, std::span<const float> state,
+                                 bool mark_changed) {
   if (value.size() != dim_) {
     return InvalidArgumentError("table " + std::to_string(id_) + ": row of key " +
                                 std::to_string(key) + " has " + std::to_string(value.size()) +
@@ -621,14 +622,74 @@ Status EmbeddingTable::InsertRow(Key key, uint32_t update_count, uint32_t last_u
   std::byte* row = stripe.store.FindOrInsert(key, hash, &inserted);
   RowHeader* header = Header(row);
   header->key = key;
+  const bool was_dirty = !inserted && (header->update_count & kDirtyBit) != 0;
   header->update_count = std::min(update_count & ~kDirtyBit, kMaxUpdateCount);
   header->last_update_unix_s = last_update_unix_s;
+  if (was_dirty || (mark_changed && tracking_.load())) {
+    header->update_count |= kDirtyBit;
+    if (!was_dirty) stripe.dirty.push_back(key);
+  }
   float* floats = Floats(row);
   std::memcpy(floats, value.data(), dim_ * sizeof(float));
   if (state.empty()) {
     optimizer_->InitState({floats + dim_, state_floats_});
   } else {
     std::memcpy(floats + dim_, state.data(), state_floats_ * sizeof(float));
+  }
+  return OkStatus();
+}
+
+void EmbeddingTable::CopyRows(std::span<const Key> keys, std::vector<std::byte>& records,
+                              std::vector<Key>& absent) const {
+  const size_t record = record_bytes();
+  for (Key key : keys) {
+    const uint64_t hash = HashKey(key);
+    const Stripe& stripe = stripes_[StripeOf(hash)];
+    absl::ReaderMutexLock lock(&stripe.mu);
+    const std::byte* row = stripe.store.Find(key, hash);
+    if (row == nullptr) {
+      absent.push_back(key);
+      continue;
+    }
+    const size_t at = records.size();
+    records.resize(at + record);
+    std::memcpy(records.data() + at, row, record);
+    reinterpret_cast<RowHeader*>(records.data() + at)->update_count &= ~kDirtyBit;
+  }
+}
+
+void EmbeddingTable::CopyAllRows(std::vector<std::byte>& records) const {
+  const size_t record = record_bytes();
+  for (int s = 0; s < num_stripes(); ++s) {
+    const Stripe& stripe = stripes_[s];
+    absl::ReaderMutexLock lock(&stripe.mu);
+    records.reserve(records.size() + size_t{stripe.store.size()} * record);
+    for (uint32_t id = 0; id < stripe.store.size(); ++id) {
+      const size_t at = records.size();
+      records.resize(at + record);
+      std::memcpy(records.data() + at, stripe.store.row(id), record);
+      reinterpret_cast<RowHeader*>(records.data() + at)->update_count &= ~kDirtyBit;
+    }
+  }
+}
+
+Status EmbeddingTable::InsertRecords(std::span<const std::byte> records, bool mark_changed) {
+  const size_t record = record_bytes();
+  if (records.size() % record != 0) {
+    return InvalidArgumentError("table " + std::to_string(id_) + ": " +
+                                std::to_string(records.size()) +
+                                " record bytes, not a multiple of the record size " +
+                                std::to_string(record));
+  }
+  std::vector<float> floats(dim_ + state_floats_);
+  for (size_t at = 0; at < records.size(); at += record) {
+    RowHeader header;
+    std::memcpy(&header, records.data() + at, sizeof(header));
+    std::memcpy(floats.data(), records.data() + at + sizeof(RowHeader),
+                floats.size() * sizeof(float));
+    TESSERA_RETURN_IF_ERROR(InsertRow(header.key, header.update_count, header.last_update_unix_s,
+                                      std::span<const float>(floats).first(dim_),
+                                      std::span<const float>(floats).subspan(dim_), mark_changed));
   }
   return OkStatus();
 }
@@ -718,7 +779,7 @@ size_t EmbeddingTable::EvictOldest(size_t excess, std::vector<Key>& evicted) {
   return removed;
 }
 
-size_t EmbeddingTable::Evict(int64_t now_unix_s) {
+size_t EmbeddingTable::Evict(int64_t now_unix_s, std::vector<Key>* evicted_out) {
   MutexLock lock(&evict_mu_);
   std::vector<Key> evicted;
   size_t by_ttl = 0, by_rows = 0;
@@ -739,15 +800,16 @@ size_t EmbeddingTable::Evict(int64_t now_unix_s) {
   }
   evicted_ttl_.fetch_add(by_ttl, std::memory_order_relaxed);
   evicted_max_rows_.fetch_add(by_rows, std::memory_order_relaxed);
+  if (evicted_out != nullptr) evicted_out->insert(evicted_out->end(), evicted.begin(), evicted.end());
   return evicted.size();
 }
 
-size_t EmbeddingTable::MaybeEvict(int64_t now_unix_s) {
+size_t EmbeddingTable::MaybeEvict(int64_t now_unix_s, std::vector<Key>* evicted_out) {
   if (eviction_.ttl_s == 0 && eviction_.max_rows == 0) return 0;
   int64_t next = next_sweep_s_.load(std::memory_order_relaxed);
   if (now_unix_s < next) return 0;
   if (!next_sweep_s_.compare_exchange_strong(next, now_unix_s + 1)) return 0;  // Another sweeps.
-  return Evict(now_unix_s);
+  return Evict(now_unix_s, evicted_out);
 }
 
 EmbeddingTable::Stats EmbeddingTable::stats() const {

@@ -190,11 +190,25 @@ class EmbeddingTable {
   bool Erase(Key key);
 
   // Creates or overwrites the row of `key` (restoring a snapshot). An empty
-  // `state` initializes the optimizer state. Not marked as changed.
+  // `state` initializes the optimizer state. Marked as changed (for the next
+  // delta) only with `mark_changed` and change tracking on.
   // InvalidArgument unless value.size() == dim() and state is empty or
   // state_floats() long.
   Status InsertRow(Key key, uint32_t update_count, uint32_t last_update_unix_s,
-                   std::span<const float> value, std::span<const float> state);
+                   std::span<const float> value, std::span<const float> state,
+                   bool mark_changed = false);
+  // Replication. CopyRows appends the records (Captured layout) of the keys
+  // that have a row to `records` and the other keys to `absent`; CopyAllRows
+  // appends every row's record. Each row is copied under its stripe lock.
+  // Change-tracking marks are neither read nor reset.
+  void CopyRows(std::span<const Key> keys, std::vector<std::byte>& records,
+                std::vector<Key>& absent) const;
+  void CopyAllRows(std::vector<std::byte>& records) const;
+  // InsertRow for every record of `records` (Captured layout).
+  // InvalidArgument if its size is not a multiple of the record size.
+  Status InsertRecords(std::span<const std::byte> records, bool mark_changed);
+  // Bytes of one record in the Captured layout.
+  size_t record_bytes() const { return sizeof(RowHeader) + (dim_ + state_floats_) * sizeof(float); }
 
   // Copies every row (full) or the rows changed and keys removed since the
   // previous Capture, and starts or continues change tracking (see the class
@@ -203,10 +217,11 @@ class EmbeddingTable {
 
   // Removes expired rows, then the oldest rows past max_rows (see the class
   // comment); returns the number removed. Locks one stripe at a time.
-  size_t Evict(int64_t now_unix_s);
+  // Appends the removed keys to `evicted` when given.
+  size_t Evict(int64_t now_unix_s, std::vector<Key>* evicted = nullptr);
   // Evict(now) if eviction is on and no sweep ran at this second of `now`
   // or later; returns the number removed. Cheap when not due (one atomic).
-  size_t MaybeEvict(int64_t now_unix_s);
+  size_t MaybeEvict(int64_t now_unix_s, std::vector<Key>* evicted = nullptr);
 
   Stats stats() const;
   // Bytes of the admission sketches (0 when admission is off).

@@ -34,6 +34,7 @@ ServerNode::ServerNode(ServerOptions options, Transport* transport, const Clock*
       messenger_({transport, options_.token, metrics, "server"},
                  [this](DecodedMessage msg) { Handle(std::move(msg)); }),
       member_(options_.member, &messenger_),
+      replicator_(&messenger_, &tables_, &applied_ops_, metrics),
       pull_(MakeOpMetrics("pull")),
       push_(MakeOpMetrics("push")),
       push_pull_(MakeOpMetrics("push_pull")),
@@ -51,7 +52,16 @@ ServerNode::ServerNode(ServerOptions options, Transport* transport, const Clock*
                                       "Bytes of data-plane replies sent.")),
       bad_requests_(metrics->GetCounter(
           "tessera_server_bad_requests_total",
-          "Verified requests refused as invalid (unknown table, size mismatch, keys not owned).")) {
+          "Verified requests refused as invalid (unknown table, size mismatch, keys not owned).")),
+      duplicate_ops_(metrics->GetCounter(
+          "tessera_server_duplicate_ops_total",
+          "Pushes whose operation id was already applied (retries after a failover, duplicated "
+          "messages): acknowledged, not applied again.")),
+      promoted_rows_(metrics->GetCounter(
+          "tessera_server_promoted_rows_total",
+          "Rows taken over from a dead primary's replica when this server was promoted.")),
+      replica_rows_(metrics->GetGauge("tessera_server_replica_rows",
+                                      "Rows held as backup copies of other servers' shards.")) {
 }
 
 ServerNode::~ServerNode() { Stop(); }
@@ -83,17 +93,12 @@ void ServerNode::Stop() {
 
 void ServerNode::Handle(DecodedMessage msg) {
   switch (msg.type()) {
-    case MessageType::kClusterView: {
-      StatusOr<protocol::ClusterView> view = msg.AsClusterView();
-      if (!view.ok()) {
-        TESSERA_LOG(kError) << "bad cluster view: " << view.status();
-        return;
-      }
-      shard_map_ = view->shard_map;
-      member_.OnClusterView(std::move(view).value());
-      rank_ = member_.id().rank;
+    case MessageType::kClusterView:
+      HandleClusterView(msg);
       return;
-    }
+    case MessageType::kReplicateRequest:
+      HandleReplicate(msg);
+      return;
     case MessageType::kConfigureTables:
       HandleConfigure(msg);
       return;
@@ -159,6 +164,7 @@ void ServerNode::HandleConfigure(const DecodedMessage& msg) {
   if (s.ok()) s = tables_.Apply(*configs, shard_map_, rank_);
   if (s.ok()) {
     for (const ServerTable* t : tables_.All()) UpdateTableGauges(*t);
+    replicator_.SetBackups(CurrentBackups(), view_epoch_, Replicator::Resync::kNever);
     ready_ = true;
     TESSERA_LOG(kInfo) << "configured " << tables_.size() << " tables";
   } else {
@@ -213,6 +219,7 @@ void ServerNode::HandleRestore(const DecodedMessage& msg) {
       if (t->sparse) rows += t->sparse->num_rows();
     }
     TESSERA_LOG(kInfo) << "restored " << rows << " rows in " << SecondsSince(start) << " s";
+    replicator_.SetBackups(CurrentBackups(), view_epoch_, Replicator::Resync::kAlways);
   } else {
     TESSERA_LOG(kError) << "restore failed: " << s;
   }
@@ -278,7 +285,11 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
   const int64_t now = clock_->UnixSeconds();
   size_t reply_bytes = 0;
   Status sent;
-  OpMetrics* op = &pull_;
+  OpMetrics* op = is_pull ? &pull_ : msg.type() == MessageType::kPushRequest ? &push_ : &push_pull_;
+  // A retried or duplicated push: acknowledged (PushPull: with the current
+  // values) once its first application is replicated, never applied again.
+  const bool duplicate = !is_pull && req.op_id != 0 && applied_ops_.Contains(req.op_id);
+  if (duplicate) duplicate_ops_.Increment();
   if (is_pull) {
     sent = messenger_.Reply(msg, [&](const Header& h) {
       Frame f = protocol::EncodeValuesReply(h, req.keys.size() * dim,
@@ -286,28 +297,51 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
       reply_bytes = f.size();
       return f;
     });
-  } else if (msg.type() == MessageType::kPushRequest) {
-    op = &push_;
-    rows.Push(req.keys, req.grads, now);
+  } else if (!replicator_.enabled() && !duplicate) {
+    // Without backups the reply goes out at once, PushPull's values written
+    // straight into it.
+    if (msg.type() == MessageType::kPushRequest) rows.Push(req.keys, req.grads, now);
+    applied_ops_.Add(req.op_id);
     sent = messenger_.Reply(msg, [&](const Header& h) {
-      Frame f = protocol::EncodeAck(h);
+      Frame f = msg.type() == MessageType::kPushRequest
+                    ? protocol::EncodeAck(h)
+                    : protocol::EncodeValuesReply(h, req.keys.size() * dim,
+                                                  [&](std::span<float> out) {
+                                                    rows.PushPull(req.keys, req.grads, out, now);
+                                                  });
       reply_bytes = f.size();
       return f;
     });
   } else {
-    op = &push_pull_;
-    sent = messenger_.Reply(msg, [&](const Header& h) {
-      Frame f = protocol::EncodeValuesReply(h, req.keys.size() * dim, [&](std::span<float> out) {
-        rows.PushPull(req.keys, req.grads, out, now);
+    auto values = std::make_shared<std::vector<float>>();
+    if (msg.type() == MessageType::kPushPullRequest) values->resize(req.keys.size() * dim);
+    if (duplicate) {
+      if (!values->empty()) rows.Pull(req.keys, *values);
+    } else {
+      if (values->empty()) {
+        rows.Push(req.keys, req.grads, now);
+      } else {
+        rows.PushPull(req.keys, req.grads, *values, now);
+      }
+      applied_ops_.Add(req.op_id);
+      replicator_.NoteOp(req.op_id);
+      replicator_.NoteRows(table->config.id, req.keys);
+    }
+    reply_bytes = values->size() * sizeof(float);
+    ReplyWhenReplicated([this, request = msg, values] {
+      Status s = messenger_.Reply(request, [&](const Header& h) {
+        return request.type() == MessageType::kPushRequest ? protocol::EncodeAck(h)
+                                                           : protocol::EncodeValuesReply(h, *values);
       });
-      reply_bytes = f.size();
-      return f;
+      if (!s.ok()) TESSERA_LOG(kWarning) << "reply not sent: " << s;
     });
   }
   if (!is_pull) {
     // Eviction sweeps run here, at most once per second per table (see
-    // EmbeddingTable::MaybeEvict); the push is already acknowledged.
-    rows.MaybeEvict(now);
+    // EmbeddingTable::MaybeEvict); backups learn the evicted keys.
+    std::vector<Key> evicted;
+    rows.MaybeEvict(now, replicator_.enabled() ? &evicted : nullptr);
+    replicator_.NoteRows(table->config.id, evicted);
     UpdateTableGauges(*table);
   }
   op->requests->Increment();
@@ -341,11 +375,17 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
     TESSERA_ASSIGN_OR_RETURN(protocol::DensePushView req, msg.AsDensePush());
     TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
     TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table));
-    TESSERA_RETURN_IF_ERROR(table->dense->Push(req.begin, req.grads));
-    sent = messenger_.Reply(msg, [&](const Header& h) {
-      Frame f = protocol::EncodeAck(h);
-      reply_bytes = f.size();
-      return f;
+    if (req.op_id != 0 && applied_ops_.Contains(req.op_id)) {
+      duplicate_ops_.Increment();
+    } else {
+      TESSERA_RETURN_IF_ERROR(table->dense->Push(req.begin, req.grads));
+      applied_ops_.Add(req.op_id);
+      replicator_.NoteOp(req.op_id);
+      replicator_.NoteDense(table->config.id);
+    }
+    ReplyWhenReplicated([this, request = msg] {
+      Status s = messenger_.Reply(request, [](const Header& h) { return protocol::EncodeAck(h); });
+      if (!s.ok()) TESSERA_LOG(kWarning) << "reply not sent: " << s;
     });
     op = &dense_push_;
     floats = req.grads.size();

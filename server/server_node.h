@@ -15,6 +15,7 @@
 #define TESSERA_SERVER_SERVER_NODE_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -23,6 +24,9 @@
 #include "common/transport.h"
 #include "protocols/cluster_member.h"
 #include "protocols/messenger.h"
+#include "server/applied_ops.h"
+#include "server/replica_store.h"
+#include "server/replicator.h"
 #include "server/table_set.h"
 #include "server/version_snapshot.h"
 
@@ -66,6 +70,15 @@ class ServerNode {
 
   void Handle(protocol::DecodedMessage msg);
   void HandleConfigure(const protocol::DecodedMessage& msg);
+  // server_replication.cc: cluster views (failover) and replication.
+  void HandleClusterView(const protocol::DecodedMessage& msg);
+  Status ApplyViewChange(const ShardMap& old_map);
+  void HandleReplicate(const protocol::DecodedMessage& msg);
+  // The backups of this server under the current view.
+  std::vector<NodeId> CurrentBackups() const;
+  // Sends the reply made by `send` once the request's changes are on every
+  // backup (at once without replication).
+  void ReplyWhenReplicated(std::function<void()> send);
   void HandleSnapshot(const protocol::DecodedMessage& msg);
   void HandleSnapshotFlush(protocol::DecodedMessage msg);
   void HandleRestore(const protocol::DecodedMessage& msg);
@@ -89,6 +102,15 @@ class ServerNode {
   // the receive thread.
   ShardMap shard_map_;
   int32_t rank_ = kUnassignedRank;
+  uint64_t view_epoch_ = 0;
+  uint32_t replication_ = 1;
+  std::vector<bool> live_servers_;
+  // Operation ids applied here (deduplication of retried pushes), the
+  // copies of other servers' shards and the primary's replication stream;
+  // used only on the receive thread.
+  AppliedOps applied_ops_;
+  ReplicaStore replicas_;
+  Replicator replicator_;
 
   OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
   struct TableGauges {
@@ -109,6 +131,9 @@ class ServerNode {
   Counter& bytes_received_;
   Counter& bytes_sent_;
   Counter& bad_requests_;
+  Counter& duplicate_ops_;
+  Counter& promoted_rows_;
+  Gauge& replica_rows_;
 };
 
 }  // namespace tessera::server

@@ -46,6 +46,43 @@ Status TableSet::Apply(std::span<const TableConfig> configs, const ShardMap& sha
   return OkStatus();
 }
 
+Status TableSet::ReshardDense(const ShardMap& shard_map, int32_t self_rank) {
+  MutexLock lock(&mu_);
+  for (auto& [id, table] : tables_) {
+    if (table->config.kind != TableKind::kDense) continue;
+    std::vector<DenseRange> ranges = shard_map.DenseRangesOf(self_rank, table->config.size);
+    const std::vector<DenseRange> before =
+        table->dense ? table->dense->ranges() : std::vector<DenseRange>();
+    auto same = [](const std::vector<DenseRange>& a, const std::vector<DenseRange>& b) {
+      if (a.size() != b.size()) return false;
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i].begin != b[i].begin || a[i].end != b[i].end) return false;
+      }
+      return true;
+    };
+    if (same(ranges, before)) continue;
+    std::unique_ptr<DenseShard> next;
+    if (!ranges.empty()) {
+      DenseShard::Options options;
+      options.id = table->config.id;
+      options.size = table->config.size;
+      options.ranges = std::move(ranges);
+      options.optimizer = table->optimizer.get();
+      options.initializer = table->config.initializer;
+      TESSERA_ASSIGN_OR_RETURN(next, DenseShard::Create(options));
+      if (table->dense != nullptr) {
+        Status copied;
+        table->dense->ForEachRange([&](const DenseShard::RangeView& r) {
+          if (copied.ok()) copied = next->RestoreRange(r.begin, r.end, r.step, r.values, r.state);
+        });
+        TESSERA_RETURN_IF_ERROR(copied);
+      }
+    }
+    table->dense = std::move(next);
+  }
+  return OkStatus();
+}
+
 const ServerTable* TableSet::Find(TableId id) const {
   MutexLock lock(&mu_);
   auto it = tables_.find(id);

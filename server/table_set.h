@@ -35,6 +35,12 @@ class TableSet {
   // the dense ranges this server owns. FailedPrecondition if a table id
   // exists with another configuration; InvalidArgument for a bad config.
   Status Apply(std::span<const TableConfig> configs, const ShardMap& shard_map, int32_t self_rank);
+  // After a shard map change (failover): gives every dense table the ranges
+  // `self_rank` owns under `shard_map`, keeping the values, state and step
+  // of the elements it owned before; newly owned elements start from their
+  // initial values (restore them from a replica). REQUIRES: no concurrent
+  // use of the dense shards (the server's receive thread calls both).
+  Status ReshardDense(const ShardMap& shard_map, int32_t self_rank);
   // nullptr if unknown. The pointer stays valid for the TableSet's lifetime
   // (tables are never removed).
   const ServerTable* Find(TableId id) const;

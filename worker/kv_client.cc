@@ -1,46 +1,93 @@
 #include "worker/kv_client.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <random>
 #include <utility>
 #include <vector>
+
+#include "common/logging.h"
 
 namespace tessera::worker {
 
 using protocol::DecodedMessage;
 using protocol::Header;
 
-// One logical operation split into one request per part (server or range).
+// One request of an operation: the keys (unique indices) or dense range sent
+// to one server.
+struct KvClient::Part {
+  int32_t server = 0;
+  // The server of the first split. Retried sub-parts keep it: the id a push
+  // part carries is (operation, origin), so the server promoted in the
+  // origin's place recognises a part the origin applied, and a server that
+  // applied its own part of the operation still applies a part retried
+  // from another.
+  int32_t origin = 0;
+  std::vector<uint32_t> indices;  // sparse
+  DenseRange range;               // dense
+  uint64_t request_id = 0;
+  bool done = false;              // replied, failed for good, or replaced
+  bool awaiting_view = false;     // failed retryably: resent on the next view
+};
+
+// One logical operation split into parts (servers or dense ranges).
 struct KvClient::Op {
   Mutex mu;
-  int remaining TESSERA_GUARDED_BY(mu) = 0;
+  int remaining TESSERA_GUARDED_BY(mu) = 0;  // parts not done
   Status status TESSERA_GUARDED_BY(mu);
   bool abandoned TESSERA_GUARDED_BY(mu) = false;
-  std::vector<uint64_t> request_ids TESSERA_GUARDED_BY(mu);
+  std::vector<Part> parts TESSERA_GUARDED_BY(mu);
 
   // The plan; written before any request is sent, then read-only.
+  Kind kind = Kind::kPull;
+  bool dense = false;
   bool returns_values = false;
+  TableId table = 0;
+  uint64_t dense_size = 0;  // dense: the table's floats
+  uint64_t op_id = 0;  // pushes: the same in every part and retry
   size_t dim = 0;
   std::span<float> out;
+  std::span<const float> grads;              // unique keys' (sparse) or whole table's (dense)
+  std::vector<float> summed;                 // grads of duplicate keys, summed
   std::vector<Key> unique;                   // sparse: unique keys
   std::vector<uint32_t> index_of;            // position -> unique index; empty = identity
-  std::vector<std::vector<uint32_t>> parts;  // sparse: unique indices per server
-  std::vector<DenseRange> ranges;            // dense: one range per part
   std::vector<float> unique_values;          // sparse pulls with duplicate keys
   OpMetrics* metrics = nullptr;
   std::chrono::steady_clock::time_point start;
 };
 
+namespace {
+
+uint64_t RandomBase() {
+  std::random_device rd;
+  const uint64_t r = (uint64_t{rd()} << 32) ^ rd();
+  return r & ~uint64_t{0xffffffff};  // the low half counts operations
+}
+
+// Errors after which a part waits for a new cluster view instead of failing
+// the operation: the server is unreachable, or no longer owns the keys.
+bool WaitsForView(const Status& s) {
+  return absl::IsUnavailable(s) || absl::IsFailedPrecondition(s);
+}
+
+}  // namespace
+
 KvClient::KvClient(protocol::Messenger* messenger, protocol::ClusterView view,
                    MetricsRegistry* metrics)
     : messenger_(messenger),
-      view_(std::move(view)),
       metrics_(metrics),
       pull_(MakeOpMetrics("pull")),
       push_(MakeOpMetrics("push")),
       push_pull_(MakeOpMetrics("push_pull")),
       dense_pull_(MakeOpMetrics("dense_pull")),
-      dense_push_(MakeOpMetrics("dense_push")) {}
+      dense_push_(MakeOpMetrics("dense_push")),
+      retried_parts_(metrics->GetCounter(
+          "tessera_worker_kv_retried_parts_total",
+          "Parts of KV operations sent again after a failover (new cluster view).")),
+      tables_(view.tables),
+      op_id_base_(RandomBase()),
+      view_(std::move(view)) {}
 
 KvClient::~KvClient() {
   std::vector<Ticket> tickets;
@@ -63,17 +110,27 @@ KvClient::OpMetrics KvClient::MakeOpMetrics(const std::string& op) {
 }
 
 const TableConfig* KvClient::FindTable(TableId table) const {
-  for (const TableConfig& t : view_.tables) {
+  for (const TableConfig& t : tables_) {
     if (t.id == table) return &t;
   }
   return nullptr;
 }
 
 const TableConfig* KvClient::FindTable(const std::string& name) const {
-  for (const TableConfig& t : view_.tables) {
+  for (const TableConfig& t : tables_) {
     if (t.name == name) return &t;
   }
   return nullptr;
+}
+
+protocol::ClusterView KvClient::view() const {
+  MutexLock lock(&mu_);
+  return view_;
+}
+
+uint64_t KvClient::NextOpId() {
+  MutexLock lock(&mu_);
+  return op_id_base_ + (++next_op_ & 0xffffffff);
 }
 
 StatusOr<KvClient::Ticket> KvClient::Pull(TableId table, std::span<const Key> keys,
@@ -135,9 +192,13 @@ StatusOr<KvClient::Ticket> KvClient::Sparse(Kind kind, TableId table, std::span<
   }
   TESSERA_RETURN_IF_ERROR(CheckInFlight());
   auto op = std::make_shared<Op>();
+  op->kind = kind;
+  op->table = table;
   op->returns_values = kind != Kind::kPush;
+  op->op_id = kind == Kind::kPull ? 0 : NextOpId();
   op->dim = dim;
   op->out = out;
+  op->grads = grads;
   op->metrics = kind == Kind::kPull ? &pull_ : kind == Kind::kPush ? &push_ : &push_pull_;
   op->start = std::chrono::steady_clock::now();
 
@@ -156,69 +217,44 @@ StatusOr<KvClient::Ticket> KvClient::Sparse(Kind kind, TableId table, std::span<
     }
     op->index_of[j] = it->second;
   }
-  std::vector<float> summed;
-  std::span<const float> unique_grads = grads;
   if (!duplicates) {
     op->index_of.clear();
   } else {
     if (op->returns_values) op->unique_values.resize(op->unique.size() * dim);
     if (kind != Kind::kPull) {
-      summed.assign(op->unique.size() * dim, 0.0f);
+      op->summed.assign(op->unique.size() * dim, 0.0f);
       for (size_t j = 0; j < n; ++j) {
-        float* dst = &summed[op->index_of[j] * dim];
+        float* dst = &op->summed[op->index_of[j] * dim];
         const float* src = &grads[j * dim];
         for (size_t d = 0; d < dim; ++d) dst[d] += src[d];
       }
-      unique_grads = summed;
+      op->grads = op->summed;
     }
   }
   // Split by owner.
-  const int num_servers = view_.shard_map.num_servers();
-  op->parts.resize(num_servers);
+  const ShardMap map = view().shard_map;
+  std::vector<std::vector<uint32_t>> by_server(map.num_servers());
   for (uint32_t u = 0; u < op->unique.size(); ++u) {
-    op->parts[view_.shard_map.OwnerOfKey(op->unique[u])].push_back(u);
+    by_server[map.OwnerOfKey(op->unique[u])].push_back(u);
   }
-  int nonempty = 0;
-  for (const auto& p : op->parts) nonempty += p.empty() ? 0 : 1;
+  std::vector<size_t> to_send;
   {
     MutexLock lock(&op->mu);
-    op->remaining = nonempty;
+    for (int32_t s = 0; s < map.num_servers(); ++s) {
+      if (by_server[s].empty()) continue;
+      Part part;
+      part.server = s;
+      part.origin = s;
+      part.indices = std::move(by_server[s]);
+      to_send.push_back(op->parts.size());
+      op->parts.push_back(std::move(part));
+    }
+    op->remaining = static_cast<int>(op->parts.size());
   }
   op->metrics->requests->Increment();
   op->metrics->keys->Increment(static_cast<double>(n));
   Ticket ticket = Register(op);
-  for (int s = 0; s < num_servers; ++s) {
-    const std::vector<uint32_t>& part = op->parts[s];
-    if (part.empty()) continue;
-    auto fill = [&](std::span<Key> k, std::span<float> g) {
-      for (size_t i = 0; i < part.size(); ++i) {
-        k[i] = op->unique[part[i]];
-        if (!g.empty()) std::memcpy(&g[i * dim], &unique_grads[part[i] * dim], dim * sizeof(float));
-      }
-    };
-    auto encode = [&](const Header& h) {
-      switch (kind) {
-        case Kind::kPull:
-          return protocol::EncodePull(h, table, part.size(),
-                                      [&](std::span<Key> k) { fill(k, {}); });
-        case Kind::kPush:
-          return protocol::EncodePush(h, table, part.size(), part.size() * dim, fill);
-        case Kind::kPushPull:
-          break;
-      }
-      return protocol::EncodePushPull(h, table, part.size(), part.size() * dim, fill);
-    };
-    StatusOr<uint64_t> id = messenger_->SendRequest(
-        view_.servers[s].id, encode,
-        [this, op, s](StatusOr<DecodedMessage> reply) { OnReply(op, s, std::move(reply)); });
-    MutexLock lock(&op->mu);
-    if (id.ok()) {
-      op->request_ids.push_back(*id);
-    } else {
-      if (op->status.ok()) op->status = id.status();
-      --op->remaining;
-    }
-  }
+  SendParts(op, to_send);
   return ticket;
 }
 
@@ -236,52 +272,113 @@ StatusOr<KvClient::Ticket> KvClient::Dense(bool pull, TableId table, std::span<c
   }
   TESSERA_RETURN_IF_ERROR(CheckInFlight());
   auto op = std::make_shared<Op>();
+  op->kind = pull ? Kind::kPull : Kind::kPush;
+  op->dense = true;
+  op->table = table;
+  op->dense_size = config->size;
   op->returns_values = pull;
+  op->op_id = pull ? 0 : NextOpId();
   op->out = out;
+  op->grads = grads;
   op->metrics = pull ? &dense_pull_ : &dense_push_;
   op->start = std::chrono::steady_clock::now();
-  op->ranges = view_.shard_map.DenseRanges(config->size);
+  std::vector<size_t> to_send;
   {
     MutexLock lock(&op->mu);
-    op->remaining = static_cast<int>(op->ranges.size());
+    for (const DenseRange& r : view().shard_map.DenseRanges(config->size)) {
+      Part part;
+      part.server = r.server;
+      part.origin = r.server;
+      part.range = r;
+      to_send.push_back(op->parts.size());
+      op->parts.push_back(std::move(part));
+    }
+    op->remaining = static_cast<int>(op->parts.size());
   }
   op->metrics->requests->Increment();
   op->metrics->keys->Increment(static_cast<double>(config->size));
   Ticket ticket = Register(op);
-  for (size_t part = 0; part < op->ranges.size(); ++part) {
-    const DenseRange r = op->ranges[part];
-    auto encode = [&](const Header& h) {
-      return pull ? protocol::EncodeDensePull(h, table, r.begin, r.end - r.begin)
-                  : protocol::EncodeDensePush(h, table, r.begin,
-                                              grads.subspan(r.begin, r.end - r.begin));
-    };
-    StatusOr<uint64_t> id = messenger_->SendRequest(
-        view_.servers[r.server].id, encode,
-        [this, op, part](StatusOr<DecodedMessage> reply) {
-          OnReply(op, static_cast<int>(part), std::move(reply));
-        });
-    MutexLock lock(&op->mu);
-    if (id.ok()) {
-      op->request_ids.push_back(*id);
-    } else {
-      if (op->status.ok()) op->status = id.status();
-      --op->remaining;
-    }
-  }
+  SendParts(op, to_send);
   return ticket;
 }
 
-void KvClient::OnReply(const std::shared_ptr<Op>& op, int part,
-                       StatusOr<DecodedMessage> reply) {
+void KvClient::SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t>& indices) {
+  const size_t dim = op->dim;
+  for (size_t p : indices) {
+    Part part;
+    {
+      MutexLock lock(&op->mu);
+      part = op->parts[p];
+    }
+    auto fill = [&](std::span<Key> k, std::span<float> g) {
+      for (size_t i = 0; i < part.indices.size(); ++i) {
+        k[i] = op->unique[part.indices[i]];
+        if (!g.empty()) {
+          std::memcpy(&g[i * dim], &op->grads[part.indices[i] * dim], dim * sizeof(float));
+        }
+      }
+    };
+    // 0 (pulls) stays 0: never deduplicated.
+    const uint64_t part_id =
+        op->op_id == 0
+            ? 0
+            : std::max<uint64_t>(1, op->op_id ^ (static_cast<uint64_t>(part.origin + 1) *
+                                                 0x9e3779b97f4a7c15ULL));
+    auto encode = [&](const Header& h) {
+      const DenseRange& r = part.range;
+      if (op->dense) {
+        return op->kind == Kind::kPull
+                   ? protocol::EncodeDensePull(h, op->table, r.begin, r.end - r.begin)
+                   : protocol::EncodeDensePush(h, op->table, r.begin,
+                                               op->grads.subspan(r.begin, r.end - r.begin),
+                                               part_id);
+      }
+      const size_t n = part.indices.size();
+      switch (op->kind) {
+        case Kind::kPull:
+          return protocol::EncodePull(h, op->table, n, [&](std::span<Key> k) { fill(k, {}); });
+        case Kind::kPush:
+          return protocol::EncodePush(h, op->table, n, n * dim, fill, part_id);
+        case Kind::kPushPull:
+          break;
+      }
+      return protocol::EncodePushPull(h, op->table, n, n * dim, fill, part_id);
+    };
+    StatusOr<uint64_t> id = messenger_->SendRequest(
+        NodeId{Role::kServer, part.server}, encode,
+        [this, op, p](StatusOr<DecodedMessage> reply) { OnReply(op, p, std::move(reply)); });
+    MutexLock lock(&op->mu);
+    if (id.ok()) {
+      op->parts[p].request_id = *id;
+    } else if (!op->parts[p].done) {
+      if (WaitsForView(id.status())) {
+        op->parts[p].awaiting_view = true;
+      } else {
+        op->parts[p].done = true;
+        if (op->status.ok()) op->status = id.status();
+        --op->remaining;
+      }
+    }
+  }
+}
+
+void KvClient::OnReply(const std::shared_ptr<Op>& op, size_t p, StatusOr<DecodedMessage> reply) {
   MutexLock lock(&op->mu);
-  if (op->abandoned) return;
+  if (op->abandoned || op->parts[p].done) return;
+  Part& part = op->parts[p];
   Status s = reply.ok() ? reply->header().status : reply.status();
+  if (!s.ok() && WaitsForView(s)) {
+    // The server cannot take it (now): the part waits for a new view.
+    part.awaiting_view = true;
+    TESSERA_LOG(kDebug) << "kv: part to server " << part.server << " waits for a new view: " << s;
+    return;
+  }
   if (s.ok() && op->returns_values) {
     StatusOr<std::span<const float>> values = reply->AsValuesReply();
     if (!values.ok()) {
       s = values.status();
-    } else if (!op->ranges.empty()) {  // dense
-      const DenseRange& r = op->ranges[part];
+    } else if (op->dense) {
+      const DenseRange& r = part.range;
       if (values->size() != r.end - r.begin) {
         s = DataLossError("kv: dense reply has " + std::to_string(values->size()) + " floats, want " +
                           std::to_string(r.end - r.begin));
@@ -289,7 +386,7 @@ void KvClient::OnReply(const std::shared_ptr<Op>& op, int part,
         std::memcpy(&op->out[r.begin], values->data(), values->size() * sizeof(float));
       }
     } else {
-      const std::vector<uint32_t>& idx = op->parts[part];
+      const std::vector<uint32_t>& idx = part.indices;
       const size_t dim = op->dim;
       if (values->size() != idx.size() * dim) {
         s = DataLossError("kv: reply has " + std::to_string(values->size()) + " floats, want " +
@@ -302,6 +399,7 @@ void KvClient::OnReply(const std::shared_ptr<Op>& op, int part,
       }
     }
   }
+  part.done = true;
   if (!s.ok() && op->status.ok()) op->status = s;
   if (--op->remaining > 0) return;
   if (op->status.ok() && op->returns_values && !op->index_of.empty()) {
@@ -314,6 +412,75 @@ void KvClient::OnReply(const std::shared_ptr<Op>& op, int part,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - op->start).count());
 }
 
+std::vector<size_t> KvClient::Resplit(Op& op, size_t p, const ShardMap& map) {
+  Part old = op.parts[p];
+  op.parts[p].done = true;
+  std::vector<size_t> added;
+  auto add = [&](Part part) {
+    added.push_back(op.parts.size());
+    op.parts.push_back(std::move(part));
+  };
+  if (op.dense) {
+    for (const DenseRange& r : map.DenseRanges(op.dense_size)) {
+      const uint64_t begin = std::max(r.begin, old.range.begin);
+      const uint64_t end = std::min(r.end, old.range.end);
+      if (begin >= end) continue;
+      Part part;
+      part.server = r.server;
+      part.origin = old.origin;
+      part.range = DenseRange{r.server, begin, end};
+      add(std::move(part));
+    }
+  } else {
+    std::vector<std::vector<uint32_t>> by_server(map.num_servers());
+    for (uint32_t u : old.indices) by_server[map.OwnerOfKey(op.unique[u])].push_back(u);
+    for (int32_t s = 0; s < map.num_servers(); ++s) {
+      if (by_server[s].empty()) continue;
+      Part part;
+      part.server = s;
+      part.origin = old.origin;
+      part.indices = std::move(by_server[s]);
+      add(std::move(part));
+    }
+  }
+  op.remaining += static_cast<int>(added.size()) - 1;
+  return added;
+}
+
+void KvClient::UpdateView(protocol::ClusterView view) {
+  std::vector<std::shared_ptr<Op>> ops;
+  ShardMap map;
+  std::vector<bool> live;
+  {
+    MutexLock lock(&mu_);
+    if (view.epoch <= view_.epoch) return;
+    view_ = std::move(view);
+    map = view_.shard_map;
+    live = view_.LiveServers();
+    for (const auto& [t, op] : ops_) ops.push_back(op);
+  }
+  for (const std::shared_ptr<Op>& op : ops) {
+    std::vector<size_t> resend;
+    std::vector<uint64_t> cancel;
+    {
+      MutexLock lock(&op->mu);
+      if (op->abandoned) continue;
+      const size_t n = op->parts.size();
+      for (size_t p = 0; p < n; ++p) {
+        const Part& part = op->parts[p];
+        if (part.done) continue;
+        const bool dead = part.server >= static_cast<int32_t>(live.size()) || !live[part.server];
+        if (!dead && !part.awaiting_view) continue;
+        if (part.request_id != 0) cancel.push_back(part.request_id);
+        for (size_t added : Resplit(*op, p, map)) resend.push_back(added);
+      }
+    }
+    for (uint64_t id : cancel) messenger_->Cancel(id);
+    retried_parts_.Increment(static_cast<double>(resend.size()));
+    SendParts(op, resend);
+  }
+}
+
 Status KvClient::Wait(Ticket ticket, SteadyTime deadline) {
   std::shared_ptr<Op> op;
   {
@@ -321,19 +488,27 @@ Status KvClient::Wait(Ticket ticket, SteadyTime deadline) {
     auto it = ops_.find(ticket);
     if (it == ops_.end()) return NotFoundError("kv: unknown ticket " + std::to_string(ticket));
     op = it->second;
-    ops_.erase(it);
   }
   std::vector<uint64_t> abandoned_requests;
   int missing = 0;
   {
     MutexLock lock(&op->mu);
     auto done = [&op]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(op->mu) { return op->remaining <= 0; };
-    if (op->mu.AwaitWithDeadline(absl::Condition(&done), ToAbslTime(deadline))) {
-      return op->status;
+    if (!op->mu.AwaitWithDeadline(absl::Condition(&done), ToAbslTime(deadline))) {
+      op->abandoned = true;  // replies arriving from now on are dropped
+      for (const Part& part : op->parts) {
+        if (!part.done && part.request_id != 0) abandoned_requests.push_back(part.request_id);
+      }
+      missing = op->remaining;
     }
-    op->abandoned = true;  // replies arriving from now on are dropped
-    abandoned_requests = op->request_ids;
-    missing = op->remaining;
+  }
+  {
+    MutexLock lock(&mu_);
+    ops_.erase(ticket);
+  }
+  if (missing == 0) {
+    MutexLock lock(&op->mu);
+    return op->status;
   }
   for (uint64_t id : abandoned_requests) messenger_->Cancel(id);
   return DeadlineExceededError("kv: " + std::to_string(missing) +

@@ -8,6 +8,15 @@
 // sent to every owning server in parallel; results come back in the caller's
 // key order.
 //
+// Failover: UpdateView takes the cluster view sent after a server died.
+// Parts of operations in flight that went to a dead server (or failed
+// because it was unreachable or no longer owned the keys) are sent again,
+// split by the new shard map. Every push carries an operation id, the same
+// in each part and retry, so a server that already applied it (the promoted
+// backup got it from the dead primary) acknowledges without applying it
+// twice. An operation whose server stays unreachable without a new view
+// fails at its Wait deadline.
+//
 // Thread-safe. Completion work runs on the Messenger's receive thread.
 //
 // Example:
@@ -63,13 +72,18 @@ class KvClient {
   // Wait returns), or NotFound for an unknown or already waited ticket.
   Status Wait(Ticket ticket, SteadyTime deadline);
 
-  const protocol::ClusterView& view() const { return view_; }
+  // A newer cluster view (ignored unless its epoch is higher): later
+  // operations use it, and parts in flight to servers it lists as dead, or
+  // waiting for a view after failing, are sent again.
+  void UpdateView(protocol::ClusterView view);
+  protocol::ClusterView view() const;
   // The configuration of `table`, or nullptr.
   const TableConfig* FindTable(TableId table) const;
   const TableConfig* FindTable(const std::string& name) const;
 
  private:
   struct Op;
+  struct Part;
   struct OpMetrics {
     Counter* requests;
     Counter* keys;
@@ -83,16 +97,27 @@ class KvClient {
                          std::span<float> out);
   Ticket Register(std::shared_ptr<Op> op);
   Status CheckInFlight() const;
-  void OnReply(const std::shared_ptr<Op>& op, int part, StatusOr<protocol::DecodedMessage> reply);
+  // Sends parts `parts` of `op` (planned, not sent yet).
+  void SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t>& parts);
+  void OnReply(const std::shared_ptr<Op>& op, size_t part, StatusOr<protocol::DecodedMessage> reply);
+  // Replaces part `p` of `op` (to a dead or unreachable server) with parts
+  // for the owners under `map`; returns the new parts' indices.
+  static std::vector<size_t> Resplit(Op& op, size_t p, const ShardMap& map)
+      TESSERA_EXCLUSIVE_LOCKS_REQUIRED(op.mu);
+  uint64_t NextOpId();
   OpMetrics MakeOpMetrics(const std::string& op);
 
   protocol::Messenger* const messenger_;
-  const protocol::ClusterView view_;
   MetricsRegistry* const metrics_;
   OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
+  Counter& retried_parts_;
+  const std::vector<TableConfig> tables_;  // the same in every view
+  const uint64_t op_id_base_;  // random per client: ids of two clients never meet
 
   mutable Mutex mu_;
   // protected by mu_
+  protocol::ClusterView view_ TESSERA_GUARDED_BY(mu_);
+  uint64_t next_op_ TESSERA_GUARDED_BY(mu_) = 0;
   Ticket next_ticket_ TESSERA_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<Ticket, std::shared_ptr<Op>> ops_ TESSERA_GUARDED_BY(mu_);
 };

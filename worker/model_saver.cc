@@ -17,7 +17,7 @@ namespace {
 models::ModelManifest MakeManifest(WorkerNode& node, const models::JobConfig& job,
                                    const models::Schema& schema,
                                    const std::vector<TableConfig>& tables) {
-  const protocol::ClusterView& view = node.kv().view();
+  const protocol::ClusterView view = node.kv().view();
   models::ModelManifest m;
   m.created_unix_s = node.clock()->UnixSeconds();
   m.has_optimizer_state = true;
@@ -28,8 +28,9 @@ models::ModelManifest MakeManifest(WorkerNode& node, const models::JobConfig& jo
   m.num_servers = static_cast<int32_t>(view.servers.size());
   for (const TableConfig& t : tables) {
     models::SavedTable saved{t, {}};
+    const std::vector<bool> live = view.LiveServers();
     for (const protocol::NodeInfo& server : view.servers) {
-      saved.files.push_back(RowFileRelativePath(t.name, server.id.rank));
+      if (live[server.id.rank]) saved.files.push_back(RowFileRelativePath(t.name, server.id.rank));
     }
     m.tables.push_back(std::move(saved));
   }
@@ -38,7 +39,13 @@ models::ModelManifest MakeManifest(WorkerNode& node, const models::JobConfig& jo
 
 // Sends the SaveRequest to every server at once; the first error wins.
 Status SaveOnEveryServer(WorkerNode& node, const std::string& dir, SteadyTime deadline) {
-  const std::vector<protocol::NodeInfo>& servers = node.kv().view().servers;
+  // Dead servers' rows live on the servers promoted in their place.
+  const protocol::ClusterView view = node.kv().view();
+  const std::vector<bool> live = view.LiveServers();
+  std::vector<protocol::NodeInfo> servers;
+  for (const protocol::NodeInfo& s : view.servers) {
+    if (live[s.id.rank]) servers.push_back(s);
+  }
   std::vector<Status> results(servers.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < servers.size(); ++i) {

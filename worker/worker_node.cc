@@ -29,15 +29,26 @@ Status WorkerNode::Start(SteadyTime deadline) {
   TESSERA_ASSIGN_OR_RETURN(NodeId id, member_.Register(deadline));
   SetLogNodeLabel(id.ToString());
   TESSERA_ASSIGN_OR_RETURN(protocol::ClusterView view, member_.WaitForView(deadline));
-  kv_ = std::make_unique<KvClient>(&messenger_, std::move(view), metrics_);
-  TESSERA_LOG(kInfo) << "registered as " << id.ToString() << "; cluster has "
-                     << kv_->view().servers.size() << " servers";
+  const size_t servers = view.servers.size();
+  {
+    MutexLock lock(&kv_mu_);
+    kv_ = std::make_unique<KvClient>(&messenger_, std::move(view), metrics_);
+    // A view that arrived meanwhile (a failover) is not lost.
+    if (std::optional<protocol::ClusterView> latest = member_.view()) kv_->UpdateView(*latest);
+  }
+  kv_ready_ = true;
+  TESSERA_LOG(kInfo) << "registered as " << id.ToString() << "; cluster has " << servers
+                     << " servers";
   return OkStatus();
 }
 
 void WorkerNode::Stop() {
   member_.Stop();
-  kv_.reset();
+  {
+    MutexLock lock(&kv_mu_);
+    kv_ready_ = false;
+    kv_.reset();
+  }
   messenger_.Stop();
 }
 
@@ -54,7 +65,9 @@ void WorkerNode::Handle(DecodedMessage msg) {
         TESSERA_LOG(kError) << "bad cluster view: " << view.status();
         return;
       }
-      member_.OnClusterView(std::move(view).value());
+      member_.OnClusterView(*view);
+      MutexLock lock(&kv_mu_);
+      if (kv_ != nullptr) kv_->UpdateView(std::move(view).value());
       return;
     }
     case MessageType::kShutdownRequest: {

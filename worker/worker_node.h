@@ -12,11 +12,13 @@
 #ifndef TESSERA_WORKER_WORKER_NODE_H_
 #define TESSERA_WORKER_WORKER_NODE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "common/transport.h"
 #include "protocols/cluster_member.h"
 #include "protocols/messenger.h"
@@ -41,11 +43,11 @@ class WorkerNode {
   void Stop();
 
   // True once Start() succeeded.
-  bool ready() const { return kv_ != nullptr; }
+  bool ready() const { return kv_ready_.load(); }
   NodeId id() const { return member_.id(); }
   int num_workers() const;
   // REQUIRES: ready().
-  KvClient& kv() { return *kv_; }
+  KvClient& kv() ABSL_NO_THREAD_SAFETY_ANALYSIS { return *kv_; }
   protocol::ClusterMember& member() { return member_; }
   const Clock* clock() const { return clock_; }
   MetricsRegistry* metrics() const { return metrics_; }
@@ -58,7 +60,10 @@ class WorkerNode {
   MetricsRegistry* const metrics_;
   protocol::Messenger messenger_;
   protocol::ClusterMember member_;
-  std::unique_ptr<KvClient> kv_;
+  std::atomic<bool> kv_ready_{false};
+  // Created by Start(); the receive thread hands it newer cluster views.
+  Mutex kv_mu_;
+  std::unique_ptr<KvClient> kv_ TESSERA_GUARDED_BY(kv_mu_);
 };
 
 }  // namespace tessera::worker

@@ -65,3 +65,38 @@ TEST(ShardingTest, DenseRangesFollowSlotOwnership) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(ReplicaPlacementTest, BackupsAreTheNextLiveServersWrappingAround) {
+  const std::vector<bool> all(4, true);
+  EXPECT_EQ(BackupsOf(0, all, 1), std::vector<int32_t>{});
+  EXPECT_EQ(BackupsOf(0, all, 2), std::vector<int32_t>{1});
+  EXPECT_EQ(BackupsOf(3, all, 2), std::vector<int32_t>{0});
+  EXPECT_EQ(BackupsOf(2, all, 3), (std::vector<int32_t>{3, 0}));
+  const std::vector<bool> one_dead = {true, false, true, true};
+  EXPECT_EQ(BackupsOf(0, one_dead, 2), std::vector<int32_t>{2});
+  EXPECT_EQ(BackupsOf(3, one_dead, 3), (std::vector<int32_t>{0, 2}));
+  // Fewer live servers than copies: as many as there are.
+  EXPECT_EQ(BackupsOf(0, {true, false}, 2), std::vector<int32_t>{});
+}
+
+TEST(ReplicaPlacementTest, PromotionHandsADeadServersSlotsToItsFirstBackup) {
+  const ShardMap map = ShardMap::Uniform(12, 4);
+  const std::vector<bool> live = {true, false, true, true};
+  const ShardMap promoted = PromoteBackups(map, live);
+  for (SlotId s = 0; s < 12; ++s) {
+    const int32_t before = map.OwnerOfSlot(s);
+    EXPECT_EQ(promoted.OwnerOfSlot(s), before == 1 ? 2 : before) << "slot " << s;
+    if (before == 1) {
+      EXPECT_EQ(promoted.OwnerOfSlot(s), BackupsOf(1, {true, true, true, true}, 2)[0]);
+    }
+  }
+  // The last server's slots wrap to server 0.
+  const ShardMap wrapped = PromoteBackups(map, {true, true, true, false});
+  EXPECT_EQ(wrapped.OwnerOfSlot(11), 0);
+}
+
+}  // namespace
+}  // namespace tessera

@@ -94,6 +94,28 @@ TEST(CodecReplicationTest, ReplicateRoundTrip) {
   EXPECT_EQ(std::vector<uint64_t>(v.op_ids.begin(), v.op_ids.end()), batch.op_ids);
 }
 
+TEST(CodecReplicationTest, ReplicateWithEmptyAndOddSizedVectors) {
+  // Odd-sized byte vectors and empty key / id vectors in any order must not
+  // misalign the 8-byte vectors that follow.
+  for (size_t odd : {0u, 1u, 3u, 5u, 8u}) {
+    ReplicateBatch batch;
+    for (int t = 0; t < 3; ++t) {
+      ReplicaRows rows;
+      rows.table = static_cast<TableId>(t);
+      rows.records.assign(odd + static_cast<size_t>(t), std::byte{7});
+      if (t == 1) rows.deleted = {1, 2, 3};
+      batch.rows.push_back(rows);
+    }
+    if (odd % 2 == 1) batch.op_ids = {5};
+    ASSERT_OK_AND_ASSIGN(DecodedMessage m, RoundTrip(EncodeReplicate(MakeHeader(), batch)));
+    ASSERT_OK_AND_ASSIGN(ReplicateView v, m.AsReplicate());
+    ASSERT_EQ(v.rows.size(), 3u);
+    EXPECT_EQ(v.rows[1].deleted.size(), 3u);
+    EXPECT_EQ(v.rows[2].records.size(), odd + 2);
+    EXPECT_EQ(v.op_ids.size(), odd % 2 == 1 ? 1u : 0u);
+  }
+}
+
 TEST(CodecReplicationTest, ReplicateRefusesDenseRangeThatDoesNotMatchItsValues) {
   ReplicateBatch batch;
   ReplicaDense dense;

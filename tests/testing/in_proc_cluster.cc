@@ -30,6 +30,7 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   so.bind_endpoint = bind;
   so.num_servers = options_.num_servers;
   so.num_workers = options_.num_workers;
+  so.replication = options_.replication;
   so.tables = options_.tables;
   so.token = options_.token;
   so.heartbeat_interval = options_.heartbeat_interval;
@@ -65,6 +66,12 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   for (int i = 0; i < options_.num_workers; ++i) {
     worker_metrics_.push_back(std::make_unique<MetricsRegistry>());
     transports_.push_back(NewTransport());
+    if (options_.worker_faults) {
+      auto faulty = std::make_unique<FaultyTransport>(std::move(transports_.back()),
+                                                      static_cast<uint64_t>(1000 + i));
+      worker_faulty_.push_back(faulty.get());
+      transports_.back() = std::move(faulty);
+    }
     member.requested_rank = i;
     workers_.push_back(std::make_unique<worker::WorkerNode>(
         worker::WorkerOptions{member, options_.token}, transports_.back().get(), clock_,
@@ -82,7 +89,10 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   }
   for (std::thread& t : starters) t.join();
   for (const Status& s : results) TESSERA_RETURN_IF_ERROR(s);
-  return scheduler_->WaitRunning(deadline);
+  TESSERA_RETURN_IF_ERROR(scheduler_->WaitRunning(deadline));
+  // Faults start once the cluster is assembled (registration is not retried).
+  for (FaultyTransport* f : worker_faulty_) f->set_faults(*options_.worker_faults);
+  return OkStatus();
 }
 
 void InProcCluster::Stop() {

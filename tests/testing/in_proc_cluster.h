@@ -15,10 +15,12 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/faulty_transport.h"
 #include "common/inproc_transport.h"
 #include "common/metrics.h"
 #include "common/table_config.h"
@@ -34,7 +36,12 @@ enum class ClusterTransport { kInProc, kZmqTcp };
 struct InProcClusterOptions {
   int num_servers = 2;
   int num_workers = 2;
+  uint32_t replication = 1;  // cluster.replication
   std::vector<TableConfig> tables;
+  // Faults injected on every worker's outgoing messages once the cluster is
+  // running (FaultyTransport around its transport, seeded with 1000 +
+  // rank); none by default.
+  std::optional<FaultConfig> worker_faults;
   ClusterTransport transport = ClusterTransport::kInProc;
   std::string token = "in-proc-cluster-token";
   // Heartbeat threads are off by default: tests send heartbeats with
@@ -93,6 +100,7 @@ class InProcCluster {
   std::vector<std::unique_ptr<server::ServerNode>> servers_;
   std::vector<std::unique_ptr<worker::WorkerNode>> workers_;
   std::vector<bool> server_alive_;
+  std::vector<FaultyTransport*> worker_faulty_;  // owned by transports_
   std::string scheduler_endpoint_;
 };
 

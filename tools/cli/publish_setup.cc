@@ -33,9 +33,7 @@ models::ModelManifest ManifestOf(const models::JobConfig& job, const std::string
   m.id_salt_fingerprint = job.id_hasher.fingerprint();
   for (const TableConfig& t : tables) {
     models::SavedTable saved{t, {}};
-    for (int rank = 0; rank < v.num_servers; ++rank) {
-      saved.files.push_back(RowFileRelativePath(t.name, rank));
-    }
+    for (int32_t rank : v.server_ranks) saved.files.push_back(RowFileRelativePath(t.name, rank));
     m.tables.push_back(std::move(saved));
   }
   return m;

@@ -67,6 +67,7 @@ Status SetUpScheduler(const std::vector<std::string>& program_args,
     options->data_chunks.push_back({c.path, c.begin, c.end});
   }
   options->epochs = plan.job.train.epochs;
+  options->replication = plan.job.cluster.replication;
   options->static_data_order = plan.job.train.consistency == models::Consistency::kSync;
   options->staleness =
       plan.job.train.consistency == models::Consistency::kSsp ? plan.job.train.staleness : 0;

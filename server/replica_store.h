@@ -1,0 +1,71 @@
+// A backup server's copies of other servers' shards (primary-backup
+// replication, server/replicator.h is the primary's side). One copy per
+// primary rank: its sparse rows (kept in EmbeddingTables without admission
+// or eviction: the primary decides both and replicates the outcome), its
+// dense ranges and the operation ids it applied. Copies never serve
+// requests; when the scheduler promotes this server in a primary's place,
+// PromoteInto moves the copy into the server's own tables.
+//
+// Thread-compatible (the server's receive thread owns it).
+#ifndef TESSERA_SERVER_REPLICA_STORE_H_
+#define TESSERA_SERVER_REPLICA_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "common/status.h"
+#include "common/types.h"
+#include "protocols/codec.h"
+#include "server/applied_ops.h"
+#include "server/embedding_table.h"
+#include "server/table_set.h"
+
+namespace tessera::server {
+
+class ReplicaStore {
+ public:
+  // Applies one batch from `primary` (reset: the copy starts over). Tables
+  // come from `tables` (configs and optimizers). InvalidArgument for an
+  // unknown table, a table of the wrong kind or malformed records; the part
+  // of the batch before the error stays applied (the primary resends the
+  // rows' state later, so this is never a lost update).
+  Status Apply(int32_t primary, const protocol::ReplicateView& batch, const TableSet& tables);
+
+  // Moves the copy of `primary` into `tables`: rows whose key `owned` selects
+  // (marked changed, for the next delta), dense ranges (the part inside the
+  // dense shards' ranges: call TableSet::ReshardDense first) and operation
+  // ids (into `ops`). The copy is dropped. Returns the rows moved.
+  StatusOr<size_t> PromoteInto(int32_t primary, const std::function<bool(Key)>& owned,
+                               TableSet& tables, AppliedOps& ops);
+
+  void Drop(int32_t primary) { copies_.erase(primary); }
+  bool Has(int32_t primary) const { return copies_.contains(primary); }
+  // The primaries this server holds copies of.
+  std::vector<int32_t> Primaries() const;
+  size_t num_rows(int32_t primary) const;
+  size_t num_rows() const;
+  size_t memory_bytes() const;
+  // Removes `keys` from every copy of table `table`; returns rows removed.
+  size_t Erase(TableId table, std::span<const Key> keys);
+
+ private:
+  struct DenseCopy {
+    uint64_t end = 0;
+    uint32_t step = 0;
+    std::vector<float> values;
+    std::vector<float> state;
+  };
+  struct Copy {
+    std::map<TableId, std::unique_ptr<EmbeddingTable>> sparse;
+    std::map<TableId, std::map<uint64_t, DenseCopy>> dense;  // by range begin
+    AppliedOps ops;
+  };
+
+  std::map<int32_t, Copy> copies_;
+};
+
+}  // namespace tessera::server
+
+#endif  // TESSERA_SERVER_REPLICA_STORE_H_
