@@ -26,6 +26,25 @@ constexpr int kRefusalEvents = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
+// What a handshake-failure event means, for the log.
+std::string DescribeRefusal(uint16_t event, uint32_t value) {
+  switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      return absl::StrCat("client key not authorized (ZAP ", value, ")");
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC) {
+        return "peer has another Curve key (its handshake did not decrypt)";
+      }
+      if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+        return "peer does not speak CURVE (plaintext: no --curve-dir?)";
+      }
+      return absl::StrCat("CURVE handshake failed (protocol error 0x", absl::Hex(value), ")");
+    default:
+      return absl::StrCat("peer left the handshake (", std::strerror(static_cast<int>(value)),
+                          ")");
+  }
+}
+
 std::string PartText(const zmq::message_t& part) { return std::string(part.to_string_view()); }
 
 // Receives every part of one message. False if nothing was ready.
@@ -157,10 +176,7 @@ void CurveAuthenticator::ReadMonitorEvent(Sockets& sockets) {
   std::memcpy(&id, event[0].data(), sizeof(id));
   std::memcpy(&value, static_cast<const char*>(event[0].data()) + 2, sizeof(value));
   if ((id & kRefusalEvents) == 0) return;
-  const char* what = id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH       ? "client key not authorized"
-                     : id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? "CURVE handshake failed"
-                                                                 : "peer left the handshake";
-  Refused(absl::StrCat(what, " (code ", value, ") on ",
+  Refused(absl::StrCat(DescribeRefusal(id, value), " on ",
                        event.size() > 1 ? PartText(event[1]) : std::string("?")));
 }
 
