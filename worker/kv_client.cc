@@ -29,6 +29,7 @@ struct KvClient::Part {
   uint64_t request_id = 0;
   bool done = false;              // replied, failed for good, or replaced
   bool awaiting_view = false;     // failed retryably: resent on the next view
+  uint64_t epoch = 0;             // the view it was split under
 };
 
 // One logical operation split into parts (servers or dense ranges).
@@ -232,7 +233,8 @@ StatusOr<KvClient::Ticket> KvClient::Sparse(Kind kind, TableId table, std::span<
     }
   }
   // Split by owner.
-  const ShardMap map = view().shard_map;
+  const protocol::ClusterView current = view();
+  const ShardMap& map = current.shard_map;
   std::vector<std::vector<uint32_t>> by_server(map.num_servers());
   for (uint32_t u = 0; u < op->unique.size(); ++u) {
     by_server[map.OwnerOfKey(op->unique[u])].push_back(u);
@@ -245,6 +247,7 @@ StatusOr<KvClient::Ticket> KvClient::Sparse(Kind kind, TableId table, std::span<
       Part part;
       part.server = s;
       part.origin = s;
+      part.epoch = current.epoch;
       part.indices = std::move(by_server[s]);
       to_send.push_back(op->parts.size());
       op->parts.push_back(std::move(part));
@@ -255,6 +258,9 @@ StatusOr<KvClient::Ticket> KvClient::Sparse(Kind kind, TableId table, std::span<
   op->metrics->keys->Increment(static_cast<double>(n));
   Ticket ticket = Register(op);
   SendParts(op, to_send);
+  // A view that arrived after the split and before Register (UpdateView did
+  // not see this op): resend what went to servers it lists as dead.
+  RetryWithNewerView(op);
   return ticket;
 }
 
@@ -283,12 +289,14 @@ StatusOr<KvClient::Ticket> KvClient::Dense(bool pull, TableId table, std::span<c
   op->metrics = pull ? &dense_pull_ : &dense_push_;
   op->start = std::chrono::steady_clock::now();
   std::vector<size_t> to_send;
+  const protocol::ClusterView current = view();
   {
     MutexLock lock(&op->mu);
-    for (const DenseRange& r : view().shard_map.DenseRanges(config->size)) {
+    for (const DenseRange& r : current.shard_map.DenseRanges(config->size)) {
       Part part;
       part.server = r.server;
       part.origin = r.server;
+      part.epoch = current.epoch;
       part.range = r;
       to_send.push_back(op->parts.size());
       op->parts.push_back(std::move(part));
@@ -299,6 +307,9 @@ StatusOr<KvClient::Ticket> KvClient::Dense(bool pull, TableId table, std::span<c
   op->metrics->keys->Increment(static_cast<double>(config->size));
   Ticket ticket = Register(op);
   SendParts(op, to_send);
+  // A view that arrived after the split and before Register (UpdateView did
+  // not see this op): resend what went to servers it lists as dead.
+  RetryWithNewerView(op);
   return ticket;
 }
 
@@ -310,6 +321,7 @@ void KvClient::SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t
       MutexLock lock(&op->mu);
       part = op->parts[p];
     }
+    if (op->dense ? part.range.begin >= part.range.end : part.indices.empty()) continue;
     auto fill = [&](std::span<Key> k, std::span<float> g) {
       for (size_t i = 0; i < part.indices.size(); ++i) {
         k[i] = op->unique[part.indices[i]];
@@ -347,32 +359,80 @@ void KvClient::SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t
     StatusOr<uint64_t> id = messenger_->SendRequest(
         NodeId{Role::kServer, part.server}, encode,
         [this, op, p](StatusOr<DecodedMessage> reply) { OnReply(op, p, std::move(reply)); });
-    MutexLock lock(&op->mu);
-    if (id.ok()) {
-      op->parts[p].request_id = *id;
-    } else if (!op->parts[p].done) {
-      if (WaitsForView(id.status())) {
-        op->parts[p].awaiting_view = true;
-      } else {
-        op->parts[p].done = true;
-        if (op->status.ok()) op->status = id.status();
-        --op->remaining;
+    bool retry_now = false;
+    {
+      MutexLock lock(&op->mu);
+      if (id.ok()) {
+        op->parts[p].request_id = *id;
+      } else if (!op->parts[p].done) {
+        if (WaitsForView(id.status())) {
+          op->parts[p].awaiting_view = true;
+          retry_now = true;
+        } else {
+          op->parts[p].done = true;
+          if (op->status.ok()) op->status = id.status();
+          --op->remaining;
+        }
       }
     }
+    if (retry_now) RetryWithNewerView(op);
   }
 }
 
+void KvClient::RetryWithNewerView(const std::shared_ptr<Op>& op) {
+  ShardMap map;
+  uint64_t epoch;
+  std::vector<bool> live;
+  {
+    MutexLock lock(&mu_);
+    map = view_.shard_map;
+    epoch = view_.epoch;
+    live = view_.LiveServers();
+  }
+  std::vector<size_t> resend;
+  std::vector<uint64_t> cancel;
+  {
+    MutexLock lock(&op->mu);
+    if (op->abandoned) return;
+    const size_t n = op->parts.size();
+    for (size_t p = 0; p < n; ++p) {
+      const Part& part = op->parts[p];
+      if (part.done || part.epoch >= epoch) continue;
+      const bool dead = part.server >= static_cast<int32_t>(live.size()) || !live[part.server];
+      if (!dead && !part.awaiting_view) continue;
+      if (part.request_id != 0) cancel.push_back(part.request_id);
+      for (size_t added : Resplit(*op, p, map, epoch)) resend.push_back(added);
+    }
+  }
+  for (uint64_t id : cancel) messenger_->Cancel(id);
+  if (resend.empty()) return;
+  retried_parts_.Increment(static_cast<double>(resend.size()));
+  SendParts(op, resend);
+}
+
 void KvClient::OnReply(const std::shared_ptr<Op>& op, size_t p, StatusOr<DecodedMessage> reply) {
+  const Status s = reply.ok() ? reply->header().status : reply.status();
+  if (!s.ok() && WaitsForView(s)) {
+    // The server cannot take it (now): the part waits for a new view, or
+    // goes at once if one arrived since it was sent.
+    {
+      MutexLock lock(&op->mu);
+      if (op->abandoned || op->parts[p].done) return;
+      op->parts[p].awaiting_view = true;
+      TESSERA_LOG(kDebug) << "kv: part to server " << op->parts[p].server
+                          << " waits for a new view: " << s;
+    }
+    RetryWithNewerView(op);
+    return;
+  }
+  Complete(op, p, s, reply);
+}
+
+void KvClient::Complete(const std::shared_ptr<Op>& op, size_t p, Status s,
+                        const StatusOr<DecodedMessage>& reply) {
   MutexLock lock(&op->mu);
   if (op->abandoned || op->parts[p].done) return;
   Part& part = op->parts[p];
-  Status s = reply.ok() ? reply->header().status : reply.status();
-  if (!s.ok() && WaitsForView(s)) {
-    // The server cannot take it (now): the part waits for a new view.
-    part.awaiting_view = true;
-    TESSERA_LOG(kDebug) << "kv: part to server " << part.server << " waits for a new view: " << s;
-    return;
-  }
   if (s.ok() && op->returns_values) {
     StatusOr<std::span<const float>> values = reply->AsValuesReply();
     if (!values.ok()) {
@@ -412,11 +472,12 @@ void KvClient::OnReply(const std::shared_ptr<Op>& op, size_t p, StatusOr<Decoded
       std::chrono::duration<double>(std::chrono::steady_clock::now() - op->start).count());
 }
 
-std::vector<size_t> KvClient::Resplit(Op& op, size_t p, const ShardMap& map) {
+std::vector<size_t> KvClient::Resplit(Op& op, size_t p, const ShardMap& map, uint64_t epoch) {
   Part old = op.parts[p];
   op.parts[p].done = true;
   std::vector<size_t> added;
   auto add = [&](Part part) {
+    part.epoch = epoch;
     added.push_back(op.parts.size());
     op.parts.push_back(std::move(part));
   };
@@ -451,11 +512,13 @@ void KvClient::UpdateView(protocol::ClusterView view) {
   std::vector<std::shared_ptr<Op>> ops;
   ShardMap map;
   std::vector<bool> live;
+  uint64_t epoch;
   {
     MutexLock lock(&mu_);
     if (view.epoch <= view_.epoch) return;
     view_ = std::move(view);
     map = view_.shard_map;
+    epoch = view_.epoch;
     live = view_.LiveServers();
     for (const auto& [t, op] : ops_) ops.push_back(op);
   }
@@ -472,7 +535,7 @@ void KvClient::UpdateView(protocol::ClusterView view) {
         const bool dead = part.server >= static_cast<int32_t>(live.size()) || !live[part.server];
         if (!dead && !part.awaiting_view) continue;
         if (part.request_id != 0) cancel.push_back(part.request_id);
-        for (size_t added : Resplit(*op, p, map)) resend.push_back(added);
+        for (size_t added : Resplit(*op, p, map, epoch)) resend.push_back(added);
       }
     }
     for (uint64_t id : cancel) messenger_->Cancel(id);
