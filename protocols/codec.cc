@@ -46,6 +46,7 @@ TESSERA_SAME_TAG_(kRestoreRequest, RestoreRequest);
 TESSERA_SAME_TAG_(kReplicateRequest, ReplicateRequest);
 TESSERA_SAME_TAG_(kForgetRequest, ForgetRequest);
 TESSERA_SAME_TAG_(kForgetReply, ForgetReply);
+TESSERA_SAME_TAG_(kReplicaSyncRequest, ReplicaSyncRequest);
 #undef TESSERA_SAME_TAG_
 
 static_assert(static_cast<uint8_t>(Role::kScheduler) ==
@@ -173,6 +174,8 @@ std::string_view MessageTypeName(MessageType type) {
       return "RestoreRequest";
     case MessageType::kReplicateRequest:
       return "ReplicateRequest";
+    case MessageType::kReplicaSyncRequest:
+      return "ReplicaSyncRequest";
     case MessageType::kForgetRequest:
       return "ForgetRequest";
     case MessageType::kForgetReply:

@@ -69,6 +69,7 @@ enum class MessageType : uint8_t {
   kReplicateRequest,
   kForgetRequest,
   kForgetReply,
+  kReplicaSyncRequest,
 };
 std::string_view MessageTypeName(MessageType type);
 
@@ -113,6 +114,9 @@ struct ClusterView {
   uint32_t heartbeat_interval_ms = 0;
   uint32_t replication = 1;            // copies of every shard (1: no backups)
   std::vector<int32_t> dead_servers;   // ranks declared dead, ascending
+  // A replacement server taking slots over (tessera.fbs); -1: none.
+  int32_t handoff_from = -1;
+  int32_t handoff_to = -1;
   // The live servers' ranks: a server is live unless listed in dead_servers.
   std::vector<bool> LiveServers() const;
 };
@@ -267,6 +271,7 @@ Frame EncodeDensePull(const Header& header, TableId table, uint64_t begin, uint6
 Frame EncodeDensePush(const Header& header, TableId table, uint64_t begin,
                       std::span<const float> grads, uint64_t op_id = 0);
 Frame EncodeReplicate(const Header& header, const ReplicateBatch& batch);
+Frame EncodeReplicaSyncRequest(const Header& header);
 
 // Privacy (`tessera forget`, protocols/codec_forget.cc). A forget client is
 // no cluster member: it sends as {Role::kWorker, rank} with a random rank of

@@ -245,7 +245,8 @@ Frame EncodeClusterView(const Header& header, const ClusterView& view) {
   const auto dead = fbb.CreateVector(view.dead_servers);
   const auto body = wire::CreateClusterView(fbb, view.epoch, view.shard_map.num_slots(), slot_owner,
                                             servers, workers, tables, view.heartbeat_interval_ms,
-                                            view.replication, dead);
+                                            view.replication, dead, view.handoff_from,
+                                            view.handoff_to);
   return FinishEnvelope(fbb, header, wire::Body::ClusterView, body.Union());
 }
 
@@ -333,7 +334,18 @@ StatusOr<ClusterView> DecodedMessage::AsClusterView() const {
           internal::Cat("cluster view: dead server ", rank, " out of range or out of order"));
     }
   }
+  view.handoff_from = w->handoff_from();
+  view.handoff_to = w->handoff_to();
   const std::vector<bool> live = view.LiveServers();
+  for (int32_t rank : {view.handoff_from, view.handoff_to}) {
+    if (rank != -1 && (rank < 0 || static_cast<size_t>(rank) >= live.size() || !live[rank])) {
+      return InvalidArgumentError(internal::Cat("cluster view: handoff server ", rank,
+                                                " out of range or dead"));
+    }
+  }
+  if ((view.handoff_from == -1) != (view.handoff_to == -1)) {
+    return InvalidArgumentError("cluster view: handoff needs both servers");
+  }
   for (int32_t owner : view.shard_map.slot_owner()) {
     if (!live[owner]) {
       return InvalidArgumentError(

@@ -66,6 +66,12 @@ Frame EncodeReplicate(const Header& header, const ReplicateBatch& batch) {
   return internal::FinishEnvelope(fbb, header, wire::Body::ReplicateRequest, body.Union());
 }
 
+Frame EncodeReplicaSyncRequest(const Header& header) {
+  flatbuffers::FlatBufferBuilder fbb(internal::InitialBuilderSize(header, 0));
+  const auto body = wire::CreateReplicaSyncRequest(fbb);
+  return internal::FinishEnvelope(fbb, header, wire::Body::ReplicaSyncRequest, body.Union());
+}
+
 StatusOr<ReplicateView> DecodedMessage::AsReplicate() const {
   TESSERA_RETURN_IF_ERROR(internal::ExpectType(type_, MessageType::kReplicateRequest));
   const wire::ReplicateRequest* w = envelope_->body_as_ReplicateRequest();

@@ -49,7 +49,9 @@ void Messenger::Stop() {
       for (auto& [id, cb_fn] : pending_) orphans.push_back(std::move(cb_fn));
       pending_.clear();
     }
+    callback_thread_ = std::this_thread::get_id();
     for (auto& cb_fn : orphans) cb_fn(CancelledError("messenger stopped"));
+    callback_thread_ = std::thread::id();
   }
 }
 
@@ -107,6 +109,12 @@ Status Messenger::ReplyError(const DecodedMessage& request, Status status) {
 }
 
 void Messenger::Cancel(uint64_t request_id) {
+  if (callback_thread_.load() == std::this_thread::get_id()) {
+    // Called from a reply callback, which holds callback_mu_ already.
+    MutexLock lock(&mu_);
+    pending_.erase(request_id);
+    return;
+  }
   MutexLock cb(&callback_mu_);
   MutexLock lock(&mu_);
   pending_.erase(request_id);
@@ -173,7 +181,9 @@ void Messenger::Dispatch(Message message) {
     done = std::move(it->second);
     pending_.erase(it);
   }
+  callback_thread_ = std::this_thread::get_id();
   done(std::move(decoded));
+  callback_thread_ = std::thread::id();
 }
 
 }  // namespace tessera::protocol

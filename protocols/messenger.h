@@ -71,6 +71,7 @@ class Messenger {
   // Replies with an error status and an empty Ack body.
   Status ReplyError(const DecodedMessage& request, Status status);
   // Forgets a pending request: its callback will not run after this returns.
+  // May be called from a reply callback.
   void Cancel(uint64_t request_id);
 
   Transport* transport() const { return options_.transport; }
@@ -100,6 +101,8 @@ class Messenger {
   // Serializes reply callbacks with Cancel(): a cancelled callback never runs
   // after Cancel() returns.
   Mutex callback_mu_;
+  // The thread running a reply callback (holding callback_mu_), if any.
+  std::atomic<std::thread::id> callback_thread_{};
 };
 
 }  // namespace tessera::protocol

@@ -56,6 +56,13 @@ StatusOr<NodeId> Membership::Register(const protocol::RegisterRequest& request) 
   return info.id;
 }
 
+NodeId Membership::ReplaceServer(int32_t rank, const protocol::RegisterRequest& request) {
+  protocol::NodeInfo info{NodeId{Role::kServer, rank}, request.endpoint, request.metrics_port,
+                          request.pid, request.host};
+  servers_[rank] = info;
+  return info.id;
+}
+
 bool Membership::complete() const {
   return registered(Role::kServer) == num_servers_ && registered(Role::kWorker) == num_workers_;
 }

@@ -24,6 +24,9 @@ class Membership {
   // AlreadyExists if the requested rank is taken by another endpoint,
   // ResourceExhausted when the role is full.
   StatusOr<NodeId> Register(const protocol::RegisterRequest& request);
+  // A replacement process for server `rank` (its old process died): takes
+  // the rank over with the new endpoint.
+  NodeId ReplaceServer(int32_t rank, const protocol::RegisterRequest& request);
   bool complete() const;
   int expected(Role role) const;
   int registered(Role role) const;

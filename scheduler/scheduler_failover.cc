@@ -116,3 +116,173 @@ void SchedulerNode::OnFailoverViewApplied(uint64_t epoch, NodeId server, Status 
 }
 
 }  // namespace tessera::scheduler
+
+// ---- replacement servers ----------------------------------------------------
+//
+//   1. A server registers while the job runs: it takes a dead rank (the one
+//      it asked for, else the lowest), and view + 1 makes it live, owning
+//      nothing, as an extra backup of `from`, the server holding the rank's
+//      original slots. It is configured first, then the others get the view
+//      (so `from` never replicates to a peer that cannot answer yet).
+//   2. `from` is asked to sync (ReplicaSyncRequest): it answers once its
+//      full copy to the newcomer, and everything after, is acknowledged.
+//   3. View + 2 moves the rank's original slots from `from` to it; the
+//      workers get it once every server applied it.
+
+namespace tessera::scheduler {
+
+StatusOr<NodeId> SchedulerNode::AcceptReplacement(const protocol::RegisterRequest& request) {
+  if (options_.replication < 2) {
+    return FailedPreconditionError(
+        "scheduler: a server can join a running job only with cluster.replication >= 2");
+  }
+  if (handoff_.stage != 0 || failover_pending_ > 0) {
+    return UnavailableError("scheduler: a failover or handoff is in progress; retry");
+  }
+  std::vector<int32_t> dead;
+  for (NodeId n : dead_) {
+    if (n.role == Role::kServer) dead.push_back(n.rank);
+  }
+  std::sort(dead.begin(), dead.end());
+  if (dead.empty()) {
+    return FailedPreconditionError("scheduler: the job is running and no server is dead");
+  }
+  int32_t rank = dead.front();
+  if (request.requested_rank != kUnassignedRank) {
+    if (std::find(dead.begin(), dead.end(), request.requested_rank) == dead.end()) {
+      return FailedPreconditionError("scheduler: server rank " +
+                                     std::to_string(request.requested_rank) +
+                                     " is not dead; dead ranks can be replaced");
+    }
+    rank = request.requested_rank;
+  }
+  std::erase(dead_, NodeId{Role::kServer, rank});
+  return membership_.ReplaceServer(rank, request);
+}
+
+void SchedulerNode::StartHandoff(int32_t rank) {
+  const ShardMap uniform = ShardMap::Uniform(options_.num_slots, options_.num_servers);
+  int32_t from = -1;
+  for (SlotId s = 0; s < uniform.num_slots() && from < 0; ++s) {
+    if (uniform.OwnerOfSlot(s) == rank) from = view_->shard_map.OwnerOfSlot(s);
+  }
+  protocol::ClusterView next = *view_;
+  next.epoch = view_->epoch + 1;
+  std::erase(next.dead_servers, rank);
+  next.servers = membership_.nodes(Role::kServer);
+  next.handoff_from = from;
+  next.handoff_to = rank;
+  view_ = next;
+  handoff_ = Handoff{1, rank, from, next.epoch, 1};
+  TESSERA_LOG(kWarning) << "handoff: server/" << rank << " replaces a dead server; it takes "
+                        << "its slots over from server/" << from;
+  const NodeId to{Role::kServer, rank};
+  const uint64_t epoch = next.epoch;
+  (void)messenger_.SendRequest(
+      to, [&](const Header& h) { return protocol::EncodeClusterView(h, next); },
+      [](StatusOr<DecodedMessage>) {});  // its ConfigureTables ack follows
+  StatusOr<uint64_t> sent = messenger_.SendRequest(
+      to, [&](const Header& h) { return protocol::EncodeConfigureTables(h, next.tables); },
+      [this, epoch, to](StatusOr<DecodedMessage> reply) {
+        AdvanceHandoff(epoch, to, reply.ok() ? reply->header().status : reply.status());
+      });
+  if (!sent.ok()) {
+    TESSERA_LOG(kError) << "handoff: cannot configure server/" << rank << ": " << sent.status();
+    handoff_ = Handoff{};
+  }
+}
+
+int SchedulerNode::SendHandoffView(int32_t skip) {
+  const protocol::ClusterView& view = *view_;
+  const std::vector<bool> live = view.LiveServers();
+  int sent = 0;
+  for (const protocol::NodeInfo& node : view.servers) {
+    if (!live[node.id.rank] || node.id.rank == skip) continue;
+    const NodeId id = node.id;
+    const uint64_t epoch = view.epoch;
+    StatusOr<uint64_t> s = messenger_.SendRequest(
+        id, [&](const Header& h) { return protocol::EncodeClusterView(h, view); },
+        [this, epoch, id](StatusOr<DecodedMessage> reply) {
+          AdvanceHandoff(epoch, id, reply.ok() ? reply->header().status : reply.status());
+        });
+    if (s.ok()) ++sent;
+  }
+  return sent;
+}
+
+void SchedulerNode::AdvanceHandoff(uint64_t epoch, NodeId from, Status status) {
+  MutexLock lock(&mu_);
+  if (handoff_.stage == 0 || epoch != handoff_.epoch || shutdown_) return;
+  if (!status.ok()) {
+    TESSERA_LOG(kError) << "handoff to server/" << handoff_.to << " failed at stage "
+                        << handoff_.stage << " (" << from.ToString() << "): " << status
+                        << "; it stays a backup without slots";
+    handoff_ = Handoff{};
+    return;
+  }
+  if (--handoff_.pending > 0) return;
+  switch (handoff_.stage) {
+    case 1:  // the newcomer is configured: the others get the view
+      handoff_.stage = 2;
+      handoff_.pending = SendHandoffView(handoff_.to);
+      if (handoff_.pending > 0) return;
+      [[fallthrough]];
+    case 2: {  // everyone has the view: `from` syncs its copy to the newcomer
+      handoff_.stage = 3;
+      handoff_.pending = 1;
+      const NodeId holder{Role::kServer, handoff_.from};
+      const uint64_t e = handoff_.epoch;
+      StatusOr<uint64_t> sent = messenger_.SendRequest(
+          holder, [](const Header& h) { return protocol::EncodeReplicaSyncRequest(h); },
+          [this, e, holder](StatusOr<DecodedMessage> reply) {
+            AdvanceHandoff(e, holder, reply.ok() ? reply->header().status : reply.status());
+          });
+      if (!sent.ok()) {
+        TESSERA_LOG(kError) << "handoff: cannot reach " << holder.ToString() << ": "
+                            << sent.status();
+        handoff_ = Handoff{};
+      }
+      return;
+    }
+    case 3: {  // the newcomer holds a full copy: move the slots
+      const ShardMap uniform = ShardMap::Uniform(options_.num_slots, options_.num_servers);
+      std::vector<int32_t> owners = view_->shard_map.slot_owner();
+      int moved = 0;
+      for (SlotId s = 0; s < uniform.num_slots(); ++s) {
+        if (uniform.OwnerOfSlot(s) == handoff_.to && owners[s] == handoff_.from) {
+          owners[s] = handoff_.to;
+          ++moved;
+        }
+      }
+      protocol::ClusterView next = *view_;
+      next.epoch = view_->epoch + 1;
+      next.shard_map = ShardMap(std::move(owners), view_->shard_map.num_servers());
+      next.handoff_from = -1;
+      next.handoff_to = -1;
+      view_ = next;
+      handoff_.stage = 4;
+      handoff_.epoch = next.epoch;
+      handoff_.pending = SendHandoffView(-1);
+      TESSERA_LOG(kWarning) << "handoff: view " << next.epoch << " moves " << moved
+                            << " slots from server/" << handoff_.from << " to server/"
+                            << handoff_.to;
+      return;
+    }
+    case 4: {  // every server applied it: the workers follow
+      const protocol::ClusterView& view = *view_;
+      for (const protocol::NodeInfo& w : view.workers) {
+        (void)messenger_.SendOneWay(w.id, [&](const Header& h) {
+          return protocol::EncodeClusterView(h, view);
+        });
+      }
+      TESSERA_LOG(kWarning) << "handoff: server/" << handoff_.to << " serves its slots again";
+      alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
+      handoff_ = Handoff{};
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+}  // namespace tessera::scheduler

@@ -262,10 +262,14 @@ void SchedulerNode::HandleRegister(const DecodedMessage& msg) {
     return;  // cannot route a reply to a node without a valid endpoint
   }
   MutexLock lock(&mu_);
-  StatusOr<NodeId> id = running_ ? StatusOr<NodeId>(FailedPreconditionError(
-                                       "scheduler: the cluster is already running; node "
-                                       "replacement comes with the reliability issue"))
-                                 : membership_.Register(*request);
+  // Once running, only a server may join: a replacement for a dead one.
+  const bool replacing = running_ && request->role == Role::kServer;
+  StatusOr<NodeId> id =
+      !running_  ? membership_.Register(*request)
+      : replacing ? AcceptReplacement(*request)
+                  : StatusOr<NodeId>(FailedPreconditionError(
+                        "scheduler: the cluster is already running; only a server replacing a "
+                        "dead one can join"));
   // Route the reply through the endpoint the node gave: it has no id yet.
   NodeId route = id.ok() ? *id : NodeId{request->role, kUnassignedRank};
   if (Status s = transport_->Connect(route, request->endpoint); !s.ok()) {
@@ -288,6 +292,7 @@ void SchedulerNode::HandleRegister(const DecodedMessage& msg) {
                      << " servers, " << membership_.registered(Role::kWorker) << "/"
                      << options_.num_workers << " workers)";
   alive_nodes_.Set(static_cast<double>(membership_.all().size() - dead_.size()));
+  if (replacing) StartHandoff(id->rank);
   if (membership_.complete() && !view_.has_value()) OnAllRegistered();
 }
 

@@ -207,6 +207,17 @@ class SchedulerNode {
   void OnFailoverViewApplied(uint64_t epoch, NodeId server, Status status);
   // Servers not declared dead.
   int LiveServers() const TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A replacement server (scheduler_failover.cc): registration takes a dead
+  // rank; the handoff then makes it a backup of the server holding that
+  // rank's slots, waits for its full copy and moves the slots to it.
+  StatusOr<NodeId> AcceptReplacement(const protocol::RegisterRequest& request)
+      TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartHandoff(int32_t rank) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One acknowledgement of the handoff's current stage.
+  void AdvanceHandoff(uint64_t epoch, NodeId from, Status status);
+  // Sends view_ to the live servers except `skip` as requests; returns how
+  // many were sent. Their acks go to AdvanceHandoff.
+  int SendHandoffView(int32_t skip) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SchedulerOptions options_;
   Status init_status_;  // a resume's data plan that failed to load: Start() fails
@@ -241,6 +252,15 @@ class SchedulerNode {
   int failover_pending_ TESSERA_GUARDED_BY(mu_) = 0;
   Clock::Duration failover_silence_ TESSERA_GUARDED_BY(mu_){};
   Clock::TimePoint failover_declared_ TESSERA_GUARDED_BY(mu_);
+  struct Handoff {
+    int stage = 0;  // 0: none; 1: configuring `to`; 2: view to the others;
+                    // 3: `from` syncing its copy to `to`; 4: the view moving the slots
+    int32_t to = -1;
+    int32_t from = -1;
+    uint64_t epoch = 0;  // of the view the stage waits on
+    int pending = 0;
+  };
+  Handoff handoff_ TESSERA_GUARDED_BY(mu_);
   int servers_restored_ TESSERA_GUARDED_BY(mu_) = 0;
   // Data requests waiting for stream input, with when they arrived.
   std::vector<std::pair<protocol::DecodedMessage, SteadyTime>> data_waiters_

@@ -673,6 +673,23 @@ void EmbeddingTable::CopyAllRows(std::vector<std::byte>& records) const {
   }
 }
 
+size_t EmbeddingTable::EraseIf(const std::function<bool(Key)>& doomed) {
+  size_t removed = 0;
+  for (int s = 0; s < num_stripes(); ++s) {
+    Stripe& stripe = stripes_[s];
+    MutexLock lock(&stripe.mu);
+    RowStore& store = stripe.store;
+    // Backwards: Erase moves the last row (already visited) into the hole.
+    for (uint32_t id = store.size(); id-- > 0;) {
+      const Key key = KeyOf(store.row(id));
+      if (!doomed(key)) continue;
+      store.Erase(key, HashKey(key));
+      ++removed;
+    }
+  }
+  return removed;
+}
+
 Status EmbeddingTable::InsertRecords(std::span<const std::byte> records, bool mark_changed) {
   const size_t record = record_bytes();
   if (records.size() % record != 0) {

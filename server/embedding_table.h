@@ -204,6 +204,10 @@ class EmbeddingTable {
   void CopyRows(std::span<const Key> keys, std::vector<std::byte>& records,
                 std::vector<Key>& absent) const;
   void CopyAllRows(std::vector<std::byte>& records) const;
+  // Removes the rows whose key `doomed` selects, without tombstones (their
+  // slots moved to another server, which publishes them from now on).
+  // Returns the number removed. Locks one stripe at a time.
+  size_t EraseIf(const std::function<bool(Key)>& doomed);
   // InsertRow for every record of `records` (Captured layout).
   // InvalidArgument if its size is not a multiple of the record size.
   Status InsertRecords(std::span<const std::byte> records, bool mark_changed);

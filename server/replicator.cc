@@ -40,9 +40,9 @@ void Replicator::SetBackups(std::vector<NodeId> backups, uint64_t epoch, Resync 
   new_ops_.clear();
   if (backups_.empty()) {
     full_copy_due_ = false;
-    std::vector<std::function<void()>> replies = std::move(waiting_);
+    std::vector<Reply> replies = std::move(waiting_);
     waiting_.clear();
-    for (auto& reply : replies) reply();
+    for (auto& reply : replies) reply(OkStatus());
     return;
   }
   full_copy_due_ = true;
@@ -64,13 +64,20 @@ void Replicator::NoteOp(uint64_t op_id) {
   new_ops_.push_back(op_id);
 }
 
-void Replicator::AfterReplicated(std::function<void()> reply) {
+void Replicator::AfterReplicated(Reply reply) {
   if (!enabled()) {
-    reply();
+    reply(OkStatus());
     return;
   }
   waiting_.push_back(std::move(reply));
   MaybeSend();
+}
+
+void Replicator::FailWaiting(const Status& status) {
+  Abandon();
+  std::vector<Reply> replies = std::move(waiting_);
+  waiting_.clear();
+  for (auto& reply : replies) reply(status);
 }
 
 void Replicator::Abandon() {
@@ -222,7 +229,7 @@ void Replicator::OnAck(uint64_t batch_id, const Status& status) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
   batches_.Increment();
   std::unique_ptr<InFlight> done = std::move(in_flight_);
-  for (auto& reply : done->replies) reply();
+  for (auto& reply : done->replies) reply(OkStatus());
   MaybeSend();
 }
 

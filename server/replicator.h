@@ -67,9 +67,15 @@ class Replicator {
   void NoteRows(TableId table, std::span<const Key> keys);
   void NoteDense(TableId table);
   void NoteOp(uint64_t op_id);
-  // Runs `reply` once every change noted so far reached every backup: at
-  // once when replication is off, else after a batch is acknowledged.
-  void AfterReplicated(std::function<void()> reply);
+  // Runs `reply` (with OK) once every change noted so far reached every
+  // backup: at once when replication is off, else after a batch is
+  // acknowledged.
+  using Reply = std::function<void(const Status&)>;
+  void AfterReplicated(Reply reply);
+  // Runs every reply still waiting with `status` (this server lost the
+  // slots of some of them: the clients resend under the new view, with the
+  // same operation ids) and abandons the batch in flight.
+  void FailWaiting(const Status& status);
 
  private:
   struct InFlight {
@@ -78,7 +84,7 @@ class Replicator {
     int outstanding = 0;  // messages not acknowledged yet
     bool failed = false;
     std::vector<uint64_t> request_ids;
-    std::vector<std::function<void()>> replies;
+    std::vector<Reply> replies;
   };
 
   // Builds and sends the next batch unless one is in flight (a failed one
@@ -103,7 +109,7 @@ class Replicator {
   std::map<TableId, absl::flat_hash_set<Key>> changed_rows_;
   absl::flat_hash_set<TableId> changed_dense_;
   std::vector<uint64_t> new_ops_;
-  std::vector<std::function<void()>> waiting_;  // replies for the next batch
+  std::vector<Reply> waiting_;  // replies for the next batch
   std::unique_ptr<InFlight> in_flight_;
   uint64_t next_batch_id_ = 1;
   std::chrono::steady_clock::time_point sent_at_;

@@ -99,6 +99,9 @@ void ServerNode::Handle(DecodedMessage msg) {
     case MessageType::kReplicateRequest:
       HandleReplicate(msg);
       return;
+    case MessageType::kReplicaSyncRequest:
+      HandleReplicaSync(msg);
+      return;
     case MessageType::kConfigureTables:
       HandleConfigure(msg);
       return;
@@ -236,11 +239,23 @@ StatusOr<const ServerTable*> ServerNode::FindTable(TableId id, TableKind kind) c
   return table;
 }
 
-Status ServerNode::CheckDenseOwned(const ServerTable& table) const {
-  if (table.dense == nullptr) {
-    return OutOfRangeError("server: owns no part of dense table '" + table.config.name + "'");
+Status ServerNode::CheckDenseOwned(const ServerTable& table, uint64_t begin,
+                                   uint64_t count) const {
+  if (begin > table.config.size || count > table.config.size - begin) {
+    return InvalidArgumentError("server: range [" + std::to_string(begin) + ", +" +
+                                std::to_string(count) + ") outside dense table '" +
+                                table.config.name + "' of " + std::to_string(table.config.size));
   }
-  return OkStatus();
+  if (table.dense != nullptr) {
+    for (const DenseRange& r : table.dense->ranges()) {
+      if (begin >= r.begin && begin + count <= r.end) return OkStatus();
+    }
+  }
+  // Inside the table but not in one owned range: the client's shard map is
+  // older than this server's (slots moved); it resends under a newer view.
+  return FailedPreconditionError("server: dense table '" + table.config.name + "' range [" +
+                                 std::to_string(begin) + ", " + std::to_string(begin + count) +
+                                 ") is not owned here (stale shard map?)");
 }
 
 Status ServerNode::CheckOwnership(std::span<const Key> keys) const {
@@ -328,11 +343,13 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
       replicator_.NoteRows(table->config.id, req.keys);
     }
     reply_bytes = values->size() * sizeof(float);
-    ReplyWhenReplicated([this, request = msg, values] {
-      Status s = messenger_.Reply(request, [&](const Header& h) {
-        return request.type() == MessageType::kPushRequest ? protocol::EncodeAck(h)
-                                                           : protocol::EncodeValuesReply(h, *values);
-      });
+    ReplyWhenReplicated([this, request = msg, values](const Status& status) {
+      Status s = !status.ok() ? messenger_.ReplyError(request, status)
+                              : messenger_.Reply(request, [&](const Header& h) {
+                                  return request.type() == MessageType::kPushRequest
+                                             ? protocol::EncodeAck(h)
+                                             : protocol::EncodeValuesReply(h, *values);
+                                });
       if (!s.ok()) TESSERA_LOG(kWarning) << "reply not sent: " << s;
     });
   }
@@ -361,7 +378,7 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
   if (msg.type() == MessageType::kDensePullRequest) {
     TESSERA_ASSIGN_OR_RETURN(protocol::DensePullView req, msg.AsDensePull());
     TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
-    TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table));
+    TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table, req.begin, req.count));
     std::vector<float> values(req.count);
     TESSERA_RETURN_IF_ERROR(table->dense->Pull(req.begin, req.begin + req.count, values));
     sent = messenger_.Reply(msg, [&](const Header& h) {
@@ -374,7 +391,7 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
   } else {
     TESSERA_ASSIGN_OR_RETURN(protocol::DensePushView req, msg.AsDensePush());
     TESSERA_ASSIGN_OR_RETURN(const ServerTable* table, FindTable(req.table, TableKind::kDense));
-    TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table));
+    TESSERA_RETURN_IF_ERROR(CheckDenseOwned(*table, req.begin, req.grads.size()));
     if (req.op_id != 0 && applied_ops_.Contains(req.op_id)) {
       duplicate_ops_.Increment();
     } else {
@@ -383,8 +400,9 @@ Status ServerNode::HandleDense(const DecodedMessage& msg) {
       replicator_.NoteOp(req.op_id);
       replicator_.NoteDense(table->config.id);
     }
-    ReplyWhenReplicated([this, request = msg] {
-      Status s = messenger_.Reply(request, [](const Header& h) { return protocol::EncodeAck(h); });
+    ReplyWhenReplicated([this, request = msg](const Status& status) {
+      Status s = messenger_.Reply(request, [](const Header& h) { return protocol::EncodeAck(h); },
+                                  status);
       if (!s.ok()) TESSERA_LOG(kWarning) << "reply not sent: " << s;
     });
     op = &dense_push_;

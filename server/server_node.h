@@ -78,7 +78,8 @@ class ServerNode {
   std::vector<NodeId> CurrentBackups() const;
   // Sends the reply made by `send` once the request's changes are on every
   // backup (at once without replication).
-  void ReplyWhenReplicated(std::function<void()> send);
+  void ReplyWhenReplicated(Replicator::Reply send);
+  void HandleReplicaSync(const protocol::DecodedMessage& msg);
   void HandleSnapshot(const protocol::DecodedMessage& msg);
   void HandleSnapshotFlush(protocol::DecodedMessage msg);
   void HandleRestore(const protocol::DecodedMessage& msg);
@@ -87,7 +88,9 @@ class ServerNode {
   Status HandleDense(const protocol::DecodedMessage& msg);
   StatusOr<const ServerTable*> FindTable(TableId id, TableKind kind) const;
   Status CheckOwnership(std::span<const Key> keys) const;
-  Status CheckDenseOwned(const ServerTable& table) const;
+  // InvalidArgument outside the table; FailedPrecondition (stale shard map)
+  // unless [begin, begin + count) lies in one range this server owns.
+  Status CheckDenseOwned(const ServerTable& table, uint64_t begin, uint64_t count) const;
   void UpdateTableGauges(const ServerTable& table);
   OpMetrics MakeOpMetrics(const std::string& op);
 
@@ -105,6 +108,8 @@ class ServerNode {
   uint64_t view_epoch_ = 0;
   uint32_t replication_ = 1;
   std::vector<bool> live_servers_;
+  int32_t handoff_from_ = -1;  // the view's handoff (a replacement server)
+  int32_t handoff_to_ = -1;
   // Operation ids applied here (deduplication of retried pushes), the
   // copies of other servers' shards and the primary's replication stream;
   // used only on the receive thread.

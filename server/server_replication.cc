@@ -19,11 +19,22 @@ std::vector<NodeId> ServerNode::CurrentBackups() const {
   std::vector<NodeId> out;
   if (rank_ < 0 || live_servers_.empty()) return out;
   for (int32_t r : BackupsOf(rank_, live_servers_, replication_)) out.push_back({Role::kServer, r});
+  // A replacement server taking this server's slots gets a full copy first.
+  const NodeId joining{Role::kServer, handoff_to_};
+  if (handoff_from_ == rank_ && std::find(out.begin(), out.end(), joining) == out.end()) {
+    out.push_back(joining);
+  }
   return out;
 }
 
-void ServerNode::ReplyWhenReplicated(std::function<void()> send) {
+void ServerNode::ReplyWhenReplicated(Replicator::Reply send) {
   replicator_.AfterReplicated(std::move(send));
+}
+
+void ServerNode::HandleReplicaSync(const DecodedMessage& msg) {
+  replicator_.AfterReplicated([this, request = msg](const Status& status) {
+    (void)messenger_.Reply(request, [](const Header& h) { return protocol::EncodeAck(h); }, status);
+  });
 }
 
 void ServerNode::HandleClusterView(const DecodedMessage& msg) {
@@ -42,6 +53,8 @@ void ServerNode::HandleClusterView(const DecodedMessage& msg) {
     shard_map_ = view->shard_map;
     live_servers_ = view->LiveServers();
     replication_ = view->replication;
+    handoff_from_ = view->handoff_from;
+    handoff_to_ = view->handoff_to;
     view_epoch_ = view->epoch;
     member_.OnClusterView(std::move(view).value());
     rank_ = member_.id().rank;
@@ -55,14 +68,32 @@ void ServerNode::HandleClusterView(const DecodedMessage& msg) {
 
 Status ServerNode::ApplyViewChange(const ShardMap& old_map) {
   const auto start = std::chrono::steady_clock::now();
-  // Slots this server owns now and did not before, by their old owner.
+  // Slots this server owns now and did not before, by their old owner, and
+  // slots it lost (to a replacement server).
   std::set<int32_t> taken_from;
+  bool lost = false;
   for (SlotId slot = 0; slot < shard_map_.num_slots(); ++slot) {
-    if (shard_map_.OwnerOfSlot(slot) == rank_ && old_map.OwnerOfSlot(slot) != rank_) {
-      taken_from.insert(old_map.OwnerOfSlot(slot));
-    }
+    const bool owns = shard_map_.OwnerOfSlot(slot) == rank_;
+    const bool owned = old_map.OwnerOfSlot(slot) == rank_;
+    if (owns && !owned) taken_from.insert(old_map.OwnerOfSlot(slot));
+    if (owned && !owns) lost = true;
   }
   Status status;
+  if (lost) {
+    // Pushes applied here and not yet on the backups may be for slots that
+    // moved: their clients resend them to the new owner (same operation
+    // ids, so the new owner applies each exactly once).
+    replicator_.FailWaiting(
+        UnavailableError("server: slots moved to another server; resend under the new view"));
+    const ShardMap& map = shard_map_;
+    const int32_t self = rank_;
+    size_t erased = 0;
+    for (const ServerTable* t : tables_.All()) {
+      if (t->sparse) erased += t->sparse->EraseIf([&](Key k) { return map.OwnerOfKey(k) != self; });
+    }
+    TESSERA_RETURN_IF_ERROR(tables_.ReshardDense(shard_map_, rank_));
+    TESSERA_LOG(kInfo) << "handed slots over: " << erased << " rows left this server";
+  }
   if (!taken_from.empty()) {
     TESSERA_RETURN_IF_ERROR(tables_.ReshardDense(shard_map_, rank_));
     const ShardMap& map = shard_map_;
@@ -92,13 +123,14 @@ Status ServerNode::ApplyViewChange(const ShardMap& old_map) {
     const std::vector<int32_t> backups = BackupsOf(primary, live_servers_, replication_);
     const bool backing = primary < static_cast<int32_t>(live_servers_.size()) &&
                          live_servers_[primary] &&
-                         std::find(backups.begin(), backups.end(), rank_) != backups.end();
+                         (std::find(backups.begin(), backups.end(), rank_) != backups.end() ||
+                          (handoff_from_ == primary && handoff_to_ == rank_));
     if (!backing) replicas_.Drop(primary);
   }
   replica_rows_.Set(static_cast<double>(replicas_.num_rows()));
   replicator_.SetBackups(CurrentBackups(), view_epoch_,
-                         taken_from.empty() ? Replicator::Resync::kIfChanged
-                                            : Replicator::Resync::kAlways);
+                         taken_from.empty() && !lost ? Replicator::Resync::kIfChanged
+                                                     : Replicator::Resync::kAlways);
   TESSERA_LOG(kInfo) << "cluster view " << view_epoch_ << " applied in "
                      << std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()
                      << " s; backups:" << [&] {

@@ -156,6 +156,49 @@ TEST_P(FailoverTest, PrimaryDeathLosesNoAcknowledgedUpdate) {
   ExpectValues(kv0, keys, -sum);
 }
 
+TEST_P(FailoverTest, ReplacementServerTakesTheDeadServersSlotsBack) {
+  InProcCluster c(Options(), &clock_);
+  ASSERT_OK(c.Start());
+  const std::vector<Key> keys = Keys();
+  worker::KvClient& kv0 = c.worker(0).kv();
+  worker::KvClient& kv1 = c.worker(1).kv();
+  float sum = 0;
+  for (int round = 0; round < 3; ++round) {
+    Round(kv0, keys, 0.25f);
+    sum += 0.25f;
+  }
+  const size_t rows_before = c.server(1).tables().Find(kEmb)->sparse->num_rows();
+  ASSERT_GT(rows_before, 0u);
+  c.KillServer(1);
+  DeclareDead(c, 1);
+  Round(kv0, keys, 0.5f);  // on server 2 in server 1's place
+  sum += 0.5f;
+
+  ASSERT_OK(c.ReplaceServer(1));
+  // The handoff ends with a view (epoch 4: start, failover, join, move)
+  // reaching the workers; pushes go on meanwhile.
+  const SteadyTime deadline = DeadlineIn(kWait);
+  while (kv1.view().epoch < 4 && std::chrono::steady_clock::now() < deadline) {
+    Round(kv1, keys, 0.25f);
+    sum += 0.25f;
+  }
+  ASSERT_EQ(kv1.view().epoch, 4u);
+  EXPECT_TRUE(kv1.view().dead_servers.empty());
+  for (int round = 0; round < 3; ++round) {
+    Round(kv0, keys, 0.25f);
+    Round(kv1, keys, 0.5f);
+    sum += 0.75f;
+  }
+  // Server 1 serves its original slots again, with every update.
+  EXPECT_EQ(c.server(1).tables().Find(kEmb)->sparse->num_rows(), rows_before);
+  ExpectValues(kv0, keys, -sum);
+  // Server 2 gave those rows up.
+  EXPECT_EQ(c.server(0).tables().Find(kEmb)->sparse->num_rows() +
+                c.server(1).tables().Find(kEmb)->sparse->num_rows() +
+                c.server(2).tables().Find(kEmb)->sparse->num_rows(),
+            keys.size());
+}
+
 TEST_P(FailoverTest, DuplicatedPushesAreAppliedOnce) {
   InProcClusterOptions o = Options();
   o.worker_faults = FaultConfig{.duplicate_probability = 1.0};

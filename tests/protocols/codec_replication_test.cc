@@ -22,6 +22,22 @@ TEST(CodecReplicationTest, ClusterViewCarriesReplicationAndDeadServers) {
   EXPECT_EQ(got.replication, 2u);
   EXPECT_EQ(got.dead_servers, std::vector<int32_t>{1});
   EXPECT_EQ(got.LiveServers(), (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(got.handoff_from, -1);
+
+  want.handoff_from = 2;
+  want.handoff_to = 0;
+  ASSERT_OK_AND_ASSIGN(DecodedMessage h, RoundTrip(EncodeClusterView(MakeHeader(), want)));
+  ASSERT_OK_AND_ASSIGN(ClusterView handoff, h.AsClusterView());
+  EXPECT_EQ(handoff.handoff_from, 2);
+  EXPECT_EQ(handoff.handoff_to, 0);
+  want.handoff_to = 1;  // dead
+  ASSERT_OK_AND_ASSIGN(DecodedMessage bad, RoundTrip(EncodeClusterView(MakeHeader(), want)));
+  EXPECT_FALSE(bad.AsClusterView().ok());
+}
+
+TEST(CodecReplicationTest, ReplicaSyncRequest) {
+  ASSERT_OK_AND_ASSIGN(DecodedMessage m, RoundTrip(EncodeReplicaSyncRequest(MakeHeader())));
+  EXPECT_EQ(m.type(), MessageType::kReplicaSyncRequest);
 }
 
 TEST(CodecReplicationTest, ClusterViewRefusesSlotsOfDeadServersAndBadReplication) {

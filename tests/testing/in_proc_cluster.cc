@@ -54,6 +54,7 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   member.bind_endpoint = bind;
   member.scheduler_endpoint = scheduler_endpoint;
   member.heartbeat_thread = options_.heartbeat_threads;
+  member_ = member;
   for (int i = 0; i < options_.num_servers; ++i) {
     server_metrics_.push_back(std::make_unique<MetricsRegistry>());
     transports_.push_back(NewTransport());
@@ -104,6 +105,21 @@ void InProcCluster::Stop() {
 void InProcCluster::KillServer(int i) {
   servers_[i]->Stop();
   server_alive_[i] = false;
+}
+
+Status InProcCluster::ReplaceServer(int i) {
+  servers_[i]->Stop();
+  servers_[i].reset();
+  server_metrics_[i] = std::make_unique<MetricsRegistry>();
+  transports_.push_back(NewTransport());
+  protocol::MemberOptions member = member_;
+  member.requested_rank = i;
+  servers_[i] = std::make_unique<server::ServerNode>(server::ServerOptions{member, options_.token},
+                                                     transports_.back().get(), clock_,
+                                                     server_metrics_[i].get());
+  TESSERA_RETURN_IF_ERROR(servers_[i]->Start(DeadlineIn(kWait)));
+  server_alive_[i] = true;
+  return OkStatus();
 }
 
 void InProcCluster::SendHeartbeats() {

@@ -84,6 +84,9 @@ class InProcCluster {
 
   // Stops server i abruptly (its transport goes away; peers are not told).
   void KillServer(int i);
+  // Starts a new server in place of killed server i (it registers for rank
+  // i; the scheduler hands it the rank's slots when replication allows).
+  Status ReplaceServer(int i);
   // Every live server and worker sends one heartbeat; returns once the
   // scheduler acknowledged them all.
   void SendHeartbeats();
@@ -101,6 +104,7 @@ class InProcCluster {
   std::vector<std::unique_ptr<worker::WorkerNode>> workers_;
   std::vector<bool> server_alive_;
   std::vector<FaultyTransport*> worker_faulty_;  // owned by transports_
+  protocol::MemberOptions member_;  // what every node was started with
   std::string scheduler_endpoint_;
 };
 
