@@ -24,6 +24,9 @@ size_t ServerNode::EraseKeys(TableId table, std::span<const Key> keys) {
   if (t == nullptr || t->sparse == nullptr) return 0;
   size_t erased = 0;
   for (Key key : keys) erased += t->sparse->Erase(key) ? 1 : 0;
+  // The backup copies this server holds of other servers' shards: a
+  // promotion must not bring a forgotten row back.
+  erased += replicas_.Erase(table, keys);
   return erased;
 }
 

@@ -55,9 +55,10 @@ class ServerNode {
   const std::string& endpoint() const { return member_.endpoint(); }
   protocol::ClusterMember& member() { return member_; }
   const TableSet& tables() const { return tables_; }
-  // Removes the rows of `keys` from table `table` (`tessera forget`);
-  // returns how many it held. With change tracking on, each becomes a
-  // tombstone of the next delta. Unknown or dense tables: 0.
+  // Removes the rows of `keys` from table `table` (`tessera forget`), its
+  // own and its backup copies; returns how many it held. With change
+  // tracking on, each becomes a tombstone of the next delta. Unknown or
+  // dense tables: 0.
   // server/server_forget.cc.
   size_t EraseKeys(TableId table, std::span<const Key> keys);
 

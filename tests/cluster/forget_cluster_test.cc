@@ -125,6 +125,29 @@ TEST_P(ForgetClusterTest, EveryServerErasesAndConfirms) {
   EXPECT_EQ(again.results[0].erased + again.results[1].erased, 0u);
 }
 
+// With replication 2 every key has a backup copy on the other server: both
+// copies go, so a later promotion cannot bring a forgotten row back.
+TEST_P(ForgetClusterTest, WithReplicationTheBackupCopiesGoToo) {
+  InProcClusterOptions o = Options();
+  o.replication = 2;
+  InProcCluster c(o, &clock_);
+  ASSERT_OK(c.Start());
+  std::vector<Key> keys;
+  for (Key k = 1; k <= 20; ++k) keys.push_back(k * 0x9E3779B97F4A7C15ULL);
+  Push(c, keys);  // acknowledged once the backups have the rows
+  std::unique_ptr<Transport> transport = c.NewTransport();
+  ASSERT_OK_AND_ASSIGN(protocol::ForgetReplyInfo reply,
+                       cli::SendForget(transport.get(), Client(c, o), kEmb, keys));
+  ASSERT_EQ(reply.results.size(), 2u);
+  EXPECT_OK(reply.results[0].status);
+  EXPECT_OK(reply.results[1].status);
+  EXPECT_EQ(reply.results[0].erased + reply.results[1].erased, 2 * keys.size());
+  EXPECT_EQ(reply.results[0].owned + reply.results[1].owned, keys.size());
+  EXPECT_EQ(c.server(0).tables().Find(kEmb)->sparse->num_rows() +
+                c.server(1).tables().Find(kEmb)->sparse->num_rows(),
+            0u);
+}
+
 TEST_P(ForgetClusterTest, AnUnknownTableIsNotConfirmed) {
   const InProcClusterOptions o = Options();
   InProcCluster c(o, &clock_);
