@@ -33,7 +33,7 @@ cmake -S . -B "$BUILD_DIR" -G Ninja \
 # The test names of the label are the target names (tessera_cc_test).
 # Left out by default (SANITIZE_SKIP, space-separated): sequence_models_test
 # trains three models to compare their AUC (71 s of Eigen in the Release
-# build, over half an hour at -O1 under a sanitizer) on the same one-server,
+# build, over 20 minutes at -O1 under ASan) on the same one-server,
 # one-worker cluster that train_cluster_test runs; its layers have unit tests.
 skip=" ${SANITIZE_SKIP-sequence_models_test} "
 mapfile -t targets < <(cd "$BUILD_DIR" && ctest -N -L '^cluster$' | sed -n 's/^ *Test *#[0-9]*: *//p' |
