@@ -337,5 +337,39 @@ TEST_F(ServerFailureE2eTest, KilledServersBackupTakesOverWithoutLosingAnUpdate) 
   ExpectEveryLineTrainedOnce("kill");
 }
 
+// The same through `tessera train` (the local launcher), which must not stop
+// the job when a server is killed and the job has replication 2.
+TEST_F(ServerFailureE2eTest, TesseraTrainFinishesAfterAServerIsKilled) {
+  fs::create_directories(dir_.File("train"));
+  WriteJob("train");
+  Node& train = Start("train/train", {testing::TesseraBinary(), "train", dir_.File("train/job.yaml")});
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        return fs::exists(dir_.File("train/out/cluster.json")) || !testing::ProcessAlive(train.pid);
+      },
+      seconds(120)))
+      << Logs();
+  StatusOr<std::vector<cli::ClusterNodeRecord>> records =
+      cli::ParseClusterJson(testing::ReadFileOrEmpty(dir_.File("train/out/cluster.json")));
+  ASSERT_TRUE(records.ok()) << records.status() << Logs();
+  records_ = *records;
+  const cli::ClusterNodeRecord* worker0 = Record(Role::kWorker, 0);
+  const cli::ClusterNodeRecord* victim = Record(Role::kServer, kVictim);
+  ASSERT_TRUE(worker0 != nullptr && victim != nullptr);
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        return Metric(worker0->metrics_port, "tessera_worker_examples_total") >= kKillAfterExamples;
+      },
+      seconds(120)))
+      << Logs();
+  ASSERT_EQ(::kill(static_cast<pid_t>(victim->pid), SIGKILL), 0);
+  std::optional<int> status = testing::WaitForExit(train.pid, seconds(120));
+  ASSERT_TRUE(status.has_value()) << "tessera train did not finish" << Logs();
+  train.pid = -1;
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Logs();
+  EXPECT_GT(Auc("train"), 0) << Logs();
+  ExpectEveryLineTrainedOnce("train");
+}
+
 }  // namespace
 }  // namespace tessera

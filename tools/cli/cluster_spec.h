@@ -23,6 +23,9 @@ struct ClusterSpec {
   std::vector<std::string> table_specs;   // --table; empty: the program's tables
   int heartbeat_interval_ms = 1000;
   int heartbeat_timeout_ms = 5000;
+  // cluster.replication of the job: with 2 or more, a server killed by a
+  // signal is survived like a worker (the scheduler promotes its backup).
+  int replication = 1;
   std::string log_level = "info";
   // Where cluster.json (and the scheduler's address file) go; empty: a new
   // directory under $TMPDIR (or /tmp).

@@ -64,6 +64,8 @@ class LocalLauncher {
   void Advance();
   void BeginStop(const std::string& why, bool failure);
   int live() const;
+  // Whether a server was already lost (Reap).
+  bool ServerLost() const;
 
   const ClusterSpec& spec_;
   const std::string exe_;
@@ -175,6 +177,13 @@ void LocalLauncher::ReadSignals() {
   }
 }
 
+bool LocalLauncher::ServerLost() const {
+  for (const Child& child : children_) {
+    if (child.role == Role::kServer && child.lost) return true;
+  }
+  return false;
+}
+
 void LocalLauncher::Reap() {
   int status = 0;
   pid_t pid;
@@ -186,12 +195,19 @@ void LocalLauncher::Reap() {
       bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
       // A worker other than worker 0 (which writes the model) killed by a
       // signal (SIGKILL, the OOM killer) while the cluster runs is survived:
-      // the scheduler declares it dead and hands its data to the others.
-      child.lost = !ok && !stopping_ && phase_ == Phase::kRunning &&
-                   child.role == Role::kWorker && child.name != "worker/0" && WIFSIGNALED(status);
+      // the scheduler declares it dead and hands its data to the others. So
+      // is a server with cluster.replication >= 2 (its backup is promoted),
+      // one at a time: the scheduler stops the job if the failover fails.
+      const bool survivable =
+          (child.role == Role::kWorker && child.name != "worker/0") ||
+          (child.role == Role::kServer && spec_.replication >= 2 && !ServerLost());
+      child.lost = !ok && !stopping_ && phase_ == Phase::kRunning && survivable &&
+                   WIFSIGNALED(status);
       Log(ok ? LogLevel::kInfo : child.lost ? LogLevel::kWarning : LogLevel::kError,
           child.name + " (pid " + std::to_string(pid) + ") ended: " + DescribeExit(status) +
-              (child.lost ? "; the other workers take over its data" : ""));
+              (!child.lost                     ? ""
+               : child.role == Role::kServer ? "; its backup takes over its shards"
+                                             : "; the other workers take over its data"));
       if (!ok && !stopping_ && !child.lost) BeginStop(child.name + " failed", true);
       if (child.role == Role::kScheduler && !stopping_ && live() > 0) {
         wind_down_until_ = Clock::now() + kWindDown;

@@ -176,6 +176,7 @@ void AddTrainCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
       spec.program_args = args;
       spec.heartbeat_interval_ms = static_cast<int>(plan->job.cluster.heartbeat_interval_ms);
       spec.heartbeat_timeout_ms = static_cast<int>(plan->job.cluster.heartbeat_timeout_ms);
+      spec.replication = static_cast<int>(plan->job.cluster.replication);
       spec.log_level = flags->log_level;
       spec.output_dir = plan->job.output_dir;
       spec.startup_timeout_s = flags->startup_timeout_s;
