@@ -199,6 +199,35 @@ TEST_P(FailoverTest, ReplacementServerTakesTheDeadServersSlotsBack) {
             keys.size());
 }
 
+// A server cut off from the scheduler is declared dead while it still runs
+// and still hears from workers: its backup must refuse its batches once
+// promoted (fencing), so nothing it acknowledges can be lost, and the
+// workers' resent parts are applied once by the promoted server.
+TEST_P(FailoverTest, PartitionedPrimaryIsFencedOff) {
+  InProcClusterOptions o = Options();
+  o.faulty_servers = true;
+  InProcCluster c(o, &clock_);
+  ASSERT_OK(c.Start());
+  const std::vector<Key> keys = Keys();
+  worker::KvClient& kv0 = c.worker(0).kv();
+  float sum = 0;
+  for (int round = 0; round < 3; ++round) {
+    Round(kv0, keys, 0.25f);
+    sum += 0.25f;
+  }
+  c.PartitionServerFromScheduler(1);
+  DeclareDead(c, 1);
+  // Workers may still reach server 1 until their view changes; every push
+  // completes through server 2.
+  for (int round = 0; round < 3; ++round) {
+    Round(kv0, keys, 0.5f);
+    Round(c.worker(1).kv(), keys, 0.25f);
+    sum += 0.75f;
+  }
+  EXPECT_EQ(kv0.view().dead_servers, std::vector<int32_t>{1});
+  ExpectValues(kv0, keys, -sum);
+}
+
 TEST_P(FailoverTest, DuplicatedPushesAreAppliedOnce) {
   InProcClusterOptions o = Options();
   o.worker_faults = FaultConfig{.duplicate_probability = 1.0};

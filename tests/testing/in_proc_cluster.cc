@@ -58,6 +58,12 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   for (int i = 0; i < options_.num_servers; ++i) {
     server_metrics_.push_back(std::make_unique<MetricsRegistry>());
     transports_.push_back(NewTransport());
+    if (options_.faulty_servers) {
+      auto faulty = std::make_unique<FaultyTransport>(std::move(transports_.back()),
+                                                      static_cast<uint64_t>(2000 + i));
+      server_faulty_.push_back(faulty.get());
+      transports_.back() = std::move(faulty);
+    }
     member.requested_rank = i;
     servers_.push_back(std::make_unique<server::ServerNode>(
         server::ServerOptions{member, options_.token}, transports_.back().get(), clock_,
@@ -104,6 +110,11 @@ void InProcCluster::Stop() {
 
 void InProcCluster::KillServer(int i) {
   servers_[i]->Stop();
+  server_alive_[i] = false;
+}
+
+void InProcCluster::PartitionServerFromScheduler(int i) {
+  server_faulty_.at(i)->Partition(kSchedulerId);
   server_alive_[i] = false;
 }
 

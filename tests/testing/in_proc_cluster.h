@@ -42,6 +42,8 @@ struct InProcClusterOptions {
   // running (FaultyTransport around its transport, seeded with 1000 +
   // rank); none by default.
   std::optional<FaultConfig> worker_faults;
+  // Wrap every server's transport in a FaultyTransport (PartitionServer).
+  bool faulty_servers = false;
   ClusterTransport transport = ClusterTransport::kInProc;
   std::string token = "in-proc-cluster-token";
   // Heartbeat threads are off by default: tests send heartbeats with
@@ -84,6 +86,10 @@ class InProcCluster {
 
   // Stops server i abruptly (its transport goes away; peers are not told).
   void KillServer(int i);
+  // Cuts server i off from the scheduler (REQUIRES: faulty_servers): it
+  // keeps running and serving workers and peers, but its heartbeats are
+  // lost (and SendHeartbeats skips it), so it is declared dead while alive.
+  void PartitionServerFromScheduler(int i);
   // Starts a new server in place of killed server i (it registers for rank
   // i; the scheduler hands it the rank's slots when replication allows).
   Status ReplaceServer(int i);
@@ -104,6 +110,7 @@ class InProcCluster {
   std::vector<std::unique_ptr<worker::WorkerNode>> workers_;
   std::vector<bool> server_alive_;
   std::vector<FaultyTransport*> worker_faulty_;  // owned by transports_
+  std::vector<FaultyTransport*> server_faulty_;  // owned by transports_
   protocol::MemberOptions member_;  // what every node was started with
   std::string scheduler_endpoint_;
 };
