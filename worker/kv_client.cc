@@ -56,6 +56,11 @@ struct KvClient::Op {
   std::vector<float> unique_values;          // sparse pulls with duplicate keys
   OpMetrics* metrics = nullptr;
   std::chrono::steady_clock::time_point start;
+
+  // Replaces part `p` (to a dead or unreachable server) with parts for the
+  // owners under `map` (view `epoch`); returns the new parts' indices.
+  std::vector<size_t> Resplit(size_t p, const ShardMap& map, uint64_t epoch)
+      TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
 
 namespace {
@@ -401,7 +406,7 @@ void KvClient::RetryWithNewerView(const std::shared_ptr<Op>& op) {
       const bool dead = part.server >= static_cast<int32_t>(live.size()) || !live[part.server];
       if (!dead && !part.awaiting_view) continue;
       if (part.request_id != 0) cancel.push_back(part.request_id);
-      for (size_t added : Resplit(*op, p, map, epoch)) resend.push_back(added);
+      for (size_t added : op->Resplit(p, map, epoch)) resend.push_back(added);
     }
   }
   for (uint64_t id : cancel) messenger_->Cancel(id);
@@ -472,17 +477,12 @@ void KvClient::Complete(const std::shared_ptr<Op>& op, size_t p, Status s,
       std::chrono::duration<double>(std::chrono::steady_clock::now() - op->start).count());
 }
 
-std::vector<size_t> KvClient::Resplit(Op& op, size_t p, const ShardMap& map, uint64_t epoch) {
-  Part old = op.parts[p];
-  op.parts[p].done = true;
-  std::vector<size_t> added;
-  auto add = [&](Part part) {
-    part.epoch = epoch;
-    added.push_back(op.parts.size());
-    op.parts.push_back(std::move(part));
-  };
-  if (op.dense) {
-    for (const DenseRange& r : map.DenseRanges(op.dense_size)) {
+std::vector<size_t> KvClient::Op::Resplit(size_t p, const ShardMap& map, uint64_t epoch) {
+  Part old = parts[p];
+  parts[p].done = true;
+  std::vector<Part> fresh;
+  if (dense) {
+    for (const DenseRange& r : map.DenseRanges(dense_size)) {
       const uint64_t begin = std::max(r.begin, old.range.begin);
       const uint64_t end = std::min(r.end, old.range.end);
       if (begin >= end) continue;
@@ -490,21 +490,27 @@ std::vector<size_t> KvClient::Resplit(Op& op, size_t p, const ShardMap& map, uin
       part.server = r.server;
       part.origin = old.origin;
       part.range = DenseRange{r.server, begin, end};
-      add(std::move(part));
+      fresh.push_back(std::move(part));
     }
   } else {
     std::vector<std::vector<uint32_t>> by_server(map.num_servers());
-    for (uint32_t u : old.indices) by_server[map.OwnerOfKey(op.unique[u])].push_back(u);
+    for (uint32_t u : old.indices) by_server[map.OwnerOfKey(unique[u])].push_back(u);
     for (int32_t s = 0; s < map.num_servers(); ++s) {
       if (by_server[s].empty()) continue;
       Part part;
       part.server = s;
       part.origin = old.origin;
       part.indices = std::move(by_server[s]);
-      add(std::move(part));
+      fresh.push_back(std::move(part));
     }
   }
-  op.remaining += static_cast<int>(added.size()) - 1;
+  std::vector<size_t> added;
+  for (Part& part : fresh) {
+    part.epoch = epoch;
+    added.push_back(parts.size());
+    parts.push_back(std::move(part));
+  }
+  remaining += static_cast<int>(added.size()) - 1;
   return added;
 }
 
@@ -535,7 +541,7 @@ void KvClient::UpdateView(protocol::ClusterView view) {
         const bool dead = part.server >= static_cast<int32_t>(live.size()) || !live[part.server];
         if (!dead && !part.awaiting_view) continue;
         if (part.request_id != 0) cancel.push_back(part.request_id);
-        for (size_t added : Resplit(*op, p, map, epoch)) resend.push_back(added);
+        for (size_t added : op->Resplit(p, map, epoch)) resend.push_back(added);
       }
     }
     for (uint64_t id : cancel) messenger_->Cancel(id);

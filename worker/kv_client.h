@@ -106,10 +106,6 @@ class KvClient {
   // Resends the parts of `op` split under an older view than the current
   // one that went to a now dead server or wait for a view.
   void RetryWithNewerView(const std::shared_ptr<Op>& op);
-  // Replaces part `p` of `op` (to a dead or unreachable server) with parts
-  // for the owners under `map` (view `epoch`); returns the new parts' indices.
-  static std::vector<size_t> Resplit(Op& op, size_t p, const ShardMap& map, uint64_t epoch)
-      TESSERA_EXCLUSIVE_LOCKS_REQUIRED(op.mu);
   uint64_t NextOpId();
   OpMetrics MakeOpMetrics(const std::string& op);
 
