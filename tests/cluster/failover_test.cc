@@ -86,6 +86,16 @@ class FailoverTest : public ::testing::TestWithParam<ClusterTransport> {
     ASSERT_OK(kv.Wait(d, DeadlineIn(kWait)));
   }
 
+  // `rounds` rounds in which worker 0 pushes 0.25 and worker 1 pushes 0.5;
+  // returns what they add to every value's gradient sum.
+  static float BothWorkersPush(InProcCluster& c, const std::vector<Key>& keys, int rounds) {
+    for (int round = 0; round < rounds; ++round) {
+      Round(c.worker(0).kv(), keys, 0.25f);
+      Round(c.worker(1).kv(), keys, 0.5f);
+    }
+    return 0.75f * static_cast<float>(rounds);
+  }
+
   // Declares server `dead` dead: the others keep beating while the
   // simulated clock passes the timeout.
   void DeclareDead(InProcCluster& c, int dead) {
@@ -123,12 +133,7 @@ TEST_P(FailoverTest, PrimaryDeathLosesNoAcknowledgedUpdate) {
   const std::vector<Key> keys = Keys();
   worker::KvClient& kv0 = c.worker(0).kv();
   worker::KvClient& kv1 = c.worker(1).kv();
-  float sum = 0;
-  for (int round = 0; round < 5; ++round) {
-    Round(kv0, keys, 0.25f);
-    Round(kv1, keys, 0.5f);
-    sum += 0.75f;
-  }
+  float sum = BothWorkersPush(c, keys, 5);
   EXPECT_GT(Metric(c.server_metrics(1), "tessera_server_replication_batches_total"), 0);
 
   c.KillServer(1);
@@ -147,11 +152,7 @@ TEST_P(FailoverTest, PrimaryDeathLosesNoAcknowledgedUpdate) {
                 .Value(),
             0);
 
-  for (int round = 0; round < 5; ++round) {
-    Round(kv0, keys, 0.25f);
-    Round(kv1, keys, 0.5f);
-    sum += 0.75f;
-  }
+  sum += BothWorkersPush(c, keys, 5);
   ExpectValues(kv1, keys, -sum);
   ExpectValues(kv0, keys, -sum);
 }
@@ -184,11 +185,7 @@ TEST_P(FailoverTest, ReplacementServerTakesTheDeadServersSlotsBack) {
   }
   ASSERT_EQ(kv1.view().epoch, 4u);
   EXPECT_TRUE(kv1.view().dead_servers.empty());
-  for (int round = 0; round < 3; ++round) {
-    Round(kv0, keys, 0.25f);
-    Round(kv1, keys, 0.5f);
-    sum += 0.75f;
-  }
+  sum += BothWorkersPush(c, keys, 3);
   // Server 1 serves its original slots again, with every update.
   EXPECT_EQ(c.server(1).tables().Find(kEmb)->sparse->num_rows(), rows_before);
   ExpectValues(kv0, keys, -sum);
