@@ -164,16 +164,27 @@ bool ClusterMember::shutdown_requested() const {
   return shutdown_;
 }
 
+void ClusterMember::SetStatsProvider(std::function<NodeStats()> provider) {
+  MutexLock lock(&stats_mu_);
+  stats_provider_ = std::move(provider);
+}
+
+Frame ClusterMember::EncodeBeat(const Header& header) {
+  MutexLock lock(&stats_mu_);
+  if (!stats_provider_) return EncodeHeartbeat(header);
+  return EncodeHeartbeat(header, stats_provider_());
+}
+
 Status ClusterMember::SendHeartbeat() {
   return messenger_
       ->SendRequest(
-          kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); },
+          kSchedulerId, [this](const Header& h) { return EncodeBeat(h); },
           [](StatusOr<DecodedMessage>) {})
       .status();
 }
 
 Status ClusterMember::HeartbeatAndWait(SteadyTime deadline) {
-  return Call(kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); }, deadline)
+  return Call(kSchedulerId, [this](const Header& h) { return EncodeBeat(h); }, deadline)
       .status();
 }
 
@@ -184,7 +195,7 @@ void ClusterMember::HeartbeatLoop(std::chrono::milliseconds interval) {
     // dead scheduler does not make pending requests pile up.
     if (previous != 0) messenger_->Cancel(previous);
     StatusOr<uint64_t> sent = messenger_->SendRequest(
-        kSchedulerId, [](const Header& h) { return EncodeHeartbeat(h); },
+        kSchedulerId, [this](const Header& h) { return EncodeBeat(h); },
         [](StatusOr<DecodedMessage>) {});
     if (sent.ok()) {
       previous = *sent;

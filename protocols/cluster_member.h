@@ -64,6 +64,13 @@ class ClusterMember {
   Status WaitForShutdown(SteadyTime deadline) const;
   bool shutdown_requested() const;
 
+  // What every later heartbeat reports (NodeStats, for `tessera status`);
+  // an empty function reports nothing. Called on the heartbeat thread (or
+  // the caller of SendHeartbeat) and must not block. Once this returns, the
+  // previous provider is no longer running, so an owner may clear it (pass
+  // {}) before it is destroyed.
+  void SetStatsProvider(std::function<NodeStats()> provider);
+
   // Sends a heartbeat without waiting for the scheduler's ack.
   Status SendHeartbeat();
   // Sends a heartbeat and waits until the scheduler acknowledged it.
@@ -83,12 +90,18 @@ class ClusterMember {
 
  private:
   void HeartbeatLoop(std::chrono::milliseconds interval);
+  // A heartbeat with the provider's stats, if any.
+  Frame EncodeBeat(const Header& header);
 
   const MemberOptions options_;
   Messenger* const messenger_;
   std::string endpoint_;
   Notification stop_heartbeats_;
   std::thread heartbeat_thread_;
+
+  // Held while the provider runs, so clearing it waits for a running call.
+  Mutex stats_mu_;
+  std::function<NodeStats()> stats_provider_ TESSERA_GUARDED_BY(stats_mu_);
 
   mutable Mutex mu_;
   // protected by mu_

@@ -121,6 +121,20 @@ struct ClusterView {
   std::vector<bool> LiveServers() const;
 };
 
+// A node's figures in its heartbeat (tessera.fbs NodeStatsW), for the
+// scheduler's status document. Counters are cumulative.
+struct NodeStats {
+  bool has_server_stats = false;
+  uint64_t rows = 0;
+  uint64_t bytes = 0;
+  uint64_t keys_total = 0;
+  bool has_worker_stats = false;
+  uint64_t examples_total = 0;
+  uint64_t steps_total = 0;
+  uint64_t staleness = 0;
+  friend bool operator==(const NodeStats&, const NodeStats&) = default;
+};
+
 enum class BarrierGroup : uint8_t { kWorkers = 0, kAll = 1 };
 
 struct PullView {
@@ -238,6 +252,7 @@ Frame EncodeRegisterReply(const Header& header, NodeId assigned);
 Frame EncodeClusterView(const Header& header, const ClusterView& view);
 Frame EncodeConfigureTables(const Header& header, std::span<const TableConfig> tables);
 Frame EncodeHeartbeat(const Header& header);
+Frame EncodeHeartbeat(const Header& header, const NodeStats& stats);
 Frame EncodeBarrierRequest(const Header& header, BarrierGroup group);
 Frame EncodeShutdownRequest(const Header& header, std::string_view reason);
 // Also the body of error replies (header.status not OK).
@@ -320,6 +335,8 @@ class DecodedMessage {
   StatusOr<NodeId> AsRegisterReply() const;
   StatusOr<ClusterView> AsClusterView() const;
   StatusOr<std::vector<TableConfig>> AsConfigureTables() const;
+  // The stats a heartbeat carries; nullopt when it carries none.
+  StatusOr<std::optional<NodeStats>> AsHeartbeat() const;
   StatusOr<BarrierGroup> AsBarrierRequest() const;
   StatusOr<std::string> AsShutdownRequest() const;
   StatusOr<PullView> AsPull() const;

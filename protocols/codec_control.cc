@@ -262,6 +262,16 @@ Frame EncodeHeartbeat(const Header& header) {
   return FinishEnvelope(fbb, header, wire::Body::Heartbeat, body.Union());
 }
 
+Frame EncodeHeartbeat(const Header& header, const NodeStats& stats) {
+  flatbuffers::FlatBufferBuilder fbb(InitialBuilderSize(header, 64));
+  const auto w = wire::CreateNodeStatsW(fbb, stats.rows, stats.bytes, stats.keys_total,
+                                        stats.examples_total, stats.steps_total,
+                                        stats.staleness, stats.has_worker_stats,
+                                        stats.has_server_stats);
+  const auto body = wire::CreateHeartbeat(fbb, w);
+  return FinishEnvelope(fbb, header, wire::Body::Heartbeat, body.Union());
+}
+
 Frame EncodeBarrierRequest(const Header& header, BarrierGroup group) {
   flatbuffers::FlatBufferBuilder fbb(InitialBuilderSize(header, 0));
   const auto body = wire::CreateBarrierRequest(fbb, static_cast<wire::BarrierGroup>(group));
@@ -358,6 +368,22 @@ StatusOr<ClusterView> DecodedMessage::AsClusterView() const {
 StatusOr<std::vector<TableConfig>> DecodedMessage::AsConfigureTables() const {
   TESSERA_RETURN_IF_ERROR(internal::ExpectType(type_, MessageType::kConfigureTables));
   return TablesFromWire(envelope_->body_as_ConfigureTables()->tables());
+}
+
+StatusOr<std::optional<NodeStats>> DecodedMessage::AsHeartbeat() const {
+  TESSERA_RETURN_IF_ERROR(internal::ExpectType(type_, MessageType::kHeartbeat));
+  const wire::NodeStatsW* w = envelope_->body_as_Heartbeat()->stats();
+  if (w == nullptr) return std::optional<NodeStats>();
+  NodeStats stats;
+  stats.has_server_stats = w->has_server_stats();
+  stats.rows = w->rows();
+  stats.bytes = w->bytes();
+  stats.keys_total = w->keys_total();
+  stats.has_worker_stats = w->has_worker_stats();
+  stats.examples_total = w->examples_total();
+  stats.steps_total = w->steps_total();
+  stats.staleness = w->staleness();
+  return std::optional<NodeStats>(stats);
 }
 
 StatusOr<BarrierGroup> DecodedMessage::AsBarrierRequest() const {

@@ -157,6 +157,7 @@ StatusOr<NodeId> SchedulerNode::AcceptReplacement(const protocol::RegisterReques
     rank = request.requested_rank;
   }
   std::erase(dead_, NodeId{Role::kServer, rank});
+  reports_.Erase(NodeId{Role::kServer, rank});  // the new process counts from zero
   return membership_.ReplaceServer(rank, request);
 }
 

@@ -12,9 +12,11 @@
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/mutex.h"
 #include "common/shutdown_signals.h"
 #include "common/zmq_transport.h"
 #include "protocols/cluster_member.h"
+#include "scheduler/cluster_status.h"
 #include "scheduler/stream_input.h"
 
 namespace tessera::scheduler {
@@ -22,6 +24,35 @@ namespace {
 
 // Long enough to mean "until told otherwise"; waits loop on it.
 constexpr std::chrono::hours kForever(24);
+
+// The scheduler's own row of the status document, set once it is bound
+// (the HTTP server starts first, so /v1/status may be asked before).
+class SelfRow {
+ public:
+  void Set(const protocol::NodeInfo& info) {
+    MutexLock lock(&mu_);
+    info_ = info;
+  }
+  protocol::NodeInfo Get() const {
+    MutexLock lock(&mu_);
+    return info_;
+  }
+
+ private:
+  mutable Mutex mu_;
+  protocol::NodeInfo info_ TESSERA_GUARDED_BY(mu_){kSchedulerId, "", 0, ::getpid(), ""};
+};
+
+// GET /v1/status: scheduler/cluster_status.h.
+HttpResponse StatusResponse(const SchedulerNode& node, const SelfRow& self) {
+  ClusterStatus status = node.GetClusterStatus();
+  status.nodes.insert(status.nodes.begin(),
+                      NodeStatusRow{.info = self.Get(), .health = NodeHealth::kAlive,
+                                    .heartbeat_age_s = std::nullopt});
+  return HttpResponse{.status = 200,
+                      .content_type = "application/json",
+                      .body = ClusterStatusJson(status)};
+}
 
 // Waits until the cluster runs. OK also when a signal stopped it first.
 Status WaitRunning(const SchedulerNode& node, const SchedulerMainArgs& args,
@@ -53,6 +84,9 @@ Status Run(const SchedulerMainArgs& args) {
 
   HttpServer http;  // stops before `node` is destroyed: its routes read it
   AddObservabilityRoutes(&http, &metrics, [&node] { return node.running(); });
+  SelfRow self_row;
+  http.Handle("GET", "/v1/status",
+              [&node, &self_row](const HttpRequest&) { return StatusResponse(node, self_row); });
   TESSERA_ASSIGN_OR_RETURN(int metrics_port, http.Start(args.metrics_host, args.metrics_port));
   TESSERA_ASSIGN_OR_RETURN(std::string bound, node.Start());
   const std::string endpoint = protocol::AdvertisedEndpoint(bound, args.advertise_host);
@@ -81,6 +115,7 @@ Status Run(const SchedulerMainArgs& args) {
 
   const protocol::NodeInfo self{kSchedulerId, endpoint, metrics_port, ::getpid(),
                                 args.advertise_host};
+  self_row.Set(self);
   Status result = stream.Start();
   if (result.ok() && args.on_bound) result = args.on_bound(self);
   if (result.ok()) result = WaitRunning(node, args, signals);

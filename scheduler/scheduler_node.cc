@@ -169,6 +169,65 @@ std::vector<NodeId> SchedulerNode::dead_nodes() const {
   return dead_;
 }
 
+ClusterStatus SchedulerNode::GetClusterStatus() const {
+  ClusterStatus status;
+  status.now_unix_ms = clock_->UnixMillis();
+  status.chunks_completed = static_cast<uint64_t>(chunks_completed_.Value());
+  status.chunks_total = static_cast<uint64_t>(chunks_total_.Value());
+  MutexLock lock(&mu_);
+  status.running = running_;
+  status.model_version = published_;
+  status.model_created_unix_ms = published_unix_ms_;
+  std::vector<uint32_t> slots(static_cast<size_t>(std::max(options_.num_servers, 0)), 0);
+  if (view_.has_value()) {
+    status.epoch = view_->epoch;
+    status.replication = view_->replication;
+    status.num_slots = view_->shard_map.num_slots();
+    for (int32_t owner : view_->shard_map.slot_owner()) {
+      if (owner >= 0 && static_cast<size_t>(owner) < slots.size()) ++slots[owner];
+    }
+  }
+  const auto late_after = 2 * options_.heartbeat_interval;
+  for (const protocol::NodeInfo& info : membership_.all()) {
+    NodeStatusRow row{.info = info, .health = NodeHealth::kAlive, .heartbeat_age_s = {}};
+    const Clock::Duration age = detector_.SinceLastBeat(info.id);
+    row.heartbeat_age_s = std::chrono::duration<double>(age).count();
+    if (detector_.IsDead(info.id)) {
+      row.health = NodeHealth::kDead;
+    } else if (age > late_after) {
+      row.health = NodeHealth::kLate;
+    }
+    status.nodes.push_back(row);
+    const NodeReport* report = reports_.Find(info.id);
+    if (info.id.role == Role::kServer) {
+      ShardStatusRow shard{.server = info.id.rank,
+                           .slots = static_cast<size_t>(info.id.rank) < slots.size()
+                                        ? slots[info.id.rank]
+                                        : 0,
+                           .reported = false, .rows = 0, .bytes = 0, .keys_per_s = 0};
+      if (report != nullptr && report->stats.has_server_stats) {
+        shard.reported = true;
+        shard.rows = report->stats.rows;
+        shard.bytes = report->stats.bytes;
+        shard.keys_per_s = report->keys_per_s;
+      }
+      status.shards.push_back(shard);
+    } else if (info.id.role == Role::kWorker) {
+      WorkerStatusRow worker{.worker = info.id.rank, .reported = false, .examples = 0,
+                             .steps = 0, .samples_per_s = 0, .staleness = 0};
+      if (report != nullptr && report->stats.has_worker_stats) {
+        worker.reported = true;
+        worker.examples = report->stats.examples_total;
+        worker.steps = report->stats.steps_total;
+        worker.samples_per_s = report->samples_per_s;
+        worker.staleness = report->stats.staleness;
+      }
+      status.workers.push_back(worker);
+    }
+  }
+  return status;
+}
+
 std::vector<NodeId> SchedulerNode::CheckLiveness() {
   MutexLock lock(&mu_);
   std::vector<NodeId> newly_dead = detector_.CheckNewlyDead();
@@ -226,9 +285,16 @@ void SchedulerNode::Handle(DecodedMessage msg) {
       return;
     case MessageType::kHeartbeat: {
       heartbeats_.Increment();
+      StatusOr<std::optional<protocol::NodeStats>> stats = msg.AsHeartbeat();
       {
         MutexLock lock(&mu_);
         detector_.Beat(msg.header().sender);
+        const NodeId sender = msg.header().sender;
+        // Only members' figures (a forget client's rank is no member's).
+        if (stats.ok() && stats->has_value() && sender.rank >= 0 &&
+            sender.rank < protocol::kForgetClientMinRank && !detector_.IsDead(sender)) {
+          reports_.Record(sender, **stats, clock_->Now());
+        }
       }
       (void)messenger_.Reply(msg, [](const Header& h) { return protocol::EncodeAck(h); });
       return;

@@ -28,6 +28,7 @@
 #include "protocols/codec.h"
 #include "protocols/messenger.h"
 #include "scheduler/barrier.h"
+#include "scheduler/cluster_status.h"
 #include "scheduler/cut_gate.h"
 #include "scheduler/data_assigner.h"
 #include "scheduler/step_clock.h"
@@ -166,6 +167,10 @@ class SchedulerNode {
   std::optional<protocol::ClusterView> cluster_view() const;
   std::vector<protocol::NodeInfo> nodes() const;
   std::vector<NodeId> dead_nodes() const;
+  // The status document's figures (scheduler/cluster_status.h): every
+  // registered node, shards, workers, progress and the last version. The
+  // caller adds the scheduler's own row (its address is known to main).
+  ClusterStatus GetClusterStatus() const;
 
  private:
   void Handle(protocol::DecodedMessage msg);
@@ -246,6 +251,8 @@ class SchedulerNode {
   bool running_ TESSERA_GUARDED_BY(mu_) = false;
   bool shutdown_ TESSERA_GUARDED_BY(mu_) = false;
   std::vector<NodeId> dead_ TESSERA_GUARDED_BY(mu_);
+  // What nodes report in their heartbeats (`tessera status`).
+  NodeReports reports_ TESSERA_GUARDED_BY(mu_);
   // A failover in progress: servers yet to apply view `failover_epoch_`,
   // and how long the dead server had been silent plus when it was declared.
   uint64_t failover_epoch_ TESSERA_GUARDED_BY(mu_) = 0;
@@ -274,6 +281,7 @@ class SchedulerNode {
   bool final_published_ TESSERA_GUARDED_BY(mu_) = false;
   uint64_t next_version_ TESSERA_GUARDED_BY(mu_) = 1;
   uint64_t published_ TESSERA_GUARDED_BY(mu_) = 0;  // last version published
+  int64_t published_unix_ms_ TESSERA_GUARDED_BY(mu_) = 0;  // its created_unix_ms
   uint64_t versions_this_run_ TESSERA_GUARDED_BY(mu_) = 0;
   Mutex publish_mu_;  // one version at a time (thread vs. PublishNow)
   Notification stop_publish_;

@@ -194,6 +194,7 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
   {
     MutexLock lock(&mu_);
     published_ = v.version;
+    published_unix_ms_ = v.created_unix_ms;
     ++versions_this_run_;
     if (final) {
       final_published_ = true;

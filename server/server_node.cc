@@ -78,6 +78,8 @@ ServerNode::OpMetrics ServerNode::MakeOpMetrics(const std::string& op) {
 }
 
 Status ServerNode::Start(SteadyTime deadline) {
+  // member_.Stop() (in Stop()) joins the heartbeat thread before `this` goes.
+  member_.SetStatsProvider([this] { return CurrentStats(); });
   TESSERA_RETURN_IF_ERROR(member_.Bind().status());
   messenger_.Start();
   TESSERA_ASSIGN_OR_RETURN(NodeId id, member_.Register(deadline));
@@ -459,6 +461,24 @@ void ServerNode::UpdateTableGauges(const ServerTable& table) {
     it->second.rows->Set(0);
     it->second.bytes->Set(table.dense ? static_cast<double>(table.dense->memory_bytes()) : 0.0);
   }
+}
+
+protocol::NodeStats ServerNode::CurrentStats() const {
+  protocol::NodeStats stats;
+  stats.has_server_stats = true;
+  // Sparse tables only: they are thread-safe, while dense shards may be
+  // resharded on the receive thread (and are small next to the rows).
+  for (const ServerTable* t : tables_.All()) {
+    if (!t->sparse) continue;
+    stats.rows += t->sparse->num_rows();
+    stats.bytes += t->sparse->memory_bytes();
+  }
+  double keys = 0;
+  for (const OpMetrics* op : {&pull_, &push_, &push_pull_, &dense_pull_, &dense_push_}) {
+    keys += op->keys->Value();
+  }
+  stats.keys_total = static_cast<uint64_t>(keys);
+  return stats;
 }
 
 }  // namespace tessera::server

@@ -93,6 +93,9 @@ class ServerNode {
   // unless [begin, begin + count) lies in one range this server owns.
   Status CheckDenseOwned(const ServerTable& table, uint64_t begin, uint64_t count) const;
   void UpdateTableGauges(const ServerTable& table);
+  // Rows, bytes and keys served, for heartbeats (`tessera status`). Runs on
+  // the heartbeat thread.
+  protocol::NodeStats CurrentStats() const;
   OpMetrics MakeOpMetrics(const std::string& op);
 
   const ServerOptions options_;

@@ -87,7 +87,18 @@ Trainer::Trainer(const models::JobConfig& job, models::Schema schema,
     dense_.emplace_back(b.size);
     dense_grads_.emplace_back(b.size);
   }
+  // Runs on the heartbeat thread: reads only counters, gauges and atomics.
+  node_->member().SetStatsProvider([this] {
+    protocol::NodeStats stats;
+    stats.has_worker_stats = true;
+    stats.examples_total = static_cast<uint64_t>(examples_metric_.Value());
+    stats.steps_total = steps_reported_.load(std::memory_order_relaxed);
+    stats.staleness = static_cast<uint64_t>(staleness_metric_.Value());
+    return stats;
+  });
 }
+
+Trainer::~Trainer() { node_->member().SetStatsProvider({}); }
 
 Status Trainer::WaitAll(std::vector<KvClient::Ticket>* tickets) {
   Status first;
@@ -268,6 +279,7 @@ StatusOr<TrainResult> Trainer::Run() {
     }
     TESSERA_RETURN_IF_ERROR(PushGradients(&step, &pushes));
     ++steps_;
+    steps_reported_.store(steps_, std::memory_order_relaxed);
     examples_ += step.batch->size;
     loss_sum_ += static_cast<double>(loss) * step.batch->size;
     examples_metric_.Increment(step.batch->size);

@@ -10,6 +10,7 @@
 #ifndef TESSERA_WORKER_TRAINER_H_
 #define TESSERA_WORKER_TRAINER_H_
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,6 +37,8 @@ class Trainer {
  public:
   // `node` must be started and outlive the trainer.
   static StatusOr<std::unique_ptr<Trainer>> Create(const models::JobConfig& job, WorkerNode* node);
+  // Stops reporting its figures in the node's heartbeats.
+  ~Trainer();
 
   // Trains through every chunk the scheduler hands out; then (worker 0)
   // evaluates. Errors: data errors, server errors, deadlines.
@@ -81,6 +84,8 @@ class Trainer {
   uint64_t steps_ = 0;
   double loss_sum_ = 0;
   uint64_t staleness_ = 0;
+  // steps_ for the heartbeat thread (NodeStats, `tessera status`).
+  std::atomic<uint64_t> steps_reported_{0};
   std::function<std::pair<uint64_t, uint64_t>()> chunk_progress_;
 
   Counter& examples_metric_;
