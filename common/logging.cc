@@ -51,12 +51,17 @@ void SetLogNodeLabel(std::string_view label) {
 
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
-void LogLine(LogLevel level, std::string_view message) {
-  auto now = std::chrono::system_clock::now();
-  std::time_t secs = std::chrono::system_clock::to_time_t(now);
-  int millis = static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-      1000);
+std::string FormatLogLine(std::chrono::system_clock::time_point time, LogLevel level,
+                          std::string_view label, std::string_view message) {
+  const auto since_epoch =
+      std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
+  // Floor division: times before 1970 still get a millisecond in [0, 999].
+  std::time_t secs = static_cast<std::time_t>(since_epoch / 1000);
+  int millis = static_cast<int>(since_epoch % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char stamp[96];
@@ -68,13 +73,21 @@ void LogLine(LogLevel level, std::string_view message) {
   line += ' ';
   line += LevelName(level);
   line += ' ';
+  line += label.empty() ? std::string_view("tessera") : label;
+  line += ' ';
+  for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;
+  line += '\n';
+  return line;
+}
+
+void LogLine(LogLevel level, std::string_view message) {
+  const auto now = std::chrono::system_clock::now();
+  std::string label;
   {
     MutexLock lock(&g_label_mu);
-    line += (g_label == nullptr || g_label->empty()) ? std::string("tessera") : *g_label;
+    if (g_label != nullptr) label = *g_label;
   }
-  line += ' ';
-  line += message;
-  line += '\n';
+  const std::string line = FormatLogLine(now, level, label, message);
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
 }

@@ -1,10 +1,15 @@
-// One log line format for every role:
+// One log line format for every role, on stderr:
 //   2026-11-29T10:00:00.123Z INFO server/1 message
-// The process's level and node label are set once by the CLI (main); library
-// code only logs. Thread-safe: each line is written with a single write(2).
+// (time in UTC with milliseconds, level, role/id, message). The process's
+// level and node label are set once by the CLI (main): "scheduler/0",
+// "server/1", "worker/0" once registered ("server", "worker" before),
+// "launcher/0" for `tessera local` and `tessera train`, "serve/<name>" for
+// `tessera serve`, "mpi/<rank>" while MPI ranks bootstrap. Library code
+// only logs. Thread-safe: each line is written with a single write(2).
 #ifndef TESSERA_COMMON_LOGGING_H_
 #define TESSERA_COMMON_LOGGING_H_
 
+#include <chrono>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -22,6 +27,13 @@ void SetLogLevel(LogLevel level);
 void SetLogNodeLabel(std::string_view label);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, std::string_view message);
+
+// One line as LogLine writes it, newline included:
+//   <ISO-8601 UTC time with ms>Z <LEVEL> <label> <message>\n
+// LEVEL is DEBUG, INFO, WARN or ERROR; an empty label prints "tessera";
+// newlines inside the message become spaces (one event, one line).
+std::string FormatLogLine(std::chrono::system_clock::time_point time, LogLevel level,
+                          std::string_view label, std::string_view message);
 
 // The exit code of a role's process: logs "<role> failed: <status>" and
 // returns 1, or logs "<role> exiting after orderly shutdown" and returns 0.

@@ -296,7 +296,7 @@ StatusOr<fs::path> PrepareOutputDir(const std::string& requested) {
 }  // namespace
 
 int RunLocalCluster(const ClusterSpec& spec, const WorkerProgramRegistry& programs) {
-  SetLogNodeLabel("launcher");
+  SetLogNodeLabel("launcher/0");
   Status s = ApplyLogLevel(spec.log_level);
   if (s.ok() && programs.Find(spec.program) == nullptr) {
     s = InvalidArgumentError("unknown worker program '" + spec.program + "'");
