@@ -350,6 +350,17 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     TESSERA_RETURN_IF_ERROR(p.Int("keep", &job->publish.keep, 0, 1000000));
     TESSERA_RETURN_IF_ERROR(p.Finish());
   }
+  {
+    Section j = top.Sub("join");
+    TESSERA_RETURN_IF_ERROR(j.CheckMap());
+    TESSERA_RETURN_IF_ERROR(j.String("impression_dir", &job->join.impression_dir));
+    TESSERA_RETURN_IF_ERROR(j.String("output_dir", &job->join.output_dir));
+    TESSERA_RETURN_IF_ERROR(j.Double("window_s", &job->join.window_s, 0, 30 * 86400));
+    TESSERA_RETURN_IF_ERROR(j.Double("grace_s", &job->join.grace_s, 0, 3600));
+    TESSERA_RETURN_IF_ERROR(j.Int("max_open", &job->join.max_open, 1, int64_t{1} << 32));
+    TESSERA_RETURN_IF_ERROR(j.Int("commit_interval_ms", &job->join.commit_interval_ms, 10, 3600000));
+    TESSERA_RETURN_IF_ERROR(j.Finish());
+  }
   TESSERA_RETURN_IF_ERROR(top.String("output_dir", &job->output_dir));
   TESSERA_RETURN_IF_ERROR(top.Finish());
 
@@ -389,6 +400,10 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     for (std::string& t : job->data.train) t = Resolve(base_dir, t);
   }
   if (job->publish.enabled()) job->publish.model_dir = Resolve(base_dir, job->publish.model_dir);
+  if (!job->join.impression_dir.empty()) {
+    job->join.impression_dir = Resolve(base_dir, job->join.impression_dir);
+  }
+  if (!job->join.output_dir.empty()) job->join.output_dir = Resolve(base_dir, job->join.output_dir);
   job->data.eval = Resolve(base_dir, job->data.eval);
   job->output_dir = Resolve(base_dir, job->output_dir);
   return OkStatus();

@@ -60,6 +60,18 @@ struct PublishConfig {
   bool enabled() const { return !model_dir.empty(); }
 };
 
+// The online joiner of `tessera join` (`join:`, docs/feedback_loop.md):
+// serving's event log in, training examples out.
+struct JoinConfig {
+  std::string impression_dir;  // resolved; serving's --impression-dir
+  // resolved; "": data.train's directory when data.follow is true
+  std::string output_dir;
+  double window_s = 600;       // attribution window
+  double grace_s = 5;          // extra wait for events still being written
+  uint64_t max_open = 1000000;  // open impressions kept; beyond: flushed as negatives
+  uint32_t commit_interval_ms = 1000;  // how often rows are committed to a new file
+};
+
 struct ClusterConfig {
   int servers = 1;
   int workers = 1;
@@ -88,6 +100,7 @@ struct JobConfig {
   ClusterConfig cluster;
   std::map<std::string, TablePolicy> tables;  // by schema table name
   PublishConfig publish;
+  JoinConfig join;
   std::string output_dir = "runs/default";  // resolved
   // The id salt's hasher (models/feature_hash.h). Never a job-file key: the
   // salt is a secret, so the CLI sets this from TESSERA_ID_SALT or

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
+#include "serving/instance_tsv.h"
 
 namespace tessera::serving {
 
@@ -195,15 +196,17 @@ bool ExpandCandidates(const ServedModel& model, const json& context, const json&
 }
 
 // The k best-scored instances, best first (ties: request order), as
-// {"<item field>": id, "score": p [, "explanation": ...]}.
+// {"<item field>": id, "score": p [, "explanation": ...]}; their indices
+// into `instances` in *top (if not null).
 ojson TopItems(const std::string& item_field, const std::vector<json>& instances, size_t k,
-               bool explain, ScoreResult* result) {
+               bool explain, ScoreResult* result, std::vector<size_t>* top) {
   const std::vector<float>& scores = result->predictions;
   const auto key = [&](size_t i) { return std::isnan(scores[i]) ? -INFINITY : scores[i]; };
   std::vector<size_t> order(instances.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
   order.resize(std::min(order.size(), k));
+  if (top != nullptr) *top = order;
   const std::string id_key = item_field.empty() ? "item_id" : item_field;
   ojson items = ojson::array();
   for (size_t i : order) {
@@ -258,7 +261,26 @@ RestApi::Reply RestApi::Dispatch(const HttpRequest& request, std::string* route,
   if (model == nullptr) return Error(503, "not_ready", "no model is loaded yet");
   const ojson tags{
       {"model_version", model->version()}, {"request_id", request_id}, {"arm", *arm}};
-  return *route == "predict" ? Predict(*model, doc, tags) : Recommend(*model, doc, tags);
+  std::vector<ServedItem> served;
+  std::vector<ServedItem>* impressions = feedback_ != nullptr ? &served : nullptr;
+  Reply reply = *route == "predict" ? Predict(*model, doc, tags, impressions)
+                                    : Recommend(*model, doc, tags, impressions);
+  // Before the reply leaves: feedback on it may come right after.
+  if (reply.status == 200 && feedback_ != nullptr) {
+    feedback_->OnServed(request_id, index, model->version(), served);
+  }
+  return reply;
+}
+
+ServedItem RestApi::Impression(const ServedModel& model, const json& instance, float score) const {
+  ServedItem item;
+  item.score = score;
+  if (!model.item_field().empty()) {
+    const auto id = instance.find(model.item_field());
+    if (id != instance.end() && id->is_string()) item.item_id = id->get<std::string>();
+  }
+  if (feedback_->logging()) item.features = InstanceTsv(model.schema(), instance);
+  return item;
 }
 
 bool RestApi::RequestId(const json& doc, std::string* id, Reply* error) {
@@ -319,7 +341,8 @@ RestApi::Reply RestApi::ModelStatus() const {
   return {200, "", ojson{{"model_version_status", std::move(versions)}}};
 }
 
-RestApi::Reply RestApi::Predict(const ServedModel& model, const json& doc, const ojson& tags) {
+RestApi::Reply RestApi::Predict(const ServedModel& model, const json& doc, const ojson& tags,
+                                std::vector<ServedItem>* served) {
   Reply error;
   bool explain = false;
   if (!CheckKeys(doc, {"instances", "explain", "signature_name", "request_id"}, &error) ||
@@ -347,6 +370,11 @@ RestApi::Reply RestApi::Predict(const ServedModel& model, const json& doc, const
       .Increment(static_cast<double>(instances.size()));
   ojson predictions = ojson::array();
   for (float p : result.predictions) predictions.push_back(JsonFloat(p));
+  if (served != nullptr) {
+    for (size_t i = 0; i < instances.size(); ++i) {
+      served->push_back(Impression(model, instances[i], result.predictions[i]));
+    }
+  }
   ojson reply{{"predictions", std::move(predictions)}};
   reply.update(tags);
   if (explain) reply["explanations"] = std::move(result.explanations);
@@ -354,7 +382,7 @@ RestApi::Reply RestApi::Predict(const ServedModel& model, const json& doc, const
 }
 
 RestApi::Reply RestApi::Recommend(const ServedModel& model, const json& doc,
-                                  const ojson& tags) {
+                                  const ojson& tags, std::vector<ServedItem>* served) {
   Reply error;
   bool explain = false;
   if (!CheckKeys(doc, {"context", "candidates", "k", "explain", "request_id"}, &error) ||
@@ -393,12 +421,17 @@ RestApi::Reply RestApi::Recommend(const ServedModel& model, const json& doc,
   std::vector<json> instances;
   if (!ExpandCandidates(model, context, *cit, &instances, &error)) return error;
   ScoreResult result;
+  std::vector<size_t> top;  // the returned candidates' indices
   if (Status s = model.Score(instances, "candidates", explain, &result); !s.ok()) {
     return ScoreError(s);
   }
   metrics_->GetCounter("tessera_serving_instances_total", "Instances scored")
       .Increment(static_cast<double>(instances.size()));
-  ojson items = TopItems(model.item_field(), instances, static_cast<size_t>(k), explain, &result);
+  ojson items = TopItems(model.item_field(), instances, static_cast<size_t>(k), explain, &result,
+                         served == nullptr ? nullptr : &top);
+  if (served != nullptr) {
+    for (size_t i : top) served->push_back(Impression(model, instances[i], result.predictions[i]));
+  }
   ojson reply{{"items", std::move(items)}};
   reply.update(tags);
   return {200, "", std::move(reply)};

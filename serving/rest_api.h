@@ -42,6 +42,12 @@
 // tessera_serving_instances_total, tessera_serving_request_latency_seconds
 // {route}, tessera_serving_bad_requests_total{reason}.
 //
+// Impressions (issue 8): with set_feedback, every scored candidate a
+// successful predict (each instance) or recommend (each returned item)
+// reply carries is passed to FeedbackService::OnServed before the reply is
+// sent (serving/feedback_service.h), with the instance's schema-TSV
+// columns when impressions are logged.
+//
 // Thread-safe: handlers run on the HTTP server's pool threads.
 #ifndef TESSERA_SERVING_REST_API_H_
 #define TESSERA_SERVING_REST_API_H_
@@ -57,6 +63,7 @@
 #include "common/http_server.h"
 #include "common/metrics.h"
 #include "serving/arm_split.h"
+#include "serving/feedback_service.h"
 #include "serving/model_slot.h"
 #include "serving/served_model.h"
 
@@ -82,6 +89,9 @@ class RestApi {
   void SetModel(std::shared_ptr<const ServedModel> model) { slot(0)->Set(std::move(model)); }
   // Arm `arm`'s slot (index in options.arms), for a ModelFollower.
   ModelSlot* slot(size_t arm) { return slots_[arm].get(); }
+  // Impressions go to `feedback` (borrowed; outlives this object; may be
+  // null: none). REQUIRES: before requests arrive.
+  void set_feedback(FeedbackService* feedback) { feedback_ = feedback; }
   // True once every arm has a model.
   bool ready() const;
 
@@ -107,11 +117,15 @@ class RestApi {
   bool RequestId(const nlohmann::json& doc, std::string* id, Reply* error);
   size_t PickArm(const nlohmann::json& doc, const std::string& route,
                  const std::string& request_id) const;
-  // `tags` (model_version, request_id, arm) are added to a success reply.
+  // `tags` (model_version, request_id, arm) are added to a success reply;
+  // with feedback_, `served` gets the reply's candidates.
   Reply Predict(const ServedModel& model, const nlohmann::json& doc,
-                const nlohmann::ordered_json& tags);
+                const nlohmann::ordered_json& tags, std::vector<ServedItem>* served);
   Reply Recommend(const ServedModel& model, const nlohmann::json& doc,
-                  const nlohmann::ordered_json& tags);
+                  const nlohmann::ordered_json& tags, std::vector<ServedItem>* served);
+  // The impression of instance `i` of `instances`.
+  ServedItem Impression(const ServedModel& model, const nlohmann::json& instance,
+                        float score) const;
 
   const RestApiOptions options_;
   MetricsRegistry* const metrics_;
@@ -119,6 +133,7 @@ class RestApi {
   const std::string request_id_prefix_;
   std::vector<std::unique_ptr<ModelSlot>> slots_;  // one per arm; fixed
   std::atomic<uint64_t> next_request_{0};
+  FeedbackService* feedback_ = nullptr;
 };
 
 }  // namespace tessera::serving

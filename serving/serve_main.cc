@@ -8,11 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "common/clock.h"
 #include "common/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/shutdown_signals.h"
 #include "models/saved_model.h"
+#include "feedback/event_log_writer.h"
+#include "serving/feedback_service.h"
 #include "serving/model_follower.h"
 #include "serving/rest_api.h"
 #include "serving/served_model.h"
@@ -61,8 +64,28 @@ Status RunServe(const ServeOptions& options) {
   api_options.arms.clear();
   for (const ArmSpec& a : arms) api_options.arms.push_back({a.name, a.weight});
   RestApi api(api_options, &metrics);
+  RealClock clock;
+  std::unique_ptr<feedback::EventLogWriter> event_log;
+  if (!options.impression_dir.empty()) {
+    feedback::EventLogWriterOptions log_options;
+    log_options.dir = options.impression_dir;
+    log_options.max_file_bytes = options.impression_max_file_mb << 20;
+    log_options.max_file_age = std::chrono::seconds(options.impression_max_file_s);
+    log_options.fsync_interval = std::chrono::milliseconds(options.impression_fsync_ms);
+    log_options.queue_capacity = options.impression_queue;
+    TESSERA_ASSIGN_OR_RETURN(event_log,
+                             feedback::EventLogWriter::Open(log_options, &clock, &metrics));
+    TESSERA_LOG(kInfo) << "serve: logging impressions and feedback to " << options.impression_dir;
+  }
+  std::vector<std::string> arm_names;
+  for (const ArmSpec& a : arms) arm_names.push_back(a.name);
+  FeedbackService feedback_service({.max_requests = options.feedback_max_requests,
+                                    .max_body_bytes = 64 << 10},
+                                   arm_names, event_log.get(), &clock, &metrics);
+  api.set_feedback(&feedback_service);
   HttpServer server;
   api.Register(&server);
+  feedback_service.Register(&server);
   TESSERA_ASSIGN_OR_RETURN(int port, server.Start(options.host, options.port));
   TESSERA_LOG(kInfo) << "serve: listening on http://" << options.host << ":" << port
                      << "/v1/models/" << options.name;
@@ -97,6 +120,7 @@ Status RunServe(const ServeOptions& options) {
   stop.WaitForNotification();
   server.Stop();
   for (auto& f : followers) f->Stop();
+  if (event_log != nullptr) event_log->Stop();  // writes what is queued
   return OkStatus();
 }
 

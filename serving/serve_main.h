@@ -32,6 +32,13 @@ struct ServeOptions {
   // The id salt of the models (from the environment: tools/cli/id_salt.h);
   // a model trained with another salt is refused.
   models::FeatureHasher id_hasher = {};
+  // Impression and feedback log (issue 8, docs/feedback_loop.md); "": off.
+  std::string impression_dir;
+  uint64_t impression_max_file_mb = 64;              // rotate past this size (MiB)
+  int impression_max_file_s = 60;                    // or after this long
+  int impression_fsync_ms = 1000;                    // fsync period (0: every batch)
+  size_t impression_queue = 65536;                   // records queued; more are dropped
+  size_t feedback_max_requests = 100000;             // requests remembered for feedback
 };
 
 // Binds first (so /healthz answers and /readyz says "not ready" while the
@@ -40,7 +47,9 @@ struct ServeOptions {
 // the shutdown signals (common/shutdown_signals.h). Errors: bad options
 // (InvalidArgument), binding (Unavailable), loading a saved model or the
 // catalogue, a directory that does not exist (NotFound). A publish
-// directory's errors are logged and retried instead.
+// directory's errors are logged and retried instead. With impression_dir,
+// impressions and feedback are logged there (serving/feedback_service.h);
+// POST /v1/feedback and GET /v1/ab are served either way.
 Status RunServe(const ServeOptions& options);
 
 }  // namespace tessera::serving
