@@ -7,6 +7,7 @@
 #include "tools/cli/cluster_commands.h"
 #include "tools/cli/command.h"
 #include "tools/cli/forget_command.h"
+#include "tools/cli/join_command.h"
 #include "tools/cli/keygen_command.h"
 #include "tools/cli/role_commands.h"
 #include "tools/cli/serve_command.h"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   tessera::cli::AddServeCommand(&app, &selected);
   tessera::cli::AddForgetCommand(&app, &selected);
   tessera::cli::AddKeygenCommand(&app, &selected);
+  tessera::cli::AddJoinCommand(&app, &selected);
   tessera::cli::AddPlannedCommands(&app, &selected);
   CLI11_PARSE(app, argc, argv);
   return selected ? selected() : tessera::cli::kExitUsage;

@@ -7,6 +7,7 @@
 
 #include "serving/serve_main.h"
 #include "tools/cli/id_salt.h"
+#include "tools/cli/join_command.h"
 
 namespace tessera::cli {
 
@@ -43,6 +44,7 @@ void AddServeCommand(CLI::App* app, Command* selected) {
   cmd->add_option("--catalog", options->catalog,
                   "Item catalogue (training-format TSV rows) that fills bare "
                   "recommend candidates");
+  AddImpressionFlags(cmd, options.get());
   cmd->footer(
       "Example: tessera serve --model-dir runs/demo/model --port 8501 "
       "--name ctr\n"
