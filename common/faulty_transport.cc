@@ -31,7 +31,11 @@ Status FaultyTransport::Send(Message msg) {
   const double u_reorder = NextUniform();
   const double u_duplicate = NextUniform();
   Status status;
-  if (u_drop < faults_.drop_probability) {
+  const bool spared = faults_.spare_scheduler &&
+                      (msg.to.role == Role::kScheduler || msg.from.role == Role::kScheduler);
+  if (spared) {
+    status = Forward(std::move(msg));
+  } else if (u_drop < faults_.drop_probability) {
     ++counters_.dropped;
   } else if (u_delay < faults_.delay_probability) {
     ++counters_.delayed;

@@ -48,6 +48,10 @@ struct FaultConfig {
   // 0 holds it until ReleaseDelayed().
   int delay_release_after_sends = 0;
   double reorder_probability = 0.0;  // Held and sent right after the next message.
+  // Messages to or from the scheduler (the control plane: registration,
+  // views, barriers, heartbeats) pass untouched; the data plane (pulls,
+  // pushes, replication and their replies) gets the faults above.
+  bool spare_scheduler = false;
 };
 
 // What the decorator did, since construction.

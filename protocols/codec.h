@@ -40,7 +40,7 @@ namespace tessera::protocol {
 
 // Bumped on any incompatible schema change; peers with another version are
 // refused (see protocols/README.md).
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;
 
 enum class MessageType : uint8_t {
   kNone = 0,
@@ -112,6 +112,8 @@ struct ClusterView {
   std::vector<NodeInfo> workers;  // index = worker rank
   std::vector<TableConfig> tables;
   uint32_t heartbeat_interval_ms = 0;
+  // Data-plane requests unanswered this long are sent again; 0: never.
+  uint32_t request_timeout_ms = 0;
   uint32_t replication = 1;            // copies of every shard (1: no backups)
   std::vector<int32_t> dead_servers;   // ranks declared dead, ascending
   // A replacement server taking slots over (tessera.fbs); -1: none.
@@ -128,6 +130,7 @@ struct NodeStats {
   uint64_t rows = 0;
   uint64_t bytes = 0;
   uint64_t keys_total = 0;
+  uint64_t replica_sync_epoch = 0;  // tessera.fbs NodeStatsW
   bool has_worker_stats = false;
   uint64_t examples_total = 0;
   uint64_t steps_total = 0;
@@ -174,7 +177,8 @@ struct ReplicaDense {
 };
 struct ReplicateBatch {
   uint64_t epoch = 0;
-  bool reset = false;
+  bool reset = false;     // part of a full copy (tessera.fbs)
+  uint64_t batch_id = 0;  // grows with every batch of a primary within an epoch
   std::vector<ReplicaRows> rows;
   std::vector<ReplicaDense> dense;
   std::vector<uint64_t> op_ids;
@@ -197,6 +201,7 @@ struct ReplicaDenseView {
 struct ReplicateView {
   uint64_t epoch = 0;
   bool reset = false;
+  uint64_t batch_id = 0;
   std::vector<ReplicaRowsView> rows;
   std::vector<ReplicaDenseView> dense;
   std::span<const uint64_t> op_ids;

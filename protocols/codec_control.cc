@@ -246,7 +246,7 @@ Frame EncodeClusterView(const Header& header, const ClusterView& view) {
   const auto body = wire::CreateClusterView(fbb, view.epoch, view.shard_map.num_slots(), slot_owner,
                                             servers, workers, tables, view.heartbeat_interval_ms,
                                             view.replication, dead, view.handoff_from,
-                                            view.handoff_to);
+                                            view.handoff_to, view.request_timeout_ms);
   return FinishEnvelope(fbb, header, wire::Body::ClusterView, body.Union());
 }
 
@@ -267,7 +267,7 @@ Frame EncodeHeartbeat(const Header& header, const NodeStats& stats) {
   const auto w = wire::CreateNodeStatsW(fbb, stats.rows, stats.bytes, stats.keys_total,
                                         stats.examples_total, stats.steps_total,
                                         stats.staleness, stats.has_worker_stats,
-                                        stats.has_server_stats);
+                                        stats.has_server_stats, stats.replica_sync_epoch);
   const auto body = wire::CreateHeartbeat(fbb, w);
   return FinishEnvelope(fbb, header, wire::Body::Heartbeat, body.Union());
 }
@@ -324,6 +324,7 @@ StatusOr<ClusterView> DecodedMessage::AsClusterView() const {
   ClusterView view;
   view.epoch = w->epoch();
   view.heartbeat_interval_ms = w->heartbeat_interval_ms();
+  view.request_timeout_ms = w->request_timeout_ms();
   TESSERA_ASSIGN_OR_RETURN(view.servers, NodesFromWire(w->servers(), Role::kServer));
   TESSERA_ASSIGN_OR_RETURN(view.workers, NodesFromWire(w->workers(), Role::kWorker));
   TESSERA_ASSIGN_OR_RETURN(view.tables, TablesFromWire(w->tables()));
@@ -383,6 +384,7 @@ StatusOr<std::optional<NodeStats>> DecodedMessage::AsHeartbeat() const {
   stats.examples_total = w->examples_total();
   stats.steps_total = w->steps_total();
   stats.staleness = w->staleness();
+  stats.replica_sync_epoch = w->replica_sync_epoch();
   return std::optional<NodeStats>(stats);
 }
 

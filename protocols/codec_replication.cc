@@ -62,7 +62,8 @@ Frame EncodeReplicate(const Header& header, const ReplicateBatch& batch) {
   const auto dense_vec = fbb.CreateVector(dense);
   const auto ops = fbb.CreateVector(batch.op_ids);
   const auto body =
-      wire::CreateReplicateRequest(fbb, batch.epoch, batch.reset, rows_vec, dense_vec, ops);
+      wire::CreateReplicateRequest(fbb, batch.epoch, batch.reset, rows_vec, dense_vec, ops,
+                                   batch.batch_id);
   return internal::FinishEnvelope(fbb, header, wire::Body::ReplicateRequest, body.Union());
 }
 
@@ -78,6 +79,7 @@ StatusOr<ReplicateView> DecodedMessage::AsReplicate() const {
   ReplicateView view;
   view.epoch = w->epoch();
   view.reset = w->reset();
+  view.batch_id = w->batch_id();
   if (w->rows() != nullptr) {
     for (const wire::ReplicaRowsW* r : *w->rows()) {
       if (r == nullptr) return InvalidArgumentError("ReplicateRequest.rows: null entry");

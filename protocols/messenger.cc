@@ -1,5 +1,6 @@
 #include "protocols/messenger.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <vector>
@@ -31,7 +32,10 @@ Messenger::Messenger(MessengerOptions options, RequestHandler handler)
       rejected_version_(RejectCounter(options_.metrics, options_.role, "version")),
       orphan_replies_(options_.metrics->GetCounter(
           "tessera_" + options_.role + "_orphan_replies_total",
-          "Replies that matched no pending request (late, cancelled or duplicated).")) {}
+          "Replies that matched no pending request (late, cancelled or duplicated).")),
+      timeouts_(options_.metrics->GetCounter(
+          "tessera_" + options_.role + "_request_timeouts_total",
+          "Requests that got no reply within their timeout (the caller may retry).")) {}
 
 Messenger::~Messenger() { Stop(); }
 
@@ -46,8 +50,9 @@ void Messenger::Stop() {
     MutexLock cb(&callback_mu_);
     {
       MutexLock lock(&mu_);
-      for (auto& [id, cb_fn] : pending_) orphans.push_back(std::move(cb_fn));
+      for (auto& [id, p] : pending_) orphans.push_back(std::move(p.done));
       pending_.clear();
+      expiries_.clear();
     }
     callback_thread_ = std::this_thread::get_id();
     for (auto& cb_fn : orphans) cb_fn(CancelledError("messenger stopped"));
@@ -65,20 +70,26 @@ NodeId Messenger::self() const {
   return self_;
 }
 
-StatusOr<uint64_t> Messenger::SendRequest(NodeId to, HeaderEncoder encode, ReplyCallback done) {
+StatusOr<uint64_t> Messenger::SendRequest(NodeId to, HeaderEncoder encode, ReplyCallback done,
+                                          std::chrono::milliseconds timeout) {
   Header header;
   header.request_id = next_request_id_.fetch_add(1);
   header.sender = self();
   header.token = options_.token;
   Message msg{header.sender, to, {encode(header)}};
+  const SteadyTime expires = timeout > std::chrono::milliseconds::zero()
+                                 ? std::chrono::steady_clock::now() + timeout
+                                 : SteadyTime::max();
   {
     MutexLock lock(&mu_);
-    pending_.emplace(header.request_id, std::move(done));
+    pending_.emplace(header.request_id, Pending{std::move(done), to, expires});
+    if (expires != SteadyTime::max()) expiries_.emplace(expires, header.request_id);
   }
   Status sent = options_.transport->Send(std::move(msg));
   if (!sent.ok()) {
     MutexLock lock(&mu_);
     pending_.erase(header.request_id);
+    expiries_.erase({expires, header.request_id});
     return sent;
   }
   sent_.Increment();
@@ -109,15 +120,19 @@ Status Messenger::ReplyError(const DecodedMessage& request, Status status) {
 }
 
 void Messenger::Cancel(uint64_t request_id) {
-  if (callback_thread_.load() == std::this_thread::get_id()) {
-    // Called from a reply callback, which holds callback_mu_ already.
+  auto forget = [this, request_id] {
     MutexLock lock(&mu_);
-    pending_.erase(request_id);
+    auto it = pending_.find(request_id);
+    if (it == pending_.end()) return;
+    expiries_.erase({it->second.expires, request_id});
+    pending_.erase(it);
+  };
+  if (callback_thread_.load() == std::this_thread::get_id()) {
+    forget();  // from a reply callback, which holds callback_mu_ already
     return;
   }
   MutexLock cb(&callback_mu_);
-  MutexLock lock(&mu_);
-  pending_.erase(request_id);
+  forget();
 }
 
 bool Messenger::TokenMatches(const std::string& token) const {
@@ -132,10 +147,48 @@ bool Messenger::TokenMatches(const std::string& token) const {
   return diff == 0;
 }
 
+SteadyTime Messenger::NextWake(SteadyTime now) const {
+  MutexLock lock(&mu_);
+  // A request sent while the thread blocks may expire before the wake
+  // computed here: while any timeout pends, wake at least every
+  // kTimeoutGranularity.
+  if (expiries_.empty()) return now + kReceivePoll;
+  return std::min(expiries_.begin()->first, now + kTimeoutGranularity);
+}
+
+void Messenger::ExpireRequests(SteadyTime now) {
+  {
+    MutexLock lock(&mu_);
+    if (expiries_.empty() || expiries_.begin()->first > now) return;  // the common case
+  }
+  std::vector<std::pair<uint64_t, Pending>> expired;
+  MutexLock cb(&callback_mu_);
+  {
+    MutexLock lock(&mu_);
+    while (!expiries_.empty() && expiries_.begin()->first <= now) {
+      const uint64_t id = expiries_.begin()->second;
+      expiries_.erase(expiries_.begin());
+      auto it = pending_.find(id);
+      if (it == pending_.end()) continue;
+      expired.emplace_back(id, std::move(it->second));
+      pending_.erase(it);
+    }
+  }
+  if (expired.empty()) return;
+  timeouts_.Increment(static_cast<double>(expired.size()));
+  callback_thread_ = std::this_thread::get_id();
+  for (auto& [id, p] : expired) {
+    p.done(DeadlineExceededError("no reply from " + p.to.ToString() + " to request " +
+                                 std::to_string(id) + " within its timeout"));
+  }
+  callback_thread_ = std::thread::id();
+}
+
 void Messenger::ReceiveLoop() {
   while (true) {
-    StatusOr<Message> message = options_.transport->Receive(std::chrono::steady_clock::now() +
-                                                            kReceivePoll);
+    const SteadyTime now = std::chrono::steady_clock::now();
+    ExpireRequests(now);
+    StatusOr<Message> message = options_.transport->Receive(NextWake(now));
     if (message.ok()) {
       Dispatch(std::move(message).value());
     } else if (message.status().code() == StatusCode::kCancelled) {
@@ -178,7 +231,8 @@ void Messenger::Dispatch(Message message) {
       orphan_replies_.Increment();
       return;
     }
-    done = std::move(it->second);
+    done = std::move(it->second.done);
+    expiries_.erase({it->second.expires, it->first});
     pending_.erase(it);
   }
   callback_thread_ = std::this_thread::get_id();

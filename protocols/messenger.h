@@ -16,11 +16,14 @@
 #define TESSERA_PROTOCOLS_MESSENGER_H_
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/deadline.h"
 #include "common/metrics.h"
 #include "common/mutex.h"
 #include "common/transport.h"
@@ -37,9 +40,10 @@ struct MessengerOptions {
 
 // Called on the receive thread for every verified non-reply message.
 using RequestHandler = std::function<void(DecodedMessage msg)>;
-// Called on the receive thread with the reply, or with an error if the
-// request could not be sent or the Messenger stopped. Called exactly once
-// unless the request was cancelled first.
+// Called on the receive thread with the reply, or with an error: Cancelled
+// if the Messenger stopped, DeadlineExceeded if the request's timeout passed
+// first (a reply arriving later is dropped and counted as an orphan). Called
+// exactly once unless the request was cancelled first.
 using ReplyCallback = std::function<void(StatusOr<DecodedMessage> reply)>;
 using HeaderEncoder = absl::FunctionRef<Frame(const Header&)>;
 
@@ -62,8 +66,13 @@ class Messenger {
 
   // Encodes a request with a fresh request id and sends it to `to`; `done`
   // gets the reply. Returns the request id (usable with Cancel), or the send
-  // error (then `done` is not called).
-  StatusOr<uint64_t> SendRequest(NodeId to, HeaderEncoder encode, ReplyCallback done);
+  // error (then `done` is not called). A positive `timeout` bounds the wait
+  // for the reply: past it, `done` gets DeadlineExceeded (within about
+  // kTimeoutGranularity). Retrying is the caller's decision: only it knows
+  // whether the request is idempotent.
+  StatusOr<uint64_t> SendRequest(NodeId to, HeaderEncoder encode, ReplyCallback done,
+                                 std::chrono::milliseconds timeout = {});
+  static constexpr std::chrono::milliseconds kTimeoutGranularity{20};
   // Sends a one-way message (no reply expected).
   Status SendOneWay(NodeId to, HeaderEncoder encode);
   // Replies to `request` with `status` and the body made by `encode`.
@@ -77,8 +86,18 @@ class Messenger {
   Transport* transport() const { return options_.transport; }
 
  private:
+  struct Pending {
+    ReplyCallback done;
+    NodeId to;
+    SteadyTime expires = SteadyTime::max();  // max: no timeout
+  };
+
   void ReceiveLoop();
   void Dispatch(Message message);
+  // Fails the requests whose timeout passed (receive thread).
+  void ExpireRequests(SteadyTime now);
+  // How long the receive thread may block: shorter while timeouts pend.
+  SteadyTime NextWake(SteadyTime now) const;
   bool TokenMatches(const std::string& token) const;
 
   const MessengerOptions options_;
@@ -93,11 +112,14 @@ class Messenger {
   Counter& rejected_token_;
   Counter& rejected_version_;
   Counter& orphan_replies_;
+  Counter& timeouts_;
 
   mutable Mutex mu_;
   // protected by mu_
   NodeId self_ TESSERA_GUARDED_BY(mu_){Role::kWorker, kUnassignedRank};
-  absl::flat_hash_map<uint64_t, ReplyCallback> pending_ TESSERA_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Pending> pending_ TESSERA_GUARDED_BY(mu_);
+  // The pending requests with a timeout, by expiry.
+  std::set<std::pair<SteadyTime, uint64_t>> expiries_ TESSERA_GUARDED_BY(mu_);
   // Serializes reply callbacks with Cancel(): a cancelled callback never runs
   // after Cancel() returns.
   Mutex callback_mu_;

@@ -27,6 +27,11 @@ int SchedulerNode::LiveServers() const {
                                         [](NodeId n) { return n.role == Role::kServer; }));
 }
 
+uint64_t SchedulerNode::SyncedEpoch(NodeId server) const {
+  const NodeReport* report = reports_.Find(server);
+  return report == nullptr ? 0 : report->stats.replica_sync_epoch;
+}
+
 void SchedulerNode::OnServerDead(NodeId server) {
   if (!view_.has_value() || shutdown_) return;
   if (options_.replication < 2) {
@@ -44,12 +49,24 @@ void SchedulerNode::OnServerDead(NodeId server) {
     BroadcastShutdown("every server is dead");
     return;
   }
+  if (const uint64_t synced = SyncedEpoch(server); synced < resync_epoch_) {
+    // Its backups were still receiving the full copy that view
+    // resync_epoch_ started: promoting one could lose acknowledged updates.
+    BroadcastShutdown(server.ToString() + " died before its backups had a complete copy of its " +
+                      "shards (re-replication after view " + std::to_string(resync_epoch_) +
+                      " had not finished; its last report: synced as of view " +
+                      std::to_string(synced) + "): a second failure within the window " +
+                      "cluster.replication 2 covers. Resume the job from its last published " +
+                      "version with `tessera train --resume`");
+    return;
+  }
   protocol::ClusterView next = *view_;
   next.epoch = view_->epoch + 1;
   next.dead_servers.push_back(server.rank);
   std::sort(next.dead_servers.begin(), next.dead_servers.end());
   next.shard_map = PromoteBackups(view_->shard_map, live);
   view_ = next;
+  resync_epoch_ = next.epoch;
   failover_epoch_ = next.epoch;
   failover_pending_ = LiveServers();
   failover_silence_ = detector_.SinceLastBeat(server);
@@ -174,6 +191,7 @@ void SchedulerNode::StartHandoff(int32_t rank) {
   next.handoff_from = from;
   next.handoff_to = rank;
   view_ = next;
+  resync_epoch_ = next.epoch;
   handoff_ = Handoff{1, rank, from, next.epoch, 1};
   TESSERA_LOG(kWarning) << "handoff: server/" << rank << " replaces a dead server; it takes "
                         << "its slots over from server/" << from;
@@ -261,6 +279,7 @@ void SchedulerNode::AdvanceHandoff(uint64_t epoch, NodeId from, Status status) {
       next.handoff_from = -1;
       next.handoff_to = -1;
       view_ = next;
+      resync_epoch_ = next.epoch;
       handoff_.stage = 4;
       handoff_.epoch = next.epoch;
       handoff_.pending = SendHandoffView(-1);

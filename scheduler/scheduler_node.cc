@@ -149,6 +149,11 @@ Status SchedulerNode::WaitForShutdown(SteadyTime deadline) const {
   return OkStatus();
 }
 
+std::string SchedulerNode::shutdown_reason() const {
+  MutexLock lock(&mu_);
+  return shutdown_reason_;
+}
+
 void SchedulerNode::ShutdownCluster(const std::string& reason) {
   MutexLock lock(&mu_);
   BroadcastShutdown(reason);
@@ -370,6 +375,7 @@ void SchedulerNode::OnAllRegistered() {
   view.workers = membership_.nodes(Role::kWorker);
   view.tables = options_.tables;
   view.heartbeat_interval_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+  view.request_timeout_ms = static_cast<uint32_t>(RequestTimeout(options_).count());
   view.replication = std::min<uint32_t>(options_.replication, std::max(1, options_.num_servers));
   view_ = view;
   for (const protocol::NodeInfo& server : view.servers) {
@@ -611,6 +617,7 @@ void SchedulerNode::HandleShutdown(const DecodedMessage& msg) {
 void SchedulerNode::BroadcastShutdown(const std::string& reason) {
   if (shutdown_) return;
   shutdown_ = true;
+  shutdown_reason_ = reason;
   TESSERA_LOG(kInfo) << "shutting the cluster down: " << reason;
   for (const protocol::NodeInfo& node : membership_.all()) {
     (void)messenger_.SendOneWay(node.id, [&](const Header& h) {

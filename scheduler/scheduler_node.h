@@ -12,6 +12,7 @@
 #ifndef TESSERA_SCHEDULER_SCHEDULER_NODE_H_
 #define TESSERA_SCHEDULER_SCHEDULER_NODE_H_
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -103,6 +104,10 @@ struct SchedulerOptions {
   // reported dead.
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds heartbeat_timeout{5000};
+  // Data-plane requests (pulls, pushes, replication) unanswered this long are
+  // sent again, with backoff (ClusterView.request_timeout_ms). 0: twice the
+  // heartbeat interval, at least 100 ms.
+  std::chrono::milliseconds request_timeout{0};
   // Run a thread that checks liveness every heartbeat_interval/2. Tests that
   // drive a SimulatedClock turn it off and call CheckLiveness() themselves.
   bool liveness_thread = true;
@@ -128,6 +133,13 @@ struct SchedulerOptions {
   std::optional<ResumeOptions> resume;
 };
 
+// The request timeout the cluster views carry (options.request_timeout, or
+// its default).
+inline std::chrono::milliseconds RequestTimeout(const SchedulerOptions& options) {
+  if (options.request_timeout.count() > 0) return options.request_timeout;
+  return std::max(std::chrono::milliseconds(100), 2 * options.heartbeat_interval);
+}
+
 class SchedulerNode {
  public:
   // `transport`, `clock` and `metrics` are borrowed and must outlive this.
@@ -145,6 +157,8 @@ class SchedulerNode {
   Status WaitRunning(SteadyTime deadline) const;
   // Blocks until a node asked for shutdown (all nodes were told) or deadline.
   Status WaitForShutdown(SteadyTime deadline) const;
+  // Why the cluster was told to shut down (empty before).
+  std::string shutdown_reason() const;
   // Orders every node to stop.
   void ShutdownCluster(const std::string& reason);
 
@@ -209,6 +223,8 @@ class SchedulerNode {
   // backup is promoted: a new view goes to the servers, and once every live
   // server applied it, to the workers (which retry what was in flight).
   void OnServerDead(NodeId server) TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The replica_sync_epoch of `server`'s last heartbeat (0: none).
+  uint64_t SyncedEpoch(NodeId server) const TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnFailoverViewApplied(uint64_t epoch, NodeId server, Status status);
   // Servers not declared dead.
   int LiveServers() const TESSERA_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -250,12 +266,17 @@ class SchedulerNode {
   int servers_configured_ TESSERA_GUARDED_BY(mu_) = 0;
   bool running_ TESSERA_GUARDED_BY(mu_) = false;
   bool shutdown_ TESSERA_GUARDED_BY(mu_) = false;
+  std::string shutdown_reason_ TESSERA_GUARDED_BY(mu_);
   std::vector<NodeId> dead_ TESSERA_GUARDED_BY(mu_);
   // What nodes report in their heartbeats (`tessera status`).
   NodeReports reports_ TESSERA_GUARDED_BY(mu_);
   // A failover in progress: servers yet to apply view `failover_epoch_`,
   // and how long the dead server had been silent plus when it was declared.
   uint64_t failover_epoch_ TESSERA_GUARDED_BY(mu_) = 0;
+  // The last view that changed servers' backups (a failover or a handoff):
+  // a server that has not reported replica_sync_epoch >= this since may
+  // have backups without a complete copy (0: no such view yet).
+  uint64_t resync_epoch_ TESSERA_GUARDED_BY(mu_) = 0;
   int failover_pending_ TESSERA_GUARDED_BY(mu_) = 0;
   Clock::Duration failover_silence_ TESSERA_GUARDED_BY(mu_){};
   Clock::TimePoint failover_declared_ TESSERA_GUARDED_BY(mu_);

@@ -8,8 +8,17 @@ namespace tessera::server {
 
 Status ReplicaStore::Apply(int32_t primary, const protocol::ReplicateView& batch,
                            const TableSet& tables) {
-  if (batch.reset) copies_.erase(primary);
+  const BatchKey key{batch.epoch, batch.batch_id};
+  if (auto it = copies_.find(primary); it != copies_.end()) {
+    if (key < it->second.newest) {
+      ++stale_messages_;
+      return OkStatus();
+    }
+    if (batch.reset && key > it->second.full_copy) copies_.erase(it);
+  }
   Copy& copy = copies_[primary];
+  copy.newest = key;
+  if (batch.reset) copy.full_copy = key;
   for (const protocol::ReplicaRowsView& rows : batch.rows) {
     const ServerTable* table = tables.Find(rows.table);
     if (table == nullptr || table->sparse == nullptr) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "common/status.h"
 #include "common/types.h"
@@ -26,12 +27,17 @@ namespace tessera::server {
 
 class ReplicaStore {
  public:
-  // Applies one batch from `primary` (reset: the copy starts over). Tables
-  // come from `tables` (configs and optimizers). InvalidArgument for an
-  // unknown table, a table of the wrong kind or malformed records; the part
-  // of the batch before the error stays applied (the primary resends the
-  // rows' state later, so this is never a lost update).
+  // Applies one message of a batch from `primary`. Tables come from
+  // `tables` (configs and optimizers). A message older (epoch, batch_id)
+  // than the newest applied from `primary` is stale (a late or duplicated
+  // copy of one the primary resent) and ignored; the first message of a
+  // newer full copy (reset) makes the copy start over. InvalidArgument for
+  // an unknown table, a table of the wrong kind or malformed records; the
+  // part of the batch before the error stays applied (the primary resends
+  // the rows' state later, so this is never a lost update).
   Status Apply(int32_t primary, const protocol::ReplicateView& batch, const TableSet& tables);
+  // Messages Apply ignored as stale, since construction.
+  uint64_t stale_messages() const { return stale_messages_; }
 
   // Moves the copy of `primary` into `tables`: rows whose key `owned` selects
   // (marked changed, for the next delta), dense ranges (the part inside the
@@ -57,13 +63,17 @@ class ReplicaStore {
     std::vector<float> values;
     std::vector<float> state;
   };
+  using BatchKey = std::pair<uint64_t, uint64_t>;  // (epoch, batch_id)
   struct Copy {
+    BatchKey newest{0, 0};      // the newest batch applied
+    BatchKey full_copy{0, 0};   // the full copy the rows derive from
     std::map<TableId, std::unique_ptr<EmbeddingTable>> sparse;
     std::map<TableId, std::map<uint64_t, DenseCopy>> dense;  // by range begin
     AppliedOps ops;
   };
 
   std::map<int32_t, Copy> copies_;
+  uint64_t stale_messages_ = 0;
 };
 
 }  // namespace tessera::server

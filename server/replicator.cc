@@ -24,6 +24,10 @@ Replicator::Replicator(protocol::Messenger* messenger, const TableSet* tables,
           "tessera_server_replication_failures_total",
           "Replication messages a backup refused or that could not be sent (the batch waits "
           "for the next cluster view).")),
+      resent_(metrics->GetCounter(
+          "tessera_server_replication_resent_total",
+          "Replication messages sent again after no acknowledgement came within the request "
+          "timeout (lost or late messages).")),
       latency_(metrics->GetHistogram(
           "tessera_server_replication_seconds",
           "From sending a replication batch to the last backup's acknowledgement.",
@@ -33,7 +37,10 @@ void Replicator::SetBackups(std::vector<NodeId> backups, uint64_t epoch, Resync 
   epoch_ = epoch;
   const bool changed = backups != backups_;
   backups_ = std::move(backups);
-  if (resync == Resync::kNever || (resync == Resync::kIfChanged && !changed)) return;
+  if (resync == Resync::kNever || (resync == Resync::kIfChanged && !changed)) {
+    UpdateSynced();
+    return;
+  }
   Abandon();
   changed_rows_.clear();
   changed_dense_.clear();
@@ -43,10 +50,16 @@ void Replicator::SetBackups(std::vector<NodeId> backups, uint64_t epoch, Resync 
     std::vector<Reply> replies = std::move(waiting_);
     waiting_.clear();
     for (auto& reply : replies) reply(OkStatus());
+    UpdateSynced();
     return;
   }
   full_copy_due_ = true;
   MaybeSend();
+}
+
+void Replicator::UpdateSynced() {
+  if (full_copy_due_ || (in_flight_ != nullptr && in_flight_->full)) return;
+  synced_epoch_ = epoch_;
 }
 
 void Replicator::NoteRows(TableId table, std::span<const Key> keys) {
@@ -74,6 +87,9 @@ void Replicator::AfterReplicated(Reply reply) {
 }
 
 void Replicator::FailWaiting(const Status& status) {
+  // The abandoned batch's changes are noted nowhere else any more: the
+  // backups get them (and the rest) in a full copy.
+  if (in_flight_ != nullptr) full_copy_due_ = true;
   Abandon();
   std::vector<Reply> replies = std::move(waiting_);
   waiting_.clear();
@@ -82,7 +98,7 @@ void Replicator::FailWaiting(const Status& status) {
 
 void Replicator::Abandon() {
   if (in_flight_ == nullptr) return;
-  for (uint64_t id : in_flight_->request_ids) messenger_->Cancel(id);
+  for (const auto& [id, delivery] : in_flight_->requests) messenger_->Cancel(id);
   // Its replies go first: their changes are in the full copy that follows.
   waiting_.insert(waiting_.begin(), std::make_move_iterator(in_flight_->replies.begin()),
                   std::make_move_iterator(in_flight_->replies.end()));
@@ -124,7 +140,7 @@ std::vector<ReplicateBatch> Replicator::BuildFull() {
   auto fresh = [&] {
     ReplicateBatch b;
     b.epoch = epoch_;
-    b.reset = out.empty();
+    b.reset = true;  // every message: whichever arrives first starts the copy over
     return b;
   };
   ReplicateBatch batch = fresh();
@@ -175,42 +191,68 @@ void Replicator::MaybeSend() {
   if (!full_copy_due_ && waiting_.empty() && changed_rows_.empty() && changed_dense_.empty()) {
     return;
   }
-  std::vector<ReplicateBatch> messages = full_copy_due_ ? BuildFull() : BuildIncremental();
-  full_copy_due_ = false;
   in_flight_ = std::make_unique<InFlight>();
   in_flight_->id = next_batch_id_++;
   in_flight_->epoch = epoch_;
+  in_flight_->full = full_copy_due_;
+  in_flight_->messages = full_copy_due_ ? BuildFull() : BuildIncremental();
+  for (ReplicateBatch& message : in_flight_->messages) message.batch_id = in_flight_->id;
+  full_copy_due_ = false;
   in_flight_->replies = std::move(waiting_);
   waiting_.clear();
   sent_at_ = std::chrono::steady_clock::now();
-  const uint64_t batch_id = in_flight_->id;
-  for (const NodeId& backup : backups_) {
-    for (const ReplicateBatch& message : messages) {
+  for (size_t b = 0; b < backups_.size(); ++b) {
+    for (size_t m = 0; m < in_flight_->messages.size(); ++m) {
       ++in_flight_->outstanding;
-      StatusOr<uint64_t> id = messenger_->SendRequest(
-          backup,
-          [&](const Header& h) {
-            Frame f = protocol::EncodeReplicate(h, message);
-            bytes_.Increment(static_cast<double>(f.size()));
-            return f;
-          },
-          [this, batch_id](StatusOr<DecodedMessage> reply) {
-            OnAck(batch_id, reply.ok() ? reply->header().status : reply.status());
-          });
-      if (id.ok()) {
-        in_flight_->request_ids.push_back(*id);
-      } else {
-        --in_flight_->outstanding;
-        in_flight_->failed = true;
-        failures_.Increment();
-        TESSERA_LOG(kWarning) << "replication to " << backup.ToString() << " not sent: " << id.status();
-      }
+      Deliver(Delivery{b, m, 0});
     }
   }
 }
 
-void Replicator::OnAck(uint64_t batch_id, const Status& status) {
+void Replicator::Deliver(Delivery delivery) {
+  const NodeId backup = backups_[delivery.backup];
+  const ReplicateBatch& message = in_flight_->messages[delivery.message];
+  const uint64_t batch_id = in_flight_->id;
+  // Backoff: a backup slow rather than unreachable gets ever fewer copies.
+  const auto timeout = request_timeout_ * (1 << std::min(delivery.attempts, 3));
+  // The id is known only once sent; the callback looks it up by batch.
+  auto request_id = std::make_shared<uint64_t>(0);
+  StatusOr<uint64_t> id = messenger_->SendRequest(
+      backup,
+      [&](const Header& h) {
+        *request_id = h.request_id;
+        Frame f = protocol::EncodeReplicate(h, message);
+        bytes_.Increment(static_cast<double>(f.size()));
+        return f;
+      },
+      [this, batch_id, request_id](StatusOr<DecodedMessage> reply) {
+        OnAck(batch_id, *request_id, reply.ok() ? reply->header().status : reply.status());
+      },
+      timeout);
+  if (id.ok()) {
+    in_flight_->requests.emplace(*id, delivery);
+  } else {
+    --in_flight_->outstanding;
+    in_flight_->failed = true;
+    failures_.Increment();
+    TESSERA_LOG(kWarning) << "replication to " << backup.ToString() << " not sent: " << id.status();
+  }
+}
+
+void Replicator::OnAck(uint64_t batch_id, uint64_t request_id, const Status& status) {
   if (in_flight_ == nullptr || in_flight_->id != batch_id) return;  // abandoned
+  auto it = in_flight_->requests.find(request_id);
+  if (it == in_flight_->requests.end()) return;
+  Delivery delivery = it->second;
+  in_flight_->requests.erase(it);
+  if (absl::IsDeadlineExceeded(status) && !in_flight_->failed) {
+    // No ack in time: the message or its ack was lost (or is late). The
+    // same message again; the backup applies a late copy at most once.
+    ++delivery.attempts;
+    resent_.Increment();
+    Deliver(delivery);
+    return;
+  }
   if (!status.ok()) {
     in_flight_->failed = true;
     failures_.Increment();
@@ -229,6 +271,7 @@ void Replicator::OnAck(uint64_t batch_id, const Status& status) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - sent_at_).count());
   batches_.Increment();
   std::unique_ptr<InFlight> done = std::move(in_flight_);
+  UpdateSynced();
   for (auto& reply : done->replies) reply(OkStatus());
   MaybeSend();
 }

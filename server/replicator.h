@@ -11,9 +11,10 @@
 // of the Parameter Server paper), and the backup needs no optimizer
 // determinism, admission or eviction of its own. One batch is in flight at
 // a time; changes noted meanwhile go into the next one (group commit).
-// Batches between one primary and one backup arrive in order (ZeroMQ over
-// one connection), so the backup's copy is the primary's state as of the
-// last batch it applied.
+// A message unacknowledged within the request timeout (lost, or its ack
+// lost) is sent again, with backoff; batches are numbered, so the backup
+// ignores a late copy of a message older than the newest it applied, and
+// its copy is the primary's state as of the last batch it applied.
 //
 // A new set of backups (a cluster view after a failure) abandons the batch
 // in flight and starts with a full copy (reset) to every backup; the
@@ -24,6 +25,8 @@
 #ifndef TESSERA_SERVER_REPLICATOR_H_
 #define TESSERA_SERVER_REPLICATOR_H_
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -61,6 +64,14 @@ class Replicator {
   // once.
   void SetBackups(std::vector<NodeId> backups, uint64_t epoch, Resync resync);
   bool enabled() const { return !backups_.empty(); }
+  // The view epoch as of which every backup holds a complete copy of this
+  // server's acknowledged updates: no full copy has been due or in flight
+  // since. Behind the current view while a full copy is on its way; a
+  // backup promoted meanwhile could lack rows. Thread-safe (heartbeats).
+  uint64_t synced_epoch() const { return synced_epoch_.load(); }
+  // Messages unacknowledged this long are sent again (0: never); from the
+  // cluster view.
+  void set_request_timeout(std::chrono::milliseconds timeout) { request_timeout_ = timeout; }
   const std::vector<NodeId>& backups() const { return backups_; }
 
   // What a push changed (keys: changed or removed rows).
@@ -74,16 +85,25 @@ class Replicator {
   void AfterReplicated(Reply reply);
   // Runs every reply still waiting with `status` (this server lost the
   // slots of some of them: the clients resend under the new view, with the
-  // same operation ids) and abandons the batch in flight.
+  // same operation ids) and abandons the batch in flight (whose changes then
+  // go in a full copy).
   void FailWaiting(const Status& status);
 
  private:
+  // One message of the batch in flight, to one backup.
+  struct Delivery {
+    size_t backup = 0;   // index in backups_
+    size_t message = 0;  // index in InFlight::messages
+    int attempts = 0;    // sends that timed out
+  };
   struct InFlight {
     uint64_t id = 0;
     uint64_t epoch = 0;   // the view it was built under
     int outstanding = 0;  // messages not acknowledged yet
     bool failed = false;
-    std::vector<uint64_t> request_ids;
+    bool full = false;  // a full copy
+    std::vector<protocol::ReplicateBatch> messages;
+    std::map<uint64_t, Delivery> requests;  // by request id, unacknowledged
     std::vector<Reply> replies;
   };
 
@@ -92,8 +112,12 @@ class Replicator {
   void MaybeSend();
   std::vector<protocol::ReplicateBatch> BuildIncremental();
   std::vector<protocol::ReplicateBatch> BuildFull();
-  void OnAck(uint64_t batch_id, const Status& status);
+  // Sends (again) one message of the batch in flight.
+  void Deliver(Delivery delivery);
+  void OnAck(uint64_t batch_id, uint64_t request_id, const Status& status);
   void Abandon();
+  // Advances synced_epoch_ unless a full copy is due or in flight.
+  void UpdateSynced();
 
   protocol::Messenger* const messenger_;
   const TableSet* const tables_;
@@ -101,6 +125,7 @@ class Replicator {
   Counter& batches_;
   Counter& bytes_;
   Counter& failures_;
+  Counter& resent_;
   Histogram& latency_;
 
   std::vector<NodeId> backups_;
@@ -112,6 +137,8 @@ class Replicator {
   std::vector<Reply> waiting_;  // replies for the next batch
   std::unique_ptr<InFlight> in_flight_;
   uint64_t next_batch_id_ = 1;
+  std::chrono::milliseconds request_timeout_{0};
+  std::atomic<uint64_t> synced_epoch_{0};
   std::chrono::steady_clock::time_point sent_at_;
 };
 

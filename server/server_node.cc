@@ -61,8 +61,11 @@ ServerNode::ServerNode(ServerOptions options, Transport* transport, const Clock*
           "tessera_server_promoted_rows_total",
           "Rows taken over from a dead primary's replica when this server was promoted.")),
       replica_rows_(metrics->GetGauge("tessera_server_replica_rows",
-                                      "Rows held as backup copies of other servers' shards.")) {
-}
+                                      "Rows held as backup copies of other servers' shards.")),
+      stale_replication_(metrics->GetCounter(
+          "tessera_server_replication_stale_total",
+          "Replication messages ignored as older than the newest applied from their primary "
+          "(late copies of resent messages).")) {}
 
 ServerNode::~ServerNode() { Stop(); }
 
@@ -473,6 +476,7 @@ protocol::NodeStats ServerNode::CurrentStats() const {
     stats.rows += t->sparse->num_rows();
     stats.bytes += t->sparse->memory_bytes();
   }
+  stats.replica_sync_epoch = replicator_.synced_epoch();
   double keys = 0;
   for (const OpMetrics* op : {&pull_, &push_, &push_pull_, &dense_pull_, &dense_push_}) {
     keys += op->keys->Value();

@@ -145,6 +145,7 @@ class ServerNode {
   Gauge& replica_rows_;
 };
 
+  Counter& stale_replication_;
 }  // namespace tessera::server
 
 #endif  // TESSERA_SERVER_SERVER_NODE_H_

@@ -56,6 +56,7 @@ void ServerNode::HandleClusterView(const DecodedMessage& msg) {
     handoff_from_ = view->handoff_from;
     handoff_to_ = view->handoff_to;
     view_epoch_ = view->epoch;
+    replicator_.set_request_timeout(std::chrono::milliseconds(view->request_timeout_ms));
     member_.OnClusterView(std::move(view).value());
     rank_ = member_.id().rank;
     // Before the tables are configured there is nothing to move: the first
@@ -160,7 +161,11 @@ void ServerNode::HandleReplicate(const DecodedMessage& msg) {
                                 std::to_string(batch->epoch) + " from " + from.ToString() +
                                 ", this server is at view " + std::to_string(view_epoch_));
   }
-  if (s.ok()) s = replicas_.Apply(from.rank, *batch, tables_);
+  if (s.ok()) {
+    const uint64_t stale_before = replicas_.stale_messages();
+    s = replicas_.Apply(from.rank, *batch, tables_);
+    stale_replication_.Increment(static_cast<double>(replicas_.stale_messages() - stale_before));
+  }
   if (!s.ok()) {
     bad_requests_.Increment();
     TESSERA_LOG(kWarning) << "refused replication from " << from.ToString() << ": " << s;

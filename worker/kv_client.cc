@@ -30,6 +30,7 @@ struct KvClient::Part {
   bool done = false;              // replied, failed for good, or replaced
   bool awaiting_view = false;     // failed retryably: resent on the next view
   uint64_t epoch = 0;             // the view it was split under
+  int attempts = 0;               // sends to this server that timed out
 };
 
 // One logical operation split into parts (servers or dense ranges).
@@ -91,6 +92,10 @@ KvClient::KvClient(protocol::Messenger* messenger, protocol::ClusterView view,
       retried_parts_(metrics->GetCounter(
           "tessera_worker_kv_retried_parts_total",
           "Parts of KV operations sent again after a failover (new cluster view).")),
+      resent_parts_(metrics->GetCounter(
+          "tessera_worker_kv_resent_parts_total",
+          "Parts of KV operations sent to the same server again after no reply came within "
+          "the request timeout (lost or late messages).")),
       tables_(view.tables),
       op_id_base_(RandomBase()),
       view_(std::move(view)) {}
@@ -320,12 +325,19 @@ StatusOr<KvClient::Ticket> KvClient::Dense(bool pull, TableId table, std::span<c
 
 void KvClient::SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t>& indices) {
   const size_t dim = op->dim;
+  std::chrono::milliseconds base_timeout;
+  {
+    MutexLock lock(&mu_);
+    base_timeout = std::chrono::milliseconds(view_.request_timeout_ms);
+  }
   for (size_t p : indices) {
     Part part;
     {
       MutexLock lock(&op->mu);
       part = op->parts[p];
     }
+    // Backoff: a server slow rather than unreachable gets ever fewer copies.
+    const auto timeout = base_timeout * (1 << std::min(part.attempts, kMaxBackoffDoublings));
     if (op->dense ? part.range.begin >= part.range.end : part.indices.empty()) continue;
     auto fill = [&](std::span<Key> k, std::span<float> g) {
       for (size_t i = 0; i < part.indices.size(); ++i) {
@@ -363,7 +375,8 @@ void KvClient::SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t
     };
     StatusOr<uint64_t> id = messenger_->SendRequest(
         NodeId{Role::kServer, part.server}, encode,
-        [this, op, p](StatusOr<DecodedMessage> reply) { OnReply(op, p, std::move(reply)); });
+        [this, op, p](StatusOr<DecodedMessage> reply) { OnReply(op, p, std::move(reply)); },
+        timeout);
     bool retry_now = false;
     {
       MutexLock lock(&op->mu);
@@ -416,6 +429,10 @@ void KvClient::RetryWithNewerView(const std::shared_ptr<Op>& op) {
 }
 
 void KvClient::OnReply(const std::shared_ptr<Op>& op, size_t p, StatusOr<DecodedMessage> reply) {
+  if (!reply.ok() && absl::IsDeadlineExceeded(reply.status())) {
+    OnTimeout(op, p);
+    return;
+  }
   const Status s = reply.ok() ? reply->header().status : reply.status();
   if (!s.ok() && WaitsForView(s)) {
     // The server cannot take it (now): the part waits for a new view, or
@@ -431,6 +448,29 @@ void KvClient::OnReply(const std::shared_ptr<Op>& op, size_t p, StatusOr<Decoded
     return;
   }
   Complete(op, p, s, reply);
+}
+
+void KvClient::OnTimeout(const std::shared_ptr<Op>& op, size_t p) {
+  // The request or its reply was lost (or is late): a newer view may send
+  // the part elsewhere; else it goes to the same server again. Pushes keep
+  // their id, so the server applies them once whichever copy arrives.
+  {
+    MutexLock lock(&op->mu);
+    Part& part = op->parts[p];
+    if (op->abandoned || part.done) return;
+    part.request_id = 0;
+    part.awaiting_view = true;
+    ++part.attempts;
+  }
+  RetryWithNewerView(op);
+  {
+    MutexLock lock(&op->mu);
+    Part& part = op->parts[p];
+    if (op->abandoned || part.done) return;  // re-split under a newer view
+    part.awaiting_view = false;
+  }
+  resent_parts_.Increment();
+  SendParts(op, {p});
 }
 
 void KvClient::Complete(const std::shared_ptr<Op>& op, size_t p, Status s,

@@ -14,8 +14,10 @@
 // split by the new shard map. Every push carries an operation id, the same
 // in each part and retry, so a server that already applied it (the promoted
 // backup got it from the dead primary) acknowledges without applying it
-// twice. An operation whose server stays unreachable without a new view
-// fails at its Wait deadline.
+// twice. A part with no reply within the view's request timeout (a lost
+// request or reply) is sent to the same server again, with backoff and the
+// same operation id. An operation whose server stays unreachable without a
+// new view fails at its Wait deadline.
 //
 // Thread-safe. Completion work runs on the Messenger's receive thread.
 //
@@ -66,6 +68,9 @@ class KvClient {
   // calls above return ResourceExhausted (a client that never waits cannot
   // grow without bound or flood the servers).
   static constexpr size_t kMaxInFlight = 4096;
+  // A part unanswered within the view's request timeout is sent again to the
+  // same server, the timeout doubling each time up to 2^this times.
+  static constexpr int kMaxBackoffDoublings = 3;
 
   // Waits for a ticket. Returns the first error of any server's reply,
   // DeadlineExceeded (the operation is abandoned: no buffer is touched after
@@ -100,6 +105,8 @@ class KvClient {
   // Sends parts `parts` of `op` (planned, not sent yet).
   void SendParts(const std::shared_ptr<Op>& op, const std::vector<size_t>& parts);
   void OnReply(const std::shared_ptr<Op>& op, size_t part, StatusOr<protocol::DecodedMessage> reply);
+  // No reply within the request timeout: resends part `part`.
+  void OnTimeout(const std::shared_ptr<Op>& op, size_t part);
   // Records part `p`'s result (s: its status).
   void Complete(const std::shared_ptr<Op>& op, size_t p, Status s,
                 const StatusOr<protocol::DecodedMessage>& reply);
@@ -113,6 +120,7 @@ class KvClient {
   MetricsRegistry* const metrics_;
   OpMetrics pull_, push_, push_pull_, dense_pull_, dense_push_;
   Counter& retried_parts_;
+  Counter& resent_parts_;
   const std::vector<TableConfig> tables_;  // the same in every view
   const uint64_t op_id_base_;  // random per client: ids of two clients never meet
 

@@ -2,6 +2,7 @@
 // its backup is promoted, in-flight pushes are retried, and no acknowledged
 // update is lost or applied twice (SGD sums checked against the single-node
 // reference, exactly: every gradient is a multiple of 1/4).
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -238,6 +239,93 @@ TEST_P(FailoverTest, DuplicatedPushesAreAppliedOnce) {
     duplicates += Metric(c.server_metrics(i), "tessera_server_duplicate_ops_total");
   }
   EXPECT_GT(duplicates, 0);
+}
+
+// Replication 2 covers one failure at a time: once the servers report that
+// their new backups have complete copies, a second server may die too.
+TEST_P(FailoverTest, SecondDeathAfterReReplicationLosesNothing) {
+  InProcCluster c(Options(), &clock_);
+  ASSERT_OK(c.Start());
+  const std::vector<Key> keys = Keys();
+  worker::KvClient& kv0 = c.worker(0).kv();
+  float sum = BothWorkersPush(c, keys, 2);
+  c.KillServer(1);
+  DeclareDead(c, 1);
+  // Pushes are acknowledged once the new backups have them (full copies
+  // first); then the servers report it.
+  sum += BothWorkersPush(c, keys, 2);
+  c.SendHeartbeats();
+  c.KillServer(0);
+  DeclareDead(c, 0);
+  sum += BothWorkersPush(c, keys, 2);
+  EXPECT_EQ(kv0.view().dead_servers, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(c.scheduler().shutdown_reason(), "");
+  ExpectValues(kv0, keys, -sum);
+}
+
+// A second death before the new backups have complete copies (here server
+// 0's copy to server 2 never arrives) stops the job instead of promoting a
+// backup that lacks acknowledged updates.
+TEST_P(FailoverTest, SecondDeathBeforeReReplicationStopsTheJob) {
+  InProcClusterOptions o = Options();
+  o.faulty_servers = true;
+  InProcCluster c(o, &clock_);
+  ASSERT_OK(c.Start());
+  const std::vector<Key> keys = Keys();
+  BothWorkersPush(c, keys, 2);
+  c.PartitionServers(0, 2);
+  c.KillServer(1);
+  DeclareDead(c, 1);
+  c.SendHeartbeats();
+  c.KillServer(0);
+  DeclareDead(c, 0);
+  ASSERT_OK(c.scheduler().WaitForShutdown(DeadlineIn(kWait)));
+  EXPECT_THAT(c.scheduler().shutdown_reason(),
+              ::testing::AllOf(::testing::HasSubstr("server/0 died before its backups had a "
+                                                    "complete copy"),
+                               ::testing::HasSubstr("--resume")));
+}
+
+// The data plane (pulls, pushes, replication and their replies) drops,
+// delays, reorders and duplicates messages; a part or replication message
+// without a reply within the request timeout goes again, with the same
+// operation id or batch number. No update is lost or applied twice, also
+// when a primary dies midway. (The control plane is spared: registration,
+// barriers and views are not retried.)
+TEST_P(FailoverTest, LossyNetworkLosesNoUpdate) {
+  InProcClusterOptions o = Options();
+  const FaultConfig faults{.drop_probability = 0.05,
+                           .duplicate_probability = 0.05,
+                           .delay_probability = 0.05,
+                           .delay_release_after_sends = 3,
+                           .reorder_probability = 0.05,
+                           .spare_scheduler = true};
+  o.worker_faults = faults;
+  o.server_faults = faults;
+  o.request_timeout = std::chrono::milliseconds(50);
+  InProcCluster c(o, &clock_);
+  ASSERT_OK(c.Start());
+  const std::vector<Key> keys = Keys();
+  float sum = BothWorkersPush(c, keys, 10);
+  c.KillServer(1);
+  DeclareDead(c, 1);
+  sum += BothWorkersPush(c, keys, 10);
+  const FaultCounters f = c.fault_counters();
+  c.HealFaults();
+  ExpectValues(c.worker(0).kv(), keys, -sum);
+  EXPECT_GT(f.dropped, 0u);
+  EXPECT_GT(f.delayed, 0u);
+  EXPECT_GT(f.reordered, 0u);
+  EXPECT_GT(f.duplicated, 0u);
+  double resent_parts = 0, resent_batches = 0;
+  for (int i = 0; i < 2; ++i) {
+    resent_parts += Metric(c.worker_metrics(i), "tessera_worker_kv_resent_parts_total");
+  }
+  for (int i = 0; i < 3; ++i) {
+    resent_batches += Metric(c.server_metrics(i), "tessera_server_replication_resent_total");
+  }
+  EXPECT_GT(resent_parts, 0);
+  EXPECT_GT(resent_batches, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, FailoverTest,

@@ -17,9 +17,11 @@ TEST(CodecReplicationTest, ClusterViewCarriesReplicationAndDeadServers) {
   want.shard_map = ShardMap({2, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 0}, 3);
   want.replication = 2;
   want.dead_servers = {1};
+  want.request_timeout_ms = 350;
   ASSERT_OK_AND_ASSIGN(DecodedMessage m, RoundTrip(EncodeClusterView(MakeHeader(), want)));
   ASSERT_OK_AND_ASSIGN(ClusterView got, m.AsClusterView());
   EXPECT_EQ(got.replication, 2u);
+  EXPECT_EQ(got.request_timeout_ms, 350u);
   EXPECT_EQ(got.dead_servers, std::vector<int32_t>{1});
   EXPECT_EQ(got.LiveServers(), (std::vector<bool>{true, false, true}));
   EXPECT_EQ(got.handoff_from, -1);
@@ -78,6 +80,7 @@ TEST(CodecReplicationTest, ReplicateRoundTrip) {
   ReplicateBatch batch;
   batch.epoch = 3;
   batch.reset = true;
+  batch.batch_id = 41;
   ReplicaRows rows;
   rows.table = 2;
   rows.records = {std::byte{1}, std::byte{2}, std::byte{3}};
@@ -96,6 +99,7 @@ TEST(CodecReplicationTest, ReplicateRoundTrip) {
   ASSERT_OK_AND_ASSIGN(ReplicateView v, m.AsReplicate());
   EXPECT_EQ(v.epoch, 3u);
   EXPECT_TRUE(v.reset);
+  EXPECT_EQ(v.batch_id, 41u);
   ASSERT_EQ(v.rows.size(), 1u);
   EXPECT_EQ(v.rows[0].table, 2u);
   EXPECT_EQ(std::vector<std::byte>(v.rows[0].records.begin(), v.rows[0].records.end()),

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "protocols/codec.h"
@@ -126,12 +127,94 @@ TEST(ReplicaStoreTest, ResetStartsTheCopyOverAndBadRecordsAreRefused) {
   EXPECT_EQ(store.num_rows(0), 0u);
 
   protocol::ReplicateView bad;
+  bad.epoch = 1;
   std::vector<std::byte> odd(7);
   bad.rows.push_back({1, odd, {}});
   EXPECT_FALSE(store.Apply(0, bad, backup).ok());
   protocol::ReplicateView unknown;
+  unknown.epoch = 1;
   unknown.rows.push_back({99, {}, {}});
   EXPECT_FALSE(store.Apply(0, unknown, backup).ok());
+}
+
+// One message of batch `batch_id` (epoch 1) with the current rows of `keys`.
+protocol::DecodedMessage RowsMessage(const TableSet& primary, std::vector<Key> keys,
+                                     uint64_t batch_id, bool reset) {
+  protocol::ReplicateBatch batch;
+  batch.epoch = 1;
+  batch.batch_id = batch_id;
+  batch.reset = reset;
+  protocol::ReplicaRows rows;
+  rows.table = 1;
+  std::sort(keys.begin(), keys.end());
+  primary.Find(1)->sparse->CopyRows(keys, rows.records, rows.deleted);
+  batch.rows.push_back(std::move(rows));
+  protocol::Header h;
+  h.sender = NodeId{Role::kServer, 0};
+  return std::move(protocol::DecodedMessage::Decode(protocol::EncodeReplicate(h, batch))).value();
+}
+
+// The rows the copy of primary 0 in `store` holds for `keys` (promoted into
+// a fresh table set).
+std::vector<float> CopiedRows(ReplicaStore& store, const std::vector<Key>& keys) {
+  TableSet tables;
+  EXPECT_OK(tables.Apply(Configs(), ShardMap::Uniform(64, 1), 0));
+  AppliedOps ops;
+  EXPECT_OK(store.PromoteInto(0, [](Key) { return true; }, tables, ops).status());
+  std::vector<float> rows(keys.size() * kDim);
+  tables.Find(1)->sparse->Pull(keys, rows);
+  return rows;
+}
+
+// Resent messages: a late copy of an older batch must not roll rows back.
+TEST(ReplicaStoreTest, LateCopiesOfOlderBatchesAreIgnored) {
+  const ShardMap map = ShardMap::Uniform(64, 2);
+  TableSet primary, backup;
+  ASSERT_OK(primary.Apply(Configs(), map, 0));
+  ASSERT_OK(backup.Apply(Configs(), map, 1));
+  const std::vector<Key> keys = {1, 2, 3, 4};
+  const std::vector<float> grads(keys.size() * kDim, 1.0f);
+  primary.Find(1)->sparse->Push(keys, grads, 5);
+  protocol::DecodedMessage first = RowsMessage(primary, keys, 1, false);
+  primary.Find(1)->sparse->Push(keys, grads, 6);
+  protocol::DecodedMessage second = RowsMessage(primary, keys, 2, false);
+  std::vector<float> want(keys.size() * kDim);
+  primary.Find(1)->sparse->Pull(keys, want);
+
+  ReplicaStore store;
+  ASSERT_OK(store.Apply(0, *first.AsReplicate(), backup));
+  ASSERT_OK(store.Apply(0, *second.AsReplicate(), backup));
+  ASSERT_OK(store.Apply(0, *first.AsReplicate(), backup));  // late copy of batch 1
+  EXPECT_EQ(store.stale_messages(), 1u);
+  EXPECT_EQ(CopiedRows(store, keys), want);
+}
+
+// The parts of a full copy may arrive in any order, and twice: only the
+// first to arrive starts the copy over.
+TEST(ReplicaStoreTest, FullCopyPartsArriveInAnyOrder) {
+  const ShardMap map = ShardMap::Uniform(64, 2);
+  TableSet primary, backup;
+  ASSERT_OK(primary.Apply(Configs(), map, 0));
+  ASSERT_OK(backup.Apply(Configs(), map, 1));
+  const std::vector<Key> keys = {1, 2, 3, 4, 9};
+  primary.Find(1)->sparse->Push(keys, std::vector<float>(keys.size() * kDim, 1.0f), 5);
+  ReplicaStore store;
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, keys, 1, false).AsReplicate(), backup));
+  EXPECT_EQ(store.num_rows(0), 5u);
+
+  primary.Find(1)->sparse->Erase(9);
+  const std::vector<Key> kept = {1, 2, 3, 4};
+  primary.Find(1)->sparse->Push(kept, std::vector<float>(kept.size() * kDim, 0.5f), 6);
+  protocol::DecodedMessage part1 = RowsMessage(primary, {1, 2}, 2, true);
+  protocol::DecodedMessage part2 = RowsMessage(primary, {3, 4}, 2, true);
+  ASSERT_OK(store.Apply(0, *part2.AsReplicate(), backup));
+  ASSERT_OK(store.Apply(0, *part1.AsReplicate(), backup));
+  ASSERT_OK(store.Apply(0, *part2.AsReplicate(), backup));
+  EXPECT_EQ(store.num_rows(0), kept.size());  // key 9 went with the reset
+  EXPECT_EQ(store.stale_messages(), 0u);
+  std::vector<float> want(kept.size() * kDim);
+  primary.Find(1)->sparse->Pull(kept, want);
+  EXPECT_EQ(CopiedRows(store, kept), want);
 }
 
 }  // namespace

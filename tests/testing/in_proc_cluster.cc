@@ -44,6 +44,7 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   so.streaming = options_.streaming;
   so.publish = options_.publish;
   so.resume = options_.resume;
+  so.request_timeout = options_.request_timeout;
   transports_.push_back(NewTransport());
   scheduler_ = std::make_unique<scheduler::SchedulerNode>(so, transports_.back().get(), clock_,
                                                           &scheduler_metrics_);
@@ -58,7 +59,7 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   for (int i = 0; i < options_.num_servers; ++i) {
     server_metrics_.push_back(std::make_unique<MetricsRegistry>());
     transports_.push_back(NewTransport());
-    if (options_.faulty_servers) {
+    if (options_.faulty_servers || options_.server_faults) {
       auto faulty = std::make_unique<FaultyTransport>(std::move(transports_.back()),
                                                       static_cast<uint64_t>(2000 + i));
       server_faulty_.push_back(faulty.get());
@@ -99,6 +100,9 @@ Status InProcCluster::Start(std::chrono::milliseconds timeout) {
   TESSERA_RETURN_IF_ERROR(scheduler_->WaitRunning(deadline));
   // Faults start once the cluster is assembled (registration is not retried).
   for (FaultyTransport* f : worker_faulty_) f->set_faults(*options_.worker_faults);
+  if (options_.server_faults) {
+    for (FaultyTransport* f : server_faulty_) f->set_faults(*options_.server_faults);
+  }
   return OkStatus();
 }
 
@@ -106,6 +110,37 @@ void InProcCluster::Stop() {
   for (auto& w : workers_) w->Stop();
   for (auto& s : servers_) s->Stop();
   if (scheduler_) scheduler_->Stop();
+}
+
+void InProcCluster::PartitionServers(int a, int b) {
+  server_faulty_.at(a)->Partition({Role::kServer, b});
+  server_faulty_.at(b)->Partition({Role::kServer, a});
+}
+
+void InProcCluster::HealFaults() {
+  for (auto* list : {&worker_faulty_, &server_faulty_}) {
+    for (FaultyTransport* f : *list) {
+      f->set_faults(FaultConfig{});
+      f->ReleaseDelayed();
+    }
+  }
+}
+
+FaultCounters InProcCluster::fault_counters() const {
+  FaultCounters sum;
+  for (const auto* list : {&worker_faulty_, &server_faulty_}) {
+    for (const FaultyTransport* f : *list) {
+      const FaultCounters c = f->counters();
+      sum.forwarded += c.forwarded;
+      sum.dropped += c.dropped;
+      sum.duplicated += c.duplicated;
+      sum.delayed += c.delayed;
+      sum.reordered += c.reordered;
+      sum.partitioned_sends += c.partitioned_sends;
+      sum.partitioned_receives += c.partitioned_receives;
+    }
+  }
+  return sum;
 }
 
 void InProcCluster::KillServer(int i) {

@@ -44,6 +44,11 @@ struct InProcClusterOptions {
   std::optional<FaultConfig> worker_faults;
   // Wrap every server's transport in a FaultyTransport (PartitionServer).
   bool faulty_servers = false;
+  // Faults injected on every server's outgoing messages once the cluster is
+  // running (seeded with 2000 + rank; implies faulty_servers).
+  std::optional<FaultConfig> server_faults;
+  // SchedulerOptions::request_timeout (0: its default).
+  std::chrono::milliseconds request_timeout{0};
   ClusterTransport transport = ClusterTransport::kInProc;
   std::string token = "in-proc-cluster-token";
   // Heartbeat threads are off by default: tests send heartbeats with
@@ -90,12 +95,20 @@ class InProcCluster {
   // keeps running and serving workers and peers, but its heartbeats are
   // lost (and SendHeartbeats skips it), so it is declared dead while alive.
   void PartitionServerFromScheduler(int i);
+  // Cuts servers a and b off from each other (REQUIRES: faulty_servers).
+  void PartitionServers(int a, int b);
   // Starts a new server in place of killed server i (it registers for rank
   // i; the scheduler hands it the rank's slots when replication allows).
   Status ReplaceServer(int i);
   // Every live server and worker sends one heartbeat; returns once the
   // scheduler acknowledged them all.
   void SendHeartbeats();
+  // Ends the injected faults (worker_faults, server_faults) and releases
+  // every held message.
+  void HealFaults();
+  // What the faulty transports did, summed over the nodes.
+  FaultCounters fault_counters() const;
+  MetricsRegistry& worker_metrics(int i) { return *worker_metrics_[i]; }
 
  private:
   const InProcClusterOptions options_;
