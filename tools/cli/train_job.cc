@@ -100,6 +100,15 @@ int Fail(const std::string& what, const Status& s) {
 
 }  // namespace
 
+std::vector<std::string> TrainProgramArgs(const std::string& job,
+                                          const std::vector<std::string>& sets, bool resume) {
+  std::vector<std::string> args = {
+      "--job=" + std::filesystem::absolute(job).lexically_normal().string()};
+  for (const std::string& s : sets) args.push_back("--set=" + s);
+  if (resume) args.push_back(kResumeArg);
+  return args;
+}
+
 StatusOr<models::JobConfig> LoadTrainJob(const std::vector<std::string>& program_args) {
   std::string job_path;
   std::vector<std::string> overrides;
@@ -163,10 +172,7 @@ void AddTrainCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comma
               "         mpirun -np 5 tessera train job.yaml   (servers from the job file)");
   cmd->callback([flags, programs, selected] {
     *selected = [flags, programs]() -> int {
-      std::vector<std::string> args = {
-          "--job=" + std::filesystem::absolute(flags->job).lexically_normal().string()};
-      for (const std::string& s : flags->sets) args.push_back("--set=" + s);
-      if (flags->resume) args.push_back(kResumeArg);
+      std::vector<std::string> args = TrainProgramArgs(flags->job, flags->sets, flags->resume);
       StatusOr<TrainPlan> plan = PlanJob(args);  // every error before anything starts
       if (!plan.ok()) return Fail("train", plan.status());
       ClusterSpec spec;

@@ -17,6 +17,12 @@
 
 namespace tessera::cli {
 
+// The "train" program's arguments for the job file `job` (made absolute, so
+// every node reads the same file whatever its working directory), the
+// overrides `sets` (key.path=value) and, with `resume`, --resume.
+std::vector<std::string> TrainProgramArgs(const std::string& job,
+                                          const std::vector<std::string>& sets, bool resume);
+
 // Parses the "train" program's arguments and loads (and validates) the job.
 StatusOr<models::JobConfig> LoadTrainJob(const std::vector<std::string>& program_args);
 
