@@ -5,6 +5,9 @@
 #define OMPI_SKIP_MPICXX 1
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -34,6 +37,39 @@ Bootstrap Broadcast(const Bootstrap& mine) {
   size_t newline = packed.find('\n');
   if (newline == std::string::npos) return {};
   return {packed.substr(0, newline), packed.substr(newline + 1)};
+}
+
+// The IPv4 address of network interface `name` on this host; NotFound if it
+// has none.
+StatusOr<std::string> InterfaceAddress(const std::string& name) {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return UnavailableError("getifaddrs failed");
+  std::string address;
+  for (ifaddrs* it = list; it != nullptr && address.empty(); it = it->ifa_next) {
+    if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET || name != it->ifa_name) {
+      continue;
+    }
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(it->ifa_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text)) != nullptr) address = text;
+  }
+  ::freeifaddrs(list);
+  if (address.empty()) return NotFoundError("network interface '" + name + "' has no IPv4 address");
+  return address;
+}
+
+// The interface to use, if one is named: TESSERA_INTERFACE, else the first
+// of Open MPI's TCP interfaces (mpirun --mca btl_tcp_if_include eth0) when
+// it names an interface rather than a subnet. Empty: none named.
+std::string NamedInterface() {
+  for (const char* var : {kInterfaceEnv, "OMPI_MCA_btl_tcp_if_include"}) {
+    const char* value = std::getenv(var);
+    if (value == nullptr || value[0] == '\0') continue;
+    std::string first(value);
+    first = first.substr(0, first.find(','));
+    if (first.find('/') == std::string::npos) return first;
+  }
+  return "";
 }
 
 // Collective. Loopback when every rank shares this host.
@@ -118,9 +154,22 @@ int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int 
     return 2;
   }
   NodeFlags node;
-  node.host = AdvertisedHost(size);
+  node.host = AdvertisedHost(size);  // collective: every rank calls it
   node.bind = node.host == "127.0.0.1" ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:0";
   node.metrics_host = node.host == "127.0.0.1" ? "127.0.0.1" : "0.0.0.0";
+  // Each rank binds to and advertises its own address on a named interface.
+  const std::string interface = NamedInterface();
+  StatusOr<std::string> address =
+      interface.empty() ? StatusOr<std::string>(std::string()) : InterfaceAddress(interface);
+  if (!address.ok()) TESSERA_LOG(kError) << "rank " << rank << ": " << address.status();
+  int all_ok = address.ok() ? 1 : 0;  // collective: no rank may wait for a failed one
+  MPI_Allreduce(MPI_IN_PLACE, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (all_ok == 0) return 2;
+  if (!address->empty()) {
+    node.host = *address;
+    node.bind = "tcp://" + *address + ":0";
+    node.metrics_host = "0.0.0.0";
+  }
   node.startup_timeout_s = spec.startup_timeout_s;
   if (rank == 0) return RunRank0(spec, programs, node, size - 1 - spec.servers);
 
