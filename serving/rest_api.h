@@ -123,7 +123,7 @@ class RestApi {
                 const nlohmann::ordered_json& tags, std::vector<ServedItem>* served);
   Reply Recommend(const ServedModel& model, const nlohmann::json& doc,
                   const nlohmann::ordered_json& tags, std::vector<ServedItem>* served);
-  // The impression of instance `i` of `instances`.
+  // The impression of a returned, scored `instance`.
   ServedItem Impression(const ServedModel& model, const nlohmann::json& instance,
                         float score) const;
 
