@@ -209,9 +209,14 @@ TEST_F(K8sManifestsTest, ChecksCatchBrokenManifests) {
   Replace(k8s + "/base/servers.yaml", "path: /readyz\n              port: 9100",
           "path: /readyz\n              port: 9101");
   Replace(k8s + "/overlays/large/cluster.yaml", "completions: 16", "completions: 15");
+  // The worker's job file outside the ConfigMap's mount.
+  Replace(k8s + "/base/workers.yaml", "mountPath: /etc/tessera/job\n",
+          "mountPath: /etc/tessera/jobs\n");
   std::vector<std::string> base = CheckBuilt(k8s + "/base");
   EXPECT_THAT(base, ::testing::Contains(HasSubstr("has no flag --no-such-flag")));
   EXPECT_THAT(base, ::testing::Contains(HasSubstr("StatefulSet/tessera-server: readinessProbe")));
+  EXPECT_THAT(base, ::testing::Contains(HasSubstr(
+                        "Job/tessera-worker: --job '/etc/tessera/job/job.yaml' is not in")));
   std::vector<std::string> large = CheckBuilt(k8s + "/overlays/large");
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("cluster.workers 16")));
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("completions must equal parallelism")));

@@ -155,6 +155,12 @@ void Checker::CheckWorkload(const YAML::Node& object) {
     }
   }
   CheckVolumes(object, pod);
+  std::map<std::string, std::string> config_volumes;  // volume -> its ConfigMap
+  for (const YAML::Node& volume : pod["volumes"]) {
+    if (volume["configMap"]) {
+      config_volumes[Scalar(volume["name"])] = Scalar(volume["configMap"]["name"]);
+    }
+  }
   for (const YAML::Node& container : pod["containers"]) {
     if (Scalar(container["name"]).empty() || Scalar(container["image"]).empty()) {
       Problem(object, "a container without name or image");
@@ -167,6 +173,16 @@ void Checker::CheckWorkload(const YAML::Node& object) {
       if (port["name"]) port_names_.insert(Scalar(port["name"]));
     }
     CheckContainer(object, container, spec["template"]["metadata"]["annotations"]);
+    auto job = job_paths_.find(ObjectId(object));
+    if (job == job_paths_.end()) continue;
+    bool mounted = false;  // --job DIR/FILE with DIR the job ConfigMap's mountPath
+    for (const YAML::Node& mount : container["volumeMounts"]) {
+      mounted |= config_volumes[Scalar(mount["name"])] == "tessera-job" &&
+                 std::filesystem::path(job->second).parent_path() == Scalar(mount["mountPath"]);
+    }
+    if (!mounted) {
+      Problem(object, "--job '" + job->second + "' is not in the tessera-job ConfigMap's mount");
+    }
   }
 }
 
@@ -322,8 +338,8 @@ void Checker::CheckJobFile() {
                           std::to_string(job->cluster.workers));
   }
   for (const auto& [id, path] : job_paths_) {
-    if (std::filesystem::path(path).filename() != "job.yaml") {
-      problems_.push_back(id + ": --job must be the ConfigMap's job.yaml, not '" + path + "'");
+    if (!(*config)["data"][std::filesystem::path(path).filename().string()]) {
+      problems_.push_back(id + ": --job '" + path + "' names no key of ConfigMap/tessera-job");
     }
   }
 }
