@@ -209,10 +209,7 @@ double ClickWorld::Logit(uint32_t user, uint32_t item) {
   return logit;
 }
 
-const Impression& ClickWorld::Next() {
-  Impression& imp = current_;
-  if (imp.click) PushHistory(imp.user, imp.item);  // the previous impression's click
-  imp.time = next_time_++;
+uint32_t ClickWorld::NextVisitor() {
   const uint32_t user = activity_.Sample(&rng_);
   if (rng_.Uniform() < kDriftProbability) {
     uint32_t* preferred = &user_preferred_[static_cast<size_t>(user) * kPreferred];
@@ -221,6 +218,19 @@ const Impression& ClickWorld::Next() {
       preferred[rng_.Below(kPreferred)] = c;
     }
   }
+  return user;
+}
+
+double ClickWorld::ClickProbability(uint32_t user, uint32_t item, uint32_t hour, Device device) {
+  const double logit = Logit(user, item) + HourEffect(hour) + kDevice[static_cast<int>(device)];
+  return 1 / (1 + std::exp(-logit));
+}
+
+const Impression& ClickWorld::Next() {
+  Impression& imp = current_;
+  if (imp.click) PushHistory(imp.user, imp.item);  // the previous impression's click
+  imp.time = next_time_++;
+  const uint32_t user = NextVisitor();
   imp.user = user;
   imp.item = PickCandidate(user);
   imp.category = item_category_[imp.item];

@@ -115,6 +115,22 @@ class ClickWorld {
   uint32_t num_brands() const { return num_brands_; }
   uint32_t CategoryOf(uint32_t item) const { return item_category_[item]; }
   uint32_t BrandOf(uint32_t item) const { return item_brand_[item]; }
+  // For a simulator of live shoppers (`tessera simulate`), the same world
+  // one visit at a time. NextVisitor draws the next active user and lets
+  // their interests drift exactly as Next() does; Candidate draws a
+  // candidate item for them (the 40/35/25 mix); ClickProbability is the
+  // planted probability that they click `item` at `hour` on `device`;
+  // RecordClick appends a click to their history.
+  uint32_t NextVisitor();
+  uint32_t Candidate(uint32_t user) { return PickCandidate(user); }
+  double ClickProbability(uint32_t user, uint32_t item, uint32_t hour, Device device);
+  void RecordClick(uint32_t user, uint32_t item) { PushHistory(user, item); }
+  std::span<const uint32_t> UserHistory(uint32_t user) const { return History(user); }
+  Device DeviceOf(uint32_t user) const { return user_device_[user]; }
+  float PriceOf(uint32_t item) const { return item_price_[item]; }
+  // A uniform draw from the world's stream (the simulator's coin flips).
+  double Uniform() { return rng_.Uniform(); }
+
   // Whether a click on `history_item` makes `target` likelier (the planted
   // sequence effect): both are of the same brand.
   bool Related(uint32_t history_item, uint32_t target) const {
