@@ -77,13 +77,20 @@ TEST_F(CliTest, WithoutSubcommandFails) {
   EXPECT_NE(r.exit_code, 0);
 }
 
-TEST_F(CliTest, PlannedSubcommandsSaySoAndExit2) {
-  // gen is planned too unless the generator is built in (then it is real).
-  for (const char* sub : {"status"}) {
-    RunResult r = Run({sub, "--anything"});
-    EXPECT_EQ(r.exit_code, 2) << sub;
-    EXPECT_THAT(r.output, HasSubstr("not implemented yet")) << sub;
-  }
+TEST_F(CliTest, StatusWithoutARunningSchedulerFailsClearly) {
+  // Port 1 on loopback: nothing listens (connection refused at once).
+  RunResult down = Run({"status", "--scheduler", "127.0.0.1:1", "--timeout-s", "2"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_THAT(down.output, HasSubstr("no scheduler answers at http://127.0.0.1:1/v1/status"));
+  RunResult no_run = Run({"status", "--run", dir_.File("no-such-run")});
+  EXPECT_EQ(no_run.exit_code, 2);
+  EXPECT_THAT(no_run.output, HasSubstr("cluster.json does not exist"));
+  RunResult neither = Run({"status"});
+  EXPECT_EQ(neither.exit_code, 2);
+  EXPECT_THAT(neither.output, HasSubstr("--scheduler HOST:PORT or --run DIR"));
+  RunResult bad = Run({"status", "--scheduler", "localhost"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("expected HOST:PORT"));
 }
 
 TEST_F(CliTest, NodesRefuseToStartWithoutAToken) {

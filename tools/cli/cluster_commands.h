@@ -21,8 +21,8 @@ void AddClusterCommands(CLI::App* app, const WorkerProgramRegistry* programs, Co
 // pass-through subcommand hands to its program. REQUIRES: cmd allows extras.
 std::vector<std::string> PassThroughArgs(const CLI::App& cmd);
 
-// gen, status, keygen: "not implemented yet", except
-// gen when the generator is built (tools/cli/gen_command.h).
+// gen (tools/cli/gen_command.h). Nothing is left planned: the name stays
+// for main().
 void AddPlannedCommands(CLI::App* app, Command* selected);
 
 }  // namespace tessera::cli

@@ -5,8 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "common/logging.h"
 #include "serving/serve_main.h"
 #include "tools/cli/id_salt.h"
+#include "tools/cli/node_flags.h"
 #include "tools/cli/join_command.h"
 
 namespace tessera::cli {
@@ -18,6 +20,7 @@ void AddServeCommand(CLI::App* app, Command* selected) {
                                       "predict, recommend), optionally as A/B arms");
   auto options = std::make_shared<serving::ServeOptions>();
   auto arms = std::make_shared<std::vector<std::string>>();
+  auto log_level = std::make_shared<std::string>("info");
   CLI::Option* model_dir =
       cmd->add_option("--model-dir", options->model_dir,
                       "A saved model (<output_dir>/model) or a publish directory "
@@ -45,6 +48,7 @@ void AddServeCommand(CLI::App* app, Command* selected) {
                   "Item catalogue (training-format TSV rows) that fills bare "
                   "recommend candidates");
   AddImpressionFlags(cmd, options.get());
+  AddLogLevelFlag(cmd, log_level.get());
   cmd->footer(
       "Example: tessera serve --model-dir runs/demo/model --port 8501 "
       "--name ctr\n"
@@ -55,8 +59,13 @@ void AddServeCommand(CLI::App* app, Command* selected) {
       "b=runs/b/publish:0.1 --name ctr\n"
       "Models trained with an id salt need the same salt in TESSERA_ID_SALT or "
       "TESSERA_ID_SALT_FILE.");
-  cmd->callback([options, arms, selected] {
-    *selected = [options, arms] {
+  cmd->callback([options, arms, log_level, selected] {
+    *selected = [options, arms, log_level] {
+      if (Status s = ApplyLogLevel(*log_level); !s.ok()) {
+        std::cerr << "tessera serve: " << s.message() << "\n";
+        return 2;
+      }
+      SetLogNodeLabel("serve/" + options->name);
       for (const std::string& text : *arms) {
         StatusOr<serving::ArmSpec> spec = serving::ParseArmSpec(text);
         if (!spec.ok()) {
