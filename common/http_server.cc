@@ -1,9 +1,12 @@
 #include "common/http_server.h"
 
 #include <httplib.h>
+#include <prometheus/text_serializer.h>
 
 #include <exception>
 #include <utility>
+
+#include "common/process_metrics.h"
 
 namespace tessera {
 
@@ -60,8 +63,11 @@ void HttpServer::Stop() {
 void AddObservabilityRoutes(HttpServer* server, const MetricsRegistry* metrics,
                             std::function<bool()> ready) {
   server->Handle("GET", "/metrics", [metrics](const HttpRequest&) {
+    // Each node is a process of its own, so its page also carries the
+    // process_* families (memory, CPU, file descriptors).
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8",
-                        metrics->SerializeText()};
+                        metrics->SerializeText() +
+                            prometheus::TextSerializer().Serialize(CollectProcessMetrics())};
   });
   server->Handle("GET", "/healthz",
                  [](const HttpRequest&) { return HttpResponse{200, "text/plain", "ok\n"}; });

@@ -50,7 +50,8 @@ class HttpServer {
   std::thread thread_;
 };
 
-// Adds GET /metrics (text format of `metrics`), GET /healthz (200 while the
+// Adds GET /metrics (text format of `metrics`, then the process metrics of
+// common/process_metrics.h), GET /healthz (200 while the
 // process runs) and GET /readyz (200 when `ready()` returns true, 503 before).
 // `metrics` must outlive `server`.
 void AddObservabilityRoutes(HttpServer* server, const MetricsRegistry* metrics,

@@ -54,7 +54,7 @@ SchedulerNode::SchedulerNode(SchedulerOptions options, Transport* transport, con
                                      "Registered nodes not declared dead.")),
       chunks_completed_(metrics->GetGauge("tessera_scheduler_data_chunks_completed",
                                           "Training data chunks finished by workers.")),
-      chunks_total_(metrics->GetGauge("tessera_scheduler_data_chunks_total",
+      chunks_total_(metrics->GetGauge("tessera_scheduler_data_chunks",
                                       "Training data chunks of the whole job (all epochs).")),
       membership_(options_.num_servers, options_.num_workers),
       detector_(clock, options_.heartbeat_timeout),

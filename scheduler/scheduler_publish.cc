@@ -205,6 +205,11 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
   versions_published_.Increment();
   published_version_.Set(static_cast<double>(v.version));
   publish_seconds_.Observe(SecondsSince(start));
+  // The publish lag an alert watches: time() minus this (docs/metrics.md).
+  metrics_
+      ->GetGauge("tessera_scheduler_last_publish_timestamp_seconds",
+                 "Creation time (unix seconds) of the last model version published.")
+      .Set(static_cast<double>(v.created_unix_ms) / 1000.0);
   TESSERA_LOG(kInfo)
       << "published version " << v.version << (v.full ? " (full)" : " (delta)") << " in "
       << SecondsSince(start) << " s, training paused " << paused * 1000 << " ms"

@@ -104,6 +104,10 @@ void EmbeddingTable::Pull(std::span<const Key> keys, std::span<float> out) const
     if (begin != end) PullStripe(s, keys, out, scratch, begin, end);
   }
   if (min_count_ > 1 && !scratch.missing.empty()) CountMissing(keys, scratch.missing, scratch);
+  keys_pulled_.fetch_add(keys.size(), std::memory_order_relaxed);
+  if (!scratch.missing.empty()) {
+    pull_misses_.fetch_add(scratch.missing.size(), std::memory_order_relaxed);
+  }
   // Initial values of missing keys are computed outside every lock.
   for (uint32_t i : scratch.missing) {
     const std::span<float> row = out.subspan(size_t{i} * dim_, dim_);

@@ -117,6 +117,8 @@ class EmbeddingTable {
     uint64_t keys_rejected = 0;     // Push occurrences dropped before admission.
     uint64_t evicted_ttl = 0;       // Rows removed by Evict for ttl_s.
     uint64_t evicted_max_rows = 0;  // Rows removed by Evict for max_rows.
+    uint64_t keys_pulled = 0;       // Keys read by Pull.
+    uint64_t pull_misses = 0;       // Of those, keys without a row (initial value read).
   };
 
   // The fixed start of every row; value[dim] and state[dim * k] follow it.
@@ -295,6 +297,8 @@ class EmbeddingTable {
   std::atomic<int64_t> next_sweep_s_{std::numeric_limits<int64_t>::min()};
   std::atomic<uint64_t> rows_admitted_{0}, keys_rejected_{0};
   std::atomic<uint64_t> evicted_ttl_{0}, evicted_max_rows_{0};
+  // Counted by Pull, which is const (statistics, not table state).
+  mutable std::atomic<uint64_t> keys_pulled_{0}, pull_misses_{0};
   Mutex evict_mu_;  // Serializes Evict.
   std::atomic<bool> tracking_{false};
   Mutex deleted_mu_;  // Taken after evict_mu_ when both are held.

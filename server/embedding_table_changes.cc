@@ -206,7 +206,9 @@ EmbeddingTable::Stats EmbeddingTable::stats() const {
   return {rows_admitted_.load(std::memory_order_relaxed),
           keys_rejected_.load(std::memory_order_relaxed),
           evicted_ttl_.load(std::memory_order_relaxed),
-          evicted_max_rows_.load(std::memory_order_relaxed)};
+          evicted_max_rows_.load(std::memory_order_relaxed),
+          keys_pulled_.load(std::memory_order_relaxed),
+          pull_misses_.load(std::memory_order_relaxed)};
 }
 
 size_t EmbeddingTable::sketch_bytes() const {

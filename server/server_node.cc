@@ -442,6 +442,11 @@ void ServerNode::UpdateTableGauges(const ServerTable& table) {
                               "Pushed keys dropped before admission, per table.", labels),
         &metrics_->GetCounter("tessera_server_rows_evicted_total", evicted_help, ttl),
         &metrics_->GetCounter("tessera_server_rows_evicted_total", evicted_help, max_rows),
+        &metrics_->GetCounter("tessera_server_pulled_keys_total",
+                              "Keys read by pulls, per table (miss ratio: misses / this).", labels),
+        &metrics_->GetCounter("tessera_server_pull_misses_total",
+                              "Pulled keys that had no row (read their initial value), per table.",
+                              labels),
         {}};
     it = table_gauges_.emplace(table.config.id, g).first;
   }
@@ -457,6 +462,8 @@ void ServerNode::UpdateTableGauges(const ServerTable& table) {
     advance(g.rejected, stats.keys_rejected, g.seen.keys_rejected);
     advance(g.evicted_ttl, stats.evicted_ttl, g.seen.evicted_ttl);
     advance(g.evicted_max_rows, stats.evicted_max_rows, g.seen.evicted_max_rows);
+    advance(g.pulled, stats.keys_pulled, g.seen.keys_pulled);
+    advance(g.pull_misses, stats.pull_misses, g.seen.pull_misses);
     g.sketch_bytes->Set(static_cast<double>(table.sparse->sketch_bytes()));
     it->second.rows->Set(static_cast<double>(table.sparse->num_rows()));
     it->second.bytes->Set(static_cast<double>(table.sparse->memory_bytes()));

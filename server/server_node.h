@@ -130,6 +130,8 @@ class ServerNode {
     Counter* rejected;
     Counter* evicted_ttl;
     Counter* evicted_max_rows;
+    Counter* pulled;
+    Counter* pull_misses;
     EmbeddingTable::Stats seen;  // The table's totals already counted.
   };
   // Per-table gauges; used only on the receive thread.
@@ -143,9 +145,9 @@ class ServerNode {
   Counter& duplicate_ops_;
   Counter& promoted_rows_;
   Gauge& replica_rows_;
+  Counter& stale_replication_;
 };
 
-  Counter& stale_replication_;
 }  // namespace tessera::server
 
 #endif  // TESSERA_SERVER_SERVER_NODE_H_

@@ -17,6 +17,9 @@ PACKAGES=(
   libcli11-dev libssl-dev libbrotli-dev
   # tools used by tests (process inspection)
   procps python3
+  # a real Prometheus server and promtool for the monitoring tests
+  # (tests/e2e/prometheus_test.cc, tests/deploy: alert rules, metric lint)
+  prometheus
 )
 
 missing=()

@@ -174,6 +174,11 @@ models::DataStats DataFeed::stats() const {
   return stats_;
 }
 
+int DataFeed::queued_batches() const {
+  MutexLock lock(&mu_);
+  return queued_;
+}
+
 FeedProgress DataFeed::progress() const {
   MutexLock lock(&mu_);
   return progress_;

@@ -102,6 +102,8 @@ class DataFeed {
 
   models::DataStats stats() const;
   FeedProgress progress() const;
+  // Batches built and waiting to be taken by Next() (at most prefetch_batches).
+  int queued_batches() const;
 
  private:
   void Run();

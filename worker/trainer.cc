@@ -82,7 +82,12 @@ Trainer::Trainer(const models::JobConfig& job, models::Schema schema,
           "tessera_worker_staleness_steps",
           "Steps between the fastest and slowest worker (ssp/sync), as last reported.")),
       bad_lines_metric_(node->metrics()->GetCounter("tessera_worker_bad_lines_total",
-                                                    "Input lines skipped as malformed.")) {
+                                                    "Input lines skipped as malformed.")),
+      input_lines_metric_(node->metrics()->GetCounter(
+          "tessera_worker_input_lines_total", "Input lines read (bad ones included).")),
+      prefetched_metric_(node->metrics()->GetGauge(
+          "tessera_worker_prefetched_batches",
+          "Batches read and waiting to be trained (the feed reads up to 4 ahead).")) {
   for (const models::DenseBlock& b : model_->dense_blocks()) {
     dense_.emplace_back(b.size);
     dense_grads_.emplace_back(b.size);
@@ -166,6 +171,19 @@ Status Trainer::ClockTick(uint64_t step, bool done, bool turn,
   return OkStatus();
 }
 
+void Trainer::UpdateInputMetrics(const DataFeed& feed) {
+  const models::DataStats stats = feed.stats();
+  if (stats.lines > lines_counted_) {
+    input_lines_metric_.Increment(static_cast<double>(stats.lines - lines_counted_));
+    lines_counted_ = stats.lines;
+  }
+  if (stats.bad_lines > bad_lines_counted_) {
+    bad_lines_metric_.Increment(static_cast<double>(stats.bad_lines - bad_lines_counted_));
+    bad_lines_counted_ = stats.bad_lines;
+  }
+  prefetched_metric_.Set(static_cast<double>(feed.queued_batches()));
+}
+
 void Trainer::ReportProgress(bool final) {
   const auto now = std::chrono::steady_clock::now();
   const double since_report = std::chrono::duration<double>(now - last_report_).count();
@@ -230,6 +248,7 @@ StatusOr<TrainResult> Trainer::Run() {
                               : std::chrono::steady_clock::time_point::max(),
                     &timed_out));
       if (!timed_out) return b;
+      UpdateInputMetrics(feed);  // a file of bad lines yields no batch
       TESSERA_RETURN_IF_ERROR(ClockTick(steps_, false, false, acked, true));
     }
   };
@@ -296,6 +315,7 @@ StatusOr<TrainResult> Trainer::Run() {
     step.batch.reset();
     cur = 1 - cur;
     ReportProgress(false);
+    UpdateInputMetrics(feed);
     TESSERA_RETURN_IF_ERROR(MaybeEvaluate());
     if (!slots[cur].batch && !ended) {
       // A quiet stream: finish this step, then wait for input.
@@ -312,7 +332,7 @@ StatusOr<TrainResult> Trainer::Run() {
   }
   TESSERA_RETURN_IF_ERROR(ClockTick(steps_, true, false, acked, false));
   const models::DataStats stats = feed.stats();
-  bad_lines_metric_.Increment(static_cast<double>(stats.bad_lines));
+  UpdateInputMetrics(feed);
   ReportProgress(true);
   if (stats.short_lines > 0 || stats.bad_lines > 0) {
     TESSERA_LOG(kInfo) << "input: " << stats.lines << " lines, " << stats.short_lines

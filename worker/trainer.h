@@ -20,6 +20,7 @@
 #include "models/metrics.h"
 #include "models/model.h"
 #include "models/schema.h"
+#include "worker/data_feed.h"
 #include "worker/kv_client.h"
 #include "worker/worker_node.h"
 
@@ -64,6 +65,9 @@ class Trainer {
   Status ClockTick(uint64_t step, bool done, bool turn,
                    std::optional<protocol::DataPosition> position, bool idle);
   void ReportProgress(bool final);
+  // Brings the input counters up to the feed's totals and the prefetched
+  // batches gauge to its queue.
+  void UpdateInputMetrics(const DataFeed& feed);
   // Worker 0, every train.eval_every_steps steps: scores data.eval.
   Status MaybeEvaluate();
 
@@ -94,6 +98,11 @@ class Trainer {
   Gauge& window_loss_metric_;
   Gauge& staleness_metric_;
   Counter& bad_lines_metric_;
+  Counter& input_lines_metric_;
+  Gauge& prefetched_metric_;
+  // The feed's line totals already added to the counters.
+  uint64_t lines_counted_ = 0;
+  uint64_t bad_lines_counted_ = 0;
 };
 
 }  // namespace tessera::worker
