@@ -11,6 +11,7 @@
 #include "tools/cli/keygen_command.h"
 #include "tools/cli/role_commands.h"
 #include "tools/cli/serve_command.h"
+#include "tools/cli/simulate_command.h"
 #include "tools/cli/status_command.h"
 #include "tools/cli/worker_programs.h"
 
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   tessera::cli::AddForgetCommand(&app, &selected);
   tessera::cli::AddKeygenCommand(&app, &selected);
   tessera::cli::AddJoinCommand(&app, &selected);
+  tessera::cli::AddSimulateCommand(&app, &selected);
   tessera::cli::AddPlannedCommands(&app, &selected);
   tessera::cli::AddStatusCommand(&app, &selected);
   CLI11_PARSE(app, argc, argv);

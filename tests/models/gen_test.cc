@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -93,6 +94,29 @@ TEST(GenTest, PlantedEffectsRaiseTheClickRate) {
   EXPECT_GT(preferred, 1.8 * other) << preferred << " vs " << other;
   EXPECT_GT(related, 2.5 * other) << related << " vs " << other;
   EXPECT_GT(shown[0][1] + shown[1][1], 5000);
+}
+
+// `tessera simulate` draws visits one at a time: the same users,
+// candidates and planted probabilities as the generated impressions.
+TEST(GenTest, TheShopperApiReplaysTheGeneratedWorld) {
+  const WorldOptions options{.users = 300, .items = 1000, .rows = 1000, .seed = 5};
+  ClickWorld generated(options), shopper(options);
+  for (int i = 0; i < 200; ++i) {
+    const Impression& imp = generated.Next();
+    const uint32_t user = shopper.NextVisitor();
+    ASSERT_EQ(user, imp.user) << i;
+    const uint32_t item = shopper.Candidate(user);
+    ASSERT_EQ(item, imp.item) << i;
+    // Next() draws the device (one or two draws) and the click: replay them.
+    const bool usual = shopper.Uniform() < 0.85;
+    if (!usual) shopper.Uniform();
+    EXPECT_DOUBLE_EQ(shopper.ClickProbability(user, item, imp.hour, imp.device), imp.probability);
+    const bool click = shopper.Uniform() < imp.probability;
+    ASSERT_EQ(click, imp.click) << i;
+    if (click) shopper.RecordClick(user, item);
+    EXPECT_EQ(shopper.UserHistory(user).size(),
+              std::min<size_t>(imp.history.size() + (click ? 1 : 0), options.max_len));
+  }
 }
 
 TEST(GenTest, ParsesFlags) {
