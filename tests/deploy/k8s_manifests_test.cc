@@ -209,6 +209,8 @@ TEST_F(K8sManifestsTest, ChecksCatchBrokenManifests) {
   Replace(k8s + "/base/servers.yaml", "path: /readyz\n              port: 9100",
           "path: /readyz\n              port: 9101");
   Replace(k8s + "/overlays/large/cluster.yaml", "completions: 16", "completions: 15");
+  // No publish: in a job whose scheduler runs with --resume.
+  Replace(k8s + "/overlays/large/job-config.yaml", "    publish:", "    # publish:");
   // The worker's job file outside the ConfigMap's mount.
   Replace(k8s + "/base/workers.yaml", "mountPath: /etc/tessera/job\n",
           "mountPath: /etc/tessera/jobs\n");
@@ -220,6 +222,7 @@ TEST_F(K8sManifestsTest, ChecksCatchBrokenManifests) {
   std::vector<std::string> large = CheckBuilt(k8s + "/overlays/large");
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("cluster.workers 16")));
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("completions must equal parallelism")));
+  EXPECT_THAT(large, ::testing::Contains(HasSubstr("--resume needs publish.model_dir")));
 }
 
 TEST_F(K8sManifestsTest, BuildRefusesPatchesWithoutTargetAndUnknownKeys) {

@@ -1,5 +1,6 @@
 #include "tests/deploy/manifest_checks.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -58,6 +59,7 @@ class Checker {
   std::set<int> container_ports_;       // every containerPort, for Services
   std::set<std::string> port_names_;    // every named containerPort
   std::map<std::string, std::string> job_paths_;  // container -> its --job value
+  bool scheduler_resumes_ = false;                // the scheduler has --resume
 };
 
 const YAML::Node* Checker::Find(const std::string& kind, const std::string& name) const {
@@ -233,6 +235,9 @@ void Checker::CheckContainer(const YAML::Node& object, const YAML::Node& contain
   }
   if (sub == "scheduler" || sub == "server" || sub == "worker") {
     job_paths_[ObjectId(object)] = FlagValue(args, "--job");
+    if (sub == "scheduler") {
+      scheduler_resumes_ = std::find(args.begin(), args.end(), "--resume") != args.end();
+    }
   }
   for (const YAML::Node& var : container["env"]) {
     if (Scalar(var["name"]) != "TESSERA_SCHEDULER") continue;
@@ -329,6 +334,9 @@ void Checker::CheckJobFile() {
   std::ofstream(dir.File("job.yaml")) << Scalar((*config)["data"]["job.yaml"]);
   StatusOr<models::JobConfig> job = models::LoadJobConfig(dir.File("job.yaml"), {});
   if (!job.ok()) return Problem(*config, "job.yaml: " + std::string(job.status().message()));
+  if (scheduler_resumes_ && !job->publish.enabled()) {
+    Problem(*config, "job.yaml: the scheduler's --resume needs publish.model_dir");
+  }
   if (Int((*servers)["spec"]["replicas"]) != job->cluster.servers) {
     Problem(*servers, "replicas differ from the job's cluster.servers " +
                           std::to_string(job->cluster.servers));
