@@ -21,7 +21,8 @@
 //    port of the scheduler;
 //  - the job file of the ConfigMap passes models::LoadJobConfig, its
 //    cluster.servers and cluster.workers equal the servers StatefulSet's
-//    replicas and the workers Job's completions, and --job points at it.
+//    replicas and the workers Job's completions, --job is a key of it under
+//    its mountPath, and a scheduler with --resume has publish.model_dir.
 #ifndef TESSERA_TESTS_DEPLOY_MANIFEST_CHECKS_H_
 #define TESSERA_TESTS_DEPLOY_MANIFEST_CHECKS_H_
 
