@@ -97,6 +97,24 @@ TEST_P(EmbeddingTableTest, PushCreatesRowFromInitializerThenAppliesOptimizer) {
   }
 }
 
+TEST_P(EmbeddingTableTest, PullCountsKeysAndMissesForTheMissRatio) {
+  auto sgd = MakeOptimizer(OptimizerType::kSgd);
+  EmbeddingTable table(Opts(2, sgd.get()));
+  const std::vector<Key> pushed = {1, 2};
+  table.Push(pushed, std::vector<float>(4, 1.0f), kNow);
+  const std::vector<Key> keys = {1, 3, 2, 3, 4};  // 3 twice: each occurrence counts
+  std::vector<float> out(keys.size() * 2);
+  table.Pull(keys, out);
+  EmbeddingTable::Stats stats = table.stats();
+  EXPECT_EQ(stats.keys_pulled, 5u);
+  EXPECT_EQ(stats.pull_misses, 3u);
+  std::vector<float> hits(4);
+  table.Pull(pushed, hits);  // all hits
+  stats = table.stats();
+  EXPECT_EQ(stats.keys_pulled, 7u);
+  EXPECT_EQ(stats.pull_misses, 3u);
+}
+
 TEST_P(EmbeddingTableTest, RepeatedKeysApplyEachGradientInOrderWithRowSteps) {
   // Adam's bias correction depends on the row's step, so the order and the
   // step numbering are both visible in the result.
