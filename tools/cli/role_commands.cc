@@ -130,6 +130,7 @@ StatusOr<SchedulerFlags> ResolveSchedulerJob(const SchedulerFlags& given) {
 
 int RunSchedulerCommand(const SchedulerFlags& given, const WorkerProgramRegistry& programs) {
   if (Status s = ApplyLogLevel(given.log_level); !s.ok()) return SetupError(s);
+  SetLogNodeLabel(kSchedulerId.ToString());  // its lines before RunScheduler say who it is
   StatusOr<SchedulerFlags> resolved = ResolveSchedulerJob(given);
   if (!resolved.ok()) return SetupError(resolved.status());
   const SchedulerFlags& flags = *resolved;
