@@ -51,9 +51,8 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/numbers.h"
+#include "bench/process_cluster.h"
 #include "tests/e2e/process_util.h"
 
 namespace tessera::bench {
@@ -62,7 +61,6 @@ namespace {
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 using std::chrono::seconds;
-using testing::ReadFileOrEmpty;
 
 constexpr int kVictim = 1;
 
@@ -103,40 +101,6 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
   return f->trials > 0 && f->servers >= 3 && f->workers > 0 && f->poll_ms > 0;
 }
 
-// Nearest-rank percentile; NaN for no samples.
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
-
-// name -> value of every unlabelled sample on a /metrics page.
-std::map<std::string, double> Scrape(int port) {
-  std::map<std::string, double> out;
-  std::optional<testing::HttpResult> page = testing::HttpGet(port, "/metrics");
-  if (!page || page->status != 200) return out;
-  size_t pos = 0;
-  while (pos < page->body.size()) {
-    size_t end = page->body.find('\n', pos);
-    if (end == std::string::npos) end = page->body.size();
-    const std::string line = page->body.substr(pos, end - pos);
-    pos = end + 1;
-    if (line.empty() || line[0] == '#') continue;
-    const size_t space = line.find(' ');
-    if (space == std::string::npos || line.find('{') < space) continue;
-    double value = 0;
-    if (absl::SimpleAtod(line.substr(space + 1), &value)) out[line.substr(0, space)] = value;
-  }
-  return out;
-}
-
-struct Node {
-  std::string name;
-  pid_t pid = -1;
-  int metrics_port = 0;
-};
-
 struct Trial {
   bool ok = false;        // resumed, and every other node exited 0
   double resume_first = std::nan("");  // T -> first worker's step after the failover
@@ -145,67 +109,6 @@ struct Trial {
   double step_p50 = std::nan("");      // gaps between worker 0's advances before T
   double step_max = std::nan("");
 };
-
-std::vector<std::string> NodeArgs(const Flags& f, const std::string& role) {
-  return {f.tessera, role, "--bind=tcp://127.0.0.1:0", "--host=127.0.0.1",
-          "--metrics-host=127.0.0.1", "--metrics-port=0"};
-}
-
-// Starts the cluster of trial directory `dir`; fills `nodes` (scheduler
-// first, then servers, then workers) with their metrics ports.
-bool StartCluster(const Flags& f, const std::string& dir, std::vector<Node>* nodes) {
-  const std::string job = "--job=" + dir + "/job.yaml";
-  std::vector<std::string> argv = NodeArgs(f, "scheduler");
-  for (const std::string& flag :
-       {"--servers=" + std::to_string(f.servers), "--workers=" + std::to_string(f.workers),
-        std::string("--heartbeat-interval-ms=100"), std::string("--heartbeat-timeout-ms=300"),
-        "--address-file=" + dir + "/scheduler.addr", "--cluster-file=" + dir + "/cluster.json",
-        std::string("--tables-for=train"), std::string("--"), job}) {
-    argv.push_back(flag);
-  }
-  nodes->push_back({"scheduler", testing::Spawn(argv, dir + "/scheduler.log"), 0});
-  const pid_t sched = nodes->back().pid;
-  if (!testing::PollUntil(
-          [&] { return fs::exists(dir + "/scheduler.addr") || !testing::ProcessAlive(sched); },
-          seconds(60))) {
-    return false;
-  }
-  std::string addr = ReadFileOrEmpty(dir + "/scheduler.addr");
-  addr = addr.substr(0, addr.find_first_of("\r\n"));
-  if (addr.empty()) return false;
-  for (int s = 0; s < f.servers; ++s) {
-    argv = NodeArgs(f, "server");
-    argv.push_back("--scheduler=" + addr);
-    argv.push_back("--rank=" + std::to_string(s));
-    const std::string name = "server-" + std::to_string(s);
-    nodes->push_back({name, testing::Spawn(argv, dir + "/" + name + ".log"), 0});
-  }
-  for (int w = 0; w < f.workers; ++w) {
-    argv = NodeArgs(f, "worker");
-    for (const std::string& flag : {"--scheduler=" + addr, "--rank=" + std::to_string(w),
-                                    std::string("--program=train"), std::string("--"), job}) {
-      argv.push_back(flag);
-    }
-    const std::string name = "worker-" + std::to_string(w);
-    nodes->push_back({name, testing::Spawn(argv, dir + "/" + name + ".log"), 0});
-  }
-  if (!testing::PollUntil(
-          [&] { return fs::exists(dir + "/cluster.json") || !testing::ProcessAlive(sched); },
-          seconds(120))) {
-    return false;
-  }
-  nlohmann::json doc = nlohmann::json::parse(ReadFileOrEmpty(dir + "/cluster.json"), nullptr, false);
-  if (doc.is_discarded() || !doc.contains("nodes")) return false;
-  for (const nlohmann::json& entry : doc["nodes"]) {
-    const std::string role = entry.value("role", "");
-    const int id = entry.value("id", -1);
-    const std::string name = role == "scheduler" ? role : role + "-" + std::to_string(id);
-    for (Node& node : *nodes) {
-      if (node.name == name) node.metrics_port = entry.value("metrics_port", 0);
-    }
-  }
-  return std::all_of(nodes->begin(), nodes->end(), [](const Node& n) { return n.metrics_port > 0; });
-}
 
 void WriteJob(const Flags& f, const std::string& data, const std::string& dir) {
   std::ofstream(dir + "/job.yaml")
@@ -219,7 +122,8 @@ void WriteJob(const Flags& f, const std::string& data, const std::string& dir) {
 }
 
 // Scrapes the workers until training resumes after the kill at `killed`.
-void MeasureResume(const Flags& f, const Node& scheduler, const std::vector<Node*>& workers,
+void MeasureResume(const Flags& f, const ProcessNode& scheduler,
+                   const std::vector<ProcessNode*>& workers,
                    Steady::time_point killed, Trial* t) {
   const size_t n = workers.size();
   std::vector<double> last(n, -1);
@@ -229,11 +133,11 @@ void MeasureResume(const Flags& f, const Node& scheduler, const std::vector<Node
   while (Steady::now() < give_up) {
     const bool retried_before = any_retried;
     // The view has reached the workers once the scheduler set its gauge.
-    if (Scrape(scheduler.metrics_port)["tessera_scheduler_last_recovery_seconds"] > 0) {
+    if (ScrapeMetrics(scheduler.metrics_port)["tessera_scheduler_last_recovery_seconds"] > 0) {
       any_retried = true;
     }
     for (size_t w = 0; w < n; ++w) {
-      std::map<std::string, double> m = Scrape(workers[w]->metrics_port);
+      std::map<std::string, double> m = ScrapeMetrics(workers[w]->metrics_port);
       const auto now = Steady::now();
       if (m.empty()) continue;
       const double examples = m["tessera_worker_examples_total"];
@@ -258,29 +162,27 @@ Trial RunTrial(const Flags& f, const std::string& data, const std::string& dir) 
   Trial t;
   fs::create_directories(dir);
   WriteJob(f, data, dir);
-  std::vector<Node> nodes;
-  auto stop_all = [&nodes] {
-    for (Node& node : nodes) {
-      if (node.pid > 0 && testing::ProcessAlive(node.pid)) ::kill(node.pid, SIGKILL);
-      if (node.pid > 0) (void)testing::WaitForExit(node.pid, seconds(10));
-    }
-  };
-  if (!StartCluster(f, dir, &nodes)) {
+  ProcessCluster cluster({.tessera = f.tessera,
+                          .dir = dir,
+                          .job = dir + "/job.yaml",
+                          .servers = f.servers,
+                          .workers = f.workers,
+                          .heartbeat_interval_ms = 100,
+                          .heartbeat_timeout_ms = 300});
+  if (!cluster.Start()) {
     std::cerr << "trial " << dir << ": the cluster did not start\n";
-    stop_all();
     return t;
   }
-  Node& scheduler = nodes[0];
-  Node& victim = nodes[1 + kVictim];
-  std::vector<Node*> workers;
-  for (int w = 0; w < f.workers; ++w) workers.push_back(&nodes[1 + f.servers + w]);
+  ProcessNode& victim = cluster.server(kVictim);
+  std::vector<ProcessNode*> workers;
+  for (int w = 0; w < f.workers; ++w) workers.push_back(&cluster.worker(w));
   // Before the kill: worker 0's advances, for the step interval.
   std::vector<double> gaps;
   double last = -1;
   auto last_advance = Steady::now();
   const bool trained = testing::PollUntil(
       [&] {
-        std::map<std::string, double> m = Scrape(workers[0]->metrics_port);
+        std::map<std::string, double> m = ScrapeMetrics(workers[0]->metrics_port);
         const double examples = m["tessera_worker_examples_total"];
         const auto now = Steady::now();
         if (last > 0 && examples > last) {
@@ -295,29 +197,19 @@ Trial RunTrial(const Flags& f, const std::string& data, const std::string& dir) 
       seconds(120));
   if (!trained) {
     std::cerr << "trial " << dir << ": worker 0 never trained " << f.kill_after << " examples\n";
-    stop_all();
     return t;
   }
   t.step_p50 = Percentile(gaps, 0.5);
   t.step_max = Percentile(gaps, 1.0);
   ::kill(victim.pid, SIGKILL);
   const auto killed = Steady::now();
-  MeasureResume(f, scheduler, workers, killed, &t);
-  t.scheduler = Scrape(scheduler.metrics_port)["tessera_scheduler_last_recovery_seconds"];
+  MeasureResume(f, cluster.scheduler(), workers, killed, &t);
+  t.scheduler =
+      ScrapeMetrics(cluster.scheduler().metrics_port)["tessera_scheduler_last_recovery_seconds"];
   if (t.scheduler <= 0) t.scheduler = std::nan("");
   (void)testing::WaitForExit(victim.pid, seconds(10));
   victim.pid = -1;
-  bool finished = true;
-  for (Node& node : nodes) {
-    if (node.pid <= 0) continue;
-    std::optional<int> status = testing::WaitForExit(node.pid, seconds(300));
-    if (!status || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
-      std::cerr << "trial " << dir << ": " << node.name << " did not exit 0\n";
-      finished = false;
-    }
-    if (status) node.pid = -1;
-  }
-  stop_all();
+  const bool finished = cluster.WaitAll(seconds(300));
   t.ok = finished && !std::isnan(t.resume_all);
   return t;
 }
@@ -334,14 +226,7 @@ int RunRecoveryBench(const Flags& f) {
   // Node-by-node processes need a shared token (kept if already set).
   ::setenv("TESSERA_CLUSTER_TOKEN", "recovery-bench-token", 0);
   ::unsetenv("TESSERA_SCHEDULER");
-  const pid_t gen = testing::Spawn({f.tessera, "gen", "--out", root + "/data", "--rows",
-                                    std::to_string(f.rows), "--seed", "7"},
-                                   root + "/gen.log");
-  std::optional<int> gen_status = testing::WaitForExit(gen, seconds(300));
-  if (!gen_status || !WIFEXITED(*gen_status) || WEXITSTATUS(*gen_status) != 0) {
-    std::cerr << "tessera gen failed:\n" << ReadFileOrEmpty(root + "/gen.log");
-    return 1;
-  }
+  if (!GenerateData(f.tessera, root + "/data", f.rows)) return 1;
   std::printf("recovery_bench: %d servers (replication 2) x %d workers, %s, deepfm, batch 128, "
               "heartbeat 100 ms / timeout 300 ms; server %d SIGKILLed once worker 0 trained %d "
               "examples; /metrics scraped every %d ms; %d trials\n",
@@ -386,12 +271,7 @@ int RunRecoveryBench(const Flags& f) {
 
 int main(int argc, char** argv) {
   tessera::bench::Flags flags;
-  if (const char* bin = std::getenv("TESSERA_BIN"); bin != nullptr) flags.tessera = bin;
-  if (flags.tessera.empty()) {
-    std::error_code ec;
-    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    if (!ec) flags.tessera = (self.parent_path().parent_path() / "tools" / "tessera").string();
-  }
+  flags.tessera = tessera::bench::DefaultTesseraBinary();
   if (!tessera::bench::ParseFlags(std::vector<std::string>(argv + 1, argv + argc), &flags) ||
       flags.tessera.empty()) {
     std::cerr << "usage: recovery_bench [--tessera PATH] [--trials N] [--rows N] [--servers N>=3] "

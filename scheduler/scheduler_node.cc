@@ -239,8 +239,13 @@ std::vector<NodeId> SchedulerNode::CheckLiveness() {
   for (NodeId node : newly_dead) {
     dead_.push_back(node);
     declared_dead_.Increment();
-    TESSERA_LOG(kError) << node.ToString() << " missed heartbeats for "
-                        << options_.heartbeat_timeout.count() << " ms: declared dead";
+    if (shutdown_) {
+      // Nodes stop beating as they exit: expected, not an error.
+      TESSERA_LOG(kInfo) << node.ToString() << " went silent during the shutdown";
+    } else {
+      TESSERA_LOG(kError) << node.ToString() << " missed heartbeats for "
+                          << options_.heartbeat_timeout.count() << " ms: declared dead";
+    }
     if (node.role == Role::kServer) OnServerDead(node);
     if (node.role == Role::kWorker && node.rank < options_.num_workers) {
       // Its unfinished data goes to the others; it no longer holds them back.
