@@ -476,6 +476,7 @@ void ServerNode::UpdateTableGauges(const ServerTable& table) {
 protocol::NodeStats ServerNode::CurrentStats() const {
   protocol::NodeStats stats;
   stats.has_server_stats = true;
+  stats.replica_sync_epoch = replicator_.synced_epoch();
   // Sparse tables only: they are thread-safe, while dense shards may be
   // resharded on the receive thread (and are small next to the rows).
   for (const ServerTable* t : tables_.All()) {
@@ -483,7 +484,6 @@ protocol::NodeStats ServerNode::CurrentStats() const {
     stats.rows += t->sparse->num_rows();
     stats.bytes += t->sparse->memory_bytes();
   }
-  stats.replica_sync_epoch = replicator_.synced_epoch();
   double keys = 0;
   for (const OpMetrics* op : {&pull_, &push_, &push_pull_, &dense_pull_, &dense_push_}) {
     keys += op->keys->Value();
