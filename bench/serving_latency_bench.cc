@@ -21,13 +21,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/row_file.h"
+#include "feedback/event_log_writer.h"
 #include "models/gen/gen.h"
 #include "models/job_config.h"
 #include "models/model_versions.h"
 #include "models/table_plan.h"
 #include "models/tsv_parser.h"
+#include "serving/feedback_service.h"
 #include "serving/model_follower.h"
 #include "serving/rest_api.h"
 #include "tests/serving/serving_test_util.h"
@@ -48,6 +51,7 @@ struct Flags {
   int delta_rows = 2000;
   int poll_ms = 20;
   std::string dir;
+  bool impressions = false;  // log every impression (serve --impression-dir)
 };
 
 bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
@@ -72,6 +76,9 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
       f->models = absl::StrSplit(value, ',');
     } else if (name == "--dir") {
       f->dir = value;
+    } else if (name == "--impressions") {
+      if (value != "0" && value != "1") return false;
+      f->impressions = value == "1";
     } else {
       return false;
     }
@@ -284,6 +291,20 @@ int BenchModel(const Flags& f, const std::string& data_dir, const std::string& r
   serving::RestApiOptions api_options;
   api_options.name = "bench";
   serving::RestApi api(api_options, &metrics);
+  // With --impressions 1, as `tessera serve --impression-dir`: every
+  // scored instance goes to the event log's queue and writer thread.
+  RealClock clock;
+  std::unique_ptr<feedback::EventLogWriter> event_log;
+  if (f.impressions) {
+    feedback::EventLogWriterOptions log_options;
+    log_options.dir = root + "/" + type + "-events";
+    fs::remove_all(log_options.dir);
+    auto opened = feedback::EventLogWriter::Open(log_options, &clock, &metrics);
+    if (!opened.ok()) return std::cerr << opened.status().message() << "\n", 1;
+    event_log = *std::move(opened);
+  }
+  serving::FeedbackService feedback_service({}, {"default"}, event_log.get(), &clock, &metrics);
+  api.set_feedback(&feedback_service);
   serving::FollowerOptions fo;
   fo.publish_dir = dir;
   fo.poll_interval = std::chrono::milliseconds(f.poll_ms);
@@ -325,6 +346,13 @@ int BenchModel(const Flags& f, const std::string& data_dir, const std::string& r
   }
   size_t dense = 0;
   for (const auto& d : p.dense) dense += d.size();
+  if (event_log != nullptr) {
+    event_log->Stop();
+    std::printf("%s: impressions logged %.0f, dropped %.0f (queue full)\n", type.c_str(),
+                MetricValue(metrics, "tessera_serving_event_log_records_total{kind=\"I\"}"),
+                MetricValue(metrics,
+                            "tessera_serving_event_log_dropped_total{reason=\"queue_full\"}"));
+  }
   std::printf(
       "%s: %zu sparse rows, %zu dense floats; %d deltas of %d rows/table applied in %.1f s "
       "while measuring (%.1f/s)\n",
@@ -348,7 +376,7 @@ int RunServingLatencyBench(const std::vector<std::string>& args) {
   Flags f;
   if (!ParseFlags(args, &f)) {
     std::cerr << "usage: serving_latency_bench [--models deepfm,din] [--seconds S] [--reps R] "
-                 "[--extra-rows N] [--delta-ms MS] [--delta-rows N] [--poll-ms MS] [--dir DIR]\n";
+                 "[--extra-rows N] [--delta-ms MS] [--delta-rows N] [--poll-ms MS] [--dir DIR] [--impressions 0|1]\n";
     return 2;
   }
   std::string root = f.dir;

@@ -28,6 +28,8 @@
 //   --poll-ms MS       the follower's poll interval (default 20)
 //   --dir DIR          where to publish (default: a new directory under
 //                      /dev/shm if it exists, else the temp directory)
+//   --impressions 0|1  1: log every scored instance to an event log in DIR
+//                      (as serve --impression-dir; closing-the-loop issue)
 #ifndef TESSERA_BENCH_SERVING_LATENCY_BENCH_H_
 #define TESSERA_BENCH_SERVING_LATENCY_BENCH_H_
 

@@ -53,11 +53,18 @@ bool ParseEventLogFileName(std::string_view name, uint64_t* seq) {
   return ec == std::errc() && end == digits.data() + digits.size();
 }
 
-std::string SanitizeField(std::string_view text, bool comma) {
-  std::string out(text);
-  for (char& c : out) {
+void AppendSanitized(std::string_view text, bool comma, std::string* out) {
+  const size_t start = out->size();
+  out->append(text);
+  for (size_t i = start; i < out->size(); ++i) {
+    char& c = (*out)[i];
     if (c == '\t' || c == '\n' || c == '\r' || (comma && c == ',')) c = ' ';
   }
+}
+
+std::string SanitizeField(std::string_view text, bool comma) {
+  std::string out;
+  AppendSanitized(text, comma, &out);
   return out;
 }
 

@@ -60,6 +60,8 @@ struct FeedbackRecord {
 // `text` with every tab, CR, LF replaced by ' ' (and, with `comma`, every
 // ',' too): a value that cannot break a record or a TSV column.
 std::string SanitizeField(std::string_view text, bool comma);
+// The same, appended to *out.
+void AppendSanitized(std::string_view text, bool comma, std::string* out);
 
 // One line, '\n' included. Fields are written as given: REQUIRES they
 // hold no tab or newline (SanitizeField), features no newline.

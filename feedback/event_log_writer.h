@@ -8,15 +8,16 @@
 // and the next one opened when it holds max_file_bytes, or max_file_age after
 // it was opened (on the injected clock), whichever comes first.
 //
-// Flush and fsync policy: the writer thread write(2)s every batch it takes
-// from the queue at once, so a record reaches the OS (and readers such as
-// the joiner) within milliseconds of Append; it fsyncs the open file every
+// Flush and fsync policy: the writer thread takes what is queued every
+// write_interval (10 ms; at once when the queue is half full) and write(2)s
+// it in one call per file, so a record reaches the OS (and readers such as
+// the joiner) within about write_interval of Append; it fsyncs the open file every
 // fsync_interval (0: after every batch), on rotation and at Stop. So a
 // crash of serving loses what was still queued; a crash of the machine at
 // most the last fsync_interval of records.
 //
 // Metrics (`metric_prefix` e.g. "tessera_serving_event_log"):
-//   <prefix>_records_total{kind}          records written (kind: first byte)
+//   <prefix>_records_total{kind}          records written (kind I or F: the first byte)
 //   <prefix>_dropped_total{reason}        queue_full | stopped | write_error
 //   <prefix>_files_total                  files opened
 //   <prefix>_queue_length                 records waiting (gauge)
@@ -46,6 +47,9 @@ struct EventLogWriterOptions {
   Clock::Duration max_file_age = std::chrono::seconds(60);  // rotate after
   std::chrono::milliseconds fsync_interval{1000};  // 0: fsync every batch
   size_t queue_capacity = 65536;              // records; more are dropped
+  // How often the writer thread writes what is queued (sooner when the
+  // queue is half full).
+  std::chrono::milliseconds write_interval{10};
   std::string metric_prefix = "tessera_serving_event_log";
 };
 
@@ -80,6 +84,8 @@ class EventLogWriter {
   void Run();
   // Writes `batch` to the open file (rotating first if due). Writer thread.
   void WriteBatch(std::deque<std::string>* batch);
+  // writev(2)s lines[first, first + n) to the open file; false on error.
+  bool WriteLines(const std::deque<std::string>& lines, size_t first, size_t n);
   Status OpenNext();
   void CloseFile();
 
@@ -97,6 +103,7 @@ class EventLogWriter {
   uint64_t appended_ ABSL_GUARDED_BY(mu_) = 0;  // records accepted
   uint64_t written_ ABSL_GUARDED_BY(mu_) = 0;   // records taken and written (or failed)
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t files_opened_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Writer thread only.

@@ -1,15 +1,16 @@
 #include "serving/instance_tsv.h"
 
 #include <algorithm>
+#include <charconv>
 #include <vector>
 
-#include "absl/strings/str_format.h"
 #include "feedback/event_log.h"
 
 namespace tessera::serving {
 
 std::string InstanceTsv(const models::Schema& schema, const nlohmann::json& instance) {
   std::string out;
+  out.reserve(256);
   bool first = true;
   for (const models::Field& field : schema.fields()) {
     if (!first) out += '\t';
@@ -18,10 +19,15 @@ std::string InstanceTsv(const models::Schema& schema, const nlohmann::json& inst
     if (it == instance.end() || it->is_null()) continue;
     switch (field.type) {
       case models::FieldType::kNumeric:
-        if (it->is_number()) out += absl::StrFormat("%.17g", it->get<double>());
+        if (it->is_number()) {
+          // The shortest text that parses back to the same double.
+          char buf[32];
+          const auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), it->get<double>());
+          if (ec == std::errc()) out.append(buf, end);
+        }
         break;
       case models::FieldType::kCategorical:
-        if (it->is_string()) out += feedback::SanitizeField(it->get_ref<const std::string&>(), true);
+        if (it->is_string()) feedback::AppendSanitized(it->get_ref<const std::string&>(), true, &out);
         break;
       case models::FieldType::kSequence: {
         if (!it->is_array()) break;
@@ -35,7 +41,7 @@ std::string InstanceTsv(const models::Schema& schema, const nlohmann::json& inst
         std::reverse(kept.begin(), kept.end());
         for (size_t i = 0; i < kept.size(); ++i) {
           if (i > 0) out += ',';
-          out += feedback::SanitizeField(*kept[i], true);
+          feedback::AppendSanitized(*kept[i], true, &out);
         }
         break;
       }

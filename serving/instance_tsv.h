@@ -4,8 +4,9 @@
 // parses to the Example serving scored (InstanceEncoder).
 //
 // Per field, in schema order, tab-separated: a categorical string as is; a
-// number printed to round-trip exactly (%.17g; the transform is applied by
-// the parser, as by the encoder); a sequence's most recent max_len
+// number as the shortest text that parses back to the same double
+// (std::to_chars; the parser applies the transform, as the encoder does); a
+// sequence's most recent max_len
 // non-empty tokens, oldest first, joined by ','; a missing or null value as
 // an empty column. Tabs, CR and LF in a value (and ',' in a categorical or
 // sequence token) would break the line; they are replaced by ' ' (such a

@@ -272,7 +272,7 @@ TEST(InstanceTsvTest, TheColumnsParseToWhatTheEncoderEncodes) {
   const json instance = json::parse(
       R"({"user_id": "u\t1", "price": 0.1, "hist": ["a", "", "b", "c", "d,e"]})");
   const std::string columns = InstanceTsv(schema, instance);
-  EXPECT_EQ(columns, "u 1\t\t0.10000000000000001\tb,c,d e");
+  EXPECT_EQ(columns, "u 1\t\t0.1\tb,c,d e");
   models::TsvParser parser(&schema);
   models::Example from_tsv, from_json;
   std::string reason;
