@@ -77,6 +77,18 @@ TEST_F(CliTest, WithoutSubcommandFails) {
   EXPECT_NE(r.exit_code, 0);
 }
 
+TEST_F(CliTest, EveryLongRunningCommandTakesALogLevel) {
+  for (const char* sub : {"train", "local", "serve", "join", "scheduler", "server", "worker"}) {
+    RunResult r = Run({sub, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << sub;
+    EXPECT_THAT(r.output, HasSubstr("--log-level")) << sub;
+  }
+  // A bad level is refused before anything starts.
+  RunResult bad = Run({"serve", "--model-dir", dir_.File("none"), "--log-level", "loud"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("--log-level"));
+}
+
 TEST_F(CliTest, StatusWithoutARunningSchedulerFailsClearly) {
   // Port 1 on loopback: nothing listens (connection refused at once).
   RunResult down = Run({"status", "--scheduler", "127.0.0.1:1", "--timeout-s", "2"});

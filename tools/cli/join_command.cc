@@ -18,6 +18,7 @@
 #include "models/job_config.h"
 #include "models/schema.h"
 #include "models/tsv_parser.h"
+#include "tools/cli/node_flags.h"
 
 namespace tessera::cli {
 namespace {
@@ -28,6 +29,7 @@ struct JoinFlags {
   std::string impression_dir;
   std::string output_dir;
   bool once = false;
+  std::string log_level = "info";
 };
 
 // The joiner's options from the job file and flags.
@@ -57,6 +59,8 @@ int RunJoin(const JoinFlags& flags) {
     std::cerr << "tessera join: " << s.message() << "\n";
     return s.code() == StatusCode::kInvalidArgument ? kExitUsage : 1;
   };
+  if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return fail(s);
+  SetLogNodeLabel("join/0");
   StatusOr<models::JobConfig> job = models::LoadJobConfig(flags.job, flags.overrides);
   if (!job.ok()) return fail(job.status());
   StatusOr<feedback::JoinerOptions> options = Options(flags, *job);
@@ -121,6 +125,7 @@ void AddJoinCommand(CLI::App* app, Command* selected) {
   cmd->add_flag("--once", flags->once,
                 "Read the event log to its end, commit and exit (open impressions stay in the "
                 "checkpoint)");
+  AddLogLevelFlag(cmd, &flags->log_level);
   cmd->footer(
       "Example: tessera serve --model-dir runs/ctr/publish --impression-dir events/ &\n"
       "         tessera join job.yaml --set join.window_s=600 &   # writes into data.train\n"
