@@ -2,7 +2,8 @@
 // serve` logs impressions to --impression-dir, a shopper recommends and
 // clicks (POST /v1/feedback), `tessera join` (restarted for every pass:
 // --once) turns the log into schema-TSV files in the job's followed
-// training directory, which the trainer's parser and `tessera eval` read.
+// training directory, which the trainer's parser and `tessera eval` read;
+// and `tessera simulate`'s shoppers against a model of gen's world.
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -11,11 +12,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "models/schema.h"
 #include "models/tsv_parser.h"
@@ -47,6 +51,35 @@ std::vector<std::string> JoinedRows(const std::string& dir) {
     for (std::string line; std::getline(in, line);) rows.push_back(line);
   }
   return rows;
+}
+
+// Runs `tessera args...` to completion (60 s at most); its exit code, or
+// -1. Output goes to `log`.
+int RunTessera(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> argv = {testing::TesseraBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::optional<int> exit = testing::WaitForExit(testing::Spawn(argv, log), std::chrono::seconds(60));
+  return exit && WIFEXITED(*exit) ? WEXITSTATUS(*exit) : -1;
+}
+
+// Starts `tessera serve args...` and returns its port once /readyz says
+// ready (0 on failure); *pid gets the process.
+int StartServe(const std::vector<std::string>& args, const std::string& log, pid_t* pid) {
+  std::vector<std::string> argv = {testing::TesseraBinary(), "serve", "--port", "0"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  *pid = testing::Spawn(argv, log);
+  int port = 0;
+  const bool ready = testing::PollUntil(
+      [&] {
+        const std::string text = testing::ReadFileOrEmpty(log);
+        const size_t at = text.find("listening on http://127.0.0.1:");
+        if (at == std::string::npos) return false;
+        port = std::atoi(text.c_str() + at + std::strlen("listening on http://127.0.0.1:"));
+        auto r = testing::HttpGet(port, "/readyz");
+        return r && r->status == 200;
+      },
+      std::chrono::seconds(30));
+  return ready ? port : 0;
 }
 
 TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
@@ -146,6 +179,66 @@ TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
   ASSERT_TRUE(eval_exit && WIFEXITED(*eval_exit)) << testing::ReadFileOrEmpty(dir.File("eval.log"));
   EXPECT_EQ(WEXITSTATUS(*eval_exit), 0) << testing::ReadFileOrEmpty(dir.File("eval.log"));
 
+  ::kill(serve, SIGTERM);
+  const std::optional<int> serve_exit = testing::WaitForExit(serve, std::chrono::seconds(30));
+  ASSERT_TRUE(serve_exit && WIFEXITED(*serve_exit));
+  EXPECT_EQ(WEXITSTATUS(*serve_exit), 0);
+}
+
+// The loop on `tessera gen`'s world: a model trained on gen's data is
+// served, `tessera simulate` sends shoppers of the same world (recommend,
+// click per the planted model, feedback), and `tessera join` labels every
+// impression it printed.
+TEST(FeedbackLoopE2eTest, SimulatedShoppersClickAndTheJoinerLabelsTheirImpressions) {
+  testing::TempDir dir;
+  const std::string world_flags[] = {"--users", "200", "--items", "400", "--seed", "7"};
+  std::vector<std::string> gen = {"gen", "--out", dir.File("data"), "--rows", "4000"};
+  gen.insert(gen.end(), std::begin(world_flags), std::end(world_flags));
+  ASSERT_EQ(RunTessera(gen, dir.File("gen.log")), 0) << testing::ReadFileOrEmpty(dir.File("gen.log"));
+  std::ofstream(dir.File("job.yaml"))
+      << "data: {schema: data/schema.yaml, train: data/train.tsv}\n"
+         "model: {type: lr}\n"
+         "cluster: {servers: 1, workers: 1}\n"
+         "output_dir: run\n";
+  ASSERT_EQ(RunTessera({"train", dir.File("job.yaml")}, dir.File("train.log")), 0)
+      << testing::ReadFileOrEmpty(dir.File("train.log"));
+  pid_t serve = -1;
+  const int port = StartServe({"--model-dir", dir.File("run/model"), "--name", "ctr",
+                               "--impression-dir", dir.File("events")},
+                              dir.File("serve.log"), &serve);
+  ASSERT_GT(port, 0) << testing::ReadFileOrEmpty(dir.File("serve.log"));
+  std::vector<std::string> simulate = {"simulate", "--serve", "http://127.0.0.1:" + std::to_string(port),
+                                       "--name", "ctr", "--requests", "60", "--k", "4",
+                                       "--report-every", "20"};
+  simulate.insert(simulate.end(), std::begin(world_flags), std::end(world_flags));
+  ASSERT_EQ(RunTessera(simulate, dir.File("simulate.log")), 0)
+      << testing::ReadFileOrEmpty(dir.File("simulate.log"));
+  const std::string report = testing::ReadFileOrEmpty(dir.File("simulate.log"));
+  EXPECT_NE(report.find("simulate: requests 41-60"), std::string::npos) << report;
+  EXPECT_NE(report.find("default: 240 shown"), std::string::npos) << report;  // 60 x k
+  EXPECT_NE(report.find("errors 0"), std::string::npos) << report;
+  auto ab = testing::HttpGet(port, "/v1/ab");
+  ASSERT_TRUE(ab && ab->status == 200);
+  const json results = json::parse(ab->body);
+  EXPECT_EQ(results["arms"][0]["impressions"], 240);
+  const int clicks = results["arms"][0]["clicks"];
+  EXPECT_GT(clicks, 0);  // gen's CTR is ~0.17
+  // The simulator's clicks are what serving counted.
+  EXPECT_NE(report.find(absl::StrCat(" ", clicks, " clicks")), std::string::npos) << report;
+
+  std::ofstream(dir.File("loop.yaml"))
+      << "data: {schema: data/schema.yaml, train: joined, follow: true}\n"
+         "join: {impression_dir: events, window_s: 0.2, grace_s: 0}\n";
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        if (RunTessera({"join", dir.File("loop.yaml"), "--once"}, dir.File("join.log")) != 0) return true;
+        return JoinedRows(dir.File("joined")).size() >= 240;
+      },
+      std::chrono::seconds(30)));
+  const std::vector<std::string> rows = JoinedRows(dir.File("joined"));
+  ASSERT_EQ(rows.size(), 240u) << testing::ReadFileOrEmpty(dir.File("join.log"));
+  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const std::string& r) { return r[0] == '1'; }),
+            clicks);
   ::kill(serve, SIGTERM);
   const std::optional<int> serve_exit = testing::WaitForExit(serve, std::chrono::seconds(30));
   ASSERT_TRUE(serve_exit && WIFEXITED(*serve_exit));
