@@ -590,6 +590,29 @@ void KvClient::UpdateView(protocol::ClusterView view) {
   }
 }
 
+void KvClient::FailAll(const Status& status) {
+  std::vector<std::shared_ptr<Op>> ops;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [t, op] : ops_) ops.push_back(op);
+  }
+  for (const std::shared_ptr<Op>& op : ops) {
+    std::vector<uint64_t> cancel;
+    {
+      MutexLock lock(&op->mu);
+      if (op->abandoned || op->remaining <= 0) continue;
+      for (Part& part : op->parts) {
+        if (part.done) continue;
+        if (part.request_id != 0) cancel.push_back(part.request_id);
+        part.done = true;
+      }
+      op->remaining = 0;
+      if (op->status.ok()) op->status = status;
+    }
+    for (uint64_t id : cancel) messenger_->Cancel(id);
+  }
+}
+
 Status KvClient::Wait(Ticket ticket, SteadyTime deadline) {
   std::shared_ptr<Op> op;
   {

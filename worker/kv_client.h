@@ -81,6 +81,10 @@ class KvClient {
   // operations use it, and parts in flight to servers it lists as dead, or
   // waiting for a view after failing, are sent again.
   void UpdateView(protocol::ClusterView view);
+  // Ends every operation in flight with `status` (the cluster is shutting
+  // down: its servers will not answer); Wait returns it at once. Later
+  // operations are unaffected.
+  void FailAll(const Status& status);
   protocol::ClusterView view() const;
   // The configuration of `table`, or nullptr.
   const TableConfig* FindTable(TableId table) const;

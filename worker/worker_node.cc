@@ -72,7 +72,13 @@ void WorkerNode::Handle(DecodedMessage msg) {
     }
     case MessageType::kShutdownRequest: {
       StatusOr<std::string> reason = msg.AsShutdownRequest();
-      member_.OnShutdown(reason.ok() ? *reason : "requested");
+      const std::string why = reason.ok() ? *reason : "requested";
+      {
+        // The servers stop too: nothing in flight will be answered.
+        MutexLock lock(&kv_mu_);
+        if (kv_ != nullptr) kv_->FailAll(CancelledError("cluster shutting down: " + why));
+      }
+      member_.OnShutdown(why);
       return;
     }
     default:

@@ -1,6 +1,7 @@
 // Scheduler + servers + workers in one process, over InProcTransport and over
 // ZeroMQ tcp://127.0.0.1: exact push/pull semantics against single-node
 // references.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -263,6 +264,25 @@ TEST_P(KvClusterTest, WaitOnADeadServerTimesOutInsteadOfHanging) {
   } else {
     EXPECT_EQ(t.status().code(), StatusCode::kUnavailable);
   }
+}
+
+// The cluster shutting down ends what a worker waits for at once (its
+// servers stop: nothing in flight will be answered), instead of at the
+// operation's deadline.
+TEST_P(KvClusterTest, ClusterShutdownEndsOperationsInFlight) {
+  InProcCluster c(Options(2, 2), &clock_);
+  ASSERT_OK(c.Start());
+  c.KillServer(1);  // never answers
+  std::vector<Key> keys;
+  for (Key k = 0; k < 64; ++k) keys.push_back(k);  // some belong to server 1
+  std::vector<float> grads(keys.size() * kDim, 1.0f);
+  ASSERT_OK_AND_ASSIGN(worker::KvClient::Ticket t, c.worker(0).kv().Push(kEmb, keys, grads));
+  ASSERT_OK(c.worker(1).member().RequestClusterShutdown("test done", DeadlineIn(kWait)));
+  const auto start = std::chrono::steady_clock::now();
+  Status s = c.worker(0).kv().Wait(t, DeadlineIn(std::chrono::seconds(60)));
+  EXPECT_EQ(s.code(), StatusCode::kCancelled) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("cluster shutting down: test done"));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, KvClusterTest,
