@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/shutdown_signals.h"
@@ -30,6 +31,7 @@ struct JoinFlags {
   std::string output_dir;
   bool once = false;
   std::string log_level = "info";
+  int metrics_port = -1;  // -1: no /metrics endpoint
 };
 
 // The joiner's options from the job file and flags.
@@ -78,6 +80,13 @@ int RunJoin(const JoinFlags& flags) {
   StatusOr<std::unique_ptr<feedback::Joiner>> joiner =
       feedback::Joiner::Open(*options, &clock, &metrics);
   if (!joiner.ok()) return fail(joiner.status());
+  HttpServer http;
+  if (flags.metrics_port >= 0) {
+    AddObservabilityRoutes(&http, &metrics, [] { return true; });
+    StatusOr<int> port = http.Start("0.0.0.0", flags.metrics_port);
+    if (!port.ok()) return fail(port.status());
+    TESSERA_LOG(kInfo) << "join: metrics on http://0.0.0.0:" << *port << "/metrics";
+  }
   TESSERA_LOG(kInfo) << "join: " << options->event_dir << " -> " << options->output_dir
                      << " (window " << job->join.window_s << " s); " << (*joiner)->StatsLine();
   absl::Notification stop;
@@ -104,6 +113,7 @@ int RunJoin(const JoinFlags& flags) {
     if (!flags.once || !rows.ok()) stop.WaitForNotificationWithTimeout(interval);
   }
   std::cout << (*joiner)->StatsLine() << std::endl;
+  http.Stop();
   return 0;
 }
 
@@ -122,6 +132,10 @@ void AddJoinCommand(CLI::App* app, Command* selected) {
   cmd->add_option("--out", flags->output_dir,
                   "Directory for the examples (default: join.output_dir, else data.train when "
                   "data.follow)");
+  cmd->add_option("--metrics-port", flags->metrics_port,
+                  "Serve /metrics (tessera_join_*_total), /healthz on this port (0: any free "
+                  "port, logged; default: none)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_flag("--once", flags->once,
                 "Read the event log to its end, commit and exit (open impressions stay in the "
                 "checkpoint)");

@@ -1,5 +1,5 @@
 // `tessera join JOB.yaml [--set k=v]... [--impression-dir DIR] [--out DIR]
-// [--once]`: the online joiner (feedback/joiner.h) of the closing-the-loop
+// [--metrics-port P] [--once]`: the online joiner (feedback/joiner.h) of the closing-the-loop
 // issue, with the job file's `join:` keys (docs/feedback_loop.md). Rows are
 // checked with the job's schema (models/tsv_parser.h) before they are
 // written. Runs until SIGINT/SIGTERM (a last commit, then exit 0), or with
