@@ -24,7 +24,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/row_file.h"
-#include "feedback/event_log_writer.h"
+#include "serving/feedback/event_log_writer.h"
 #include "models/gen/gen.h"
 #include "models/job_config.h"
 #include "models/model_versions.h"

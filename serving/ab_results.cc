@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "feedback/ab_stats.h"
+#include "serving/feedback/ab_stats.h"
 
 namespace tessera::serving {
 

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 
 namespace tessera::serving {
 

@@ -41,7 +41,7 @@
 #include "common/clock.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
-#include "feedback/event_log_writer.h"
+#include "serving/feedback/event_log_writer.h"
 #include "serving/ab_results.h"
 
 namespace tessera::serving {

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <vector>
 
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 
 namespace tessera::serving {
 

@@ -14,7 +14,7 @@
 #include "common/metrics.h"
 #include "common/shutdown_signals.h"
 #include "models/saved_model.h"
-#include "feedback/event_log_writer.h"
+#include "serving/feedback/event_log_writer.h"
 #include "serving/feedback_service.h"
 #include "serving/model_follower.h"
 #include "serving/rest_api.h"

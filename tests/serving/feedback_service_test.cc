@@ -18,9 +18,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
-#include "feedback/ab_stats.h"
-#include "feedback/event_log.h"
-#include "feedback/event_log_writer.h"
+#include "serving/feedback/ab_stats.h"
+#include "serving/feedback/event_log.h"
+#include "serving/feedback/event_log_writer.h"
 #include "models/tsv_parser.h"
 #include "serving/instance_encoder.h"
 #include "serving/instance_tsv.h"

@@ -15,7 +15,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/shutdown_signals.h"
-#include "feedback/joiner.h"
+#include "serving/feedback/joiner.h"
 #include "models/job_config.h"
 #include "models/schema.h"
 #include "models/tsv_parser.h"

@@ -14,7 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "feedback/ab_stats.h"
+#include "serving/feedback/ab_stats.h"
 #include "models/gen/click_model.h"
 // Last: httplib's macros break Eigen's headers.
 #include <httplib.h>

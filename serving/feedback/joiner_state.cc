@@ -27,7 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
-#include "feedback/joiner.h"
+#include "serving/feedback/joiner.h"
 
 namespace tessera::feedback {
 namespace fs = std::filesystem;

@@ -1,7 +1,7 @@
 // The online joiner (feedback/joiner.h): attribution window, late,
 // duplicate and unmatched events, reading a backlog, the memory cap, and
 // exactly-once output across a restart at every commit stage.
-#include "feedback/joiner.h"
+#include "serving/feedback/joiner.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 

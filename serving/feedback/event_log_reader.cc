@@ -1,4 +1,4 @@
-#include "feedback/event_log_reader.h"
+#include "serving/feedback/event_log_reader.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 
 namespace tessera::feedback {
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-#include "feedback/event_log_writer.h"
+#include "serving/feedback/event_log_writer.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 
 namespace tessera::feedback {
 namespace fs = std::filesystem;

@@ -1,6 +1,6 @@
 // A/B statistics (feedback/ab_stats.h) against values computed by hand
 // (the formulas in the header, evaluated in Python to 12 digits).
-#include "feedback/ab_stats.h"
+#include "serving/feedback/ab_stats.h"
 
 #include <gtest/gtest.h>
 

@@ -47,8 +47,8 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
-#include "feedback/event_log.h"
-#include "feedback/event_log_reader.h"
+#include "serving/feedback/event_log.h"
+#include "serving/feedback/event_log_reader.h"
 
 namespace tessera::feedback {
 

@@ -1,4 +1,4 @@
-#include "feedback/joiner.h"
+#include "serving/feedback/joiner.h"
 
 #include <filesystem>
 #include <utility>

@@ -1,6 +1,6 @@
 // The event log: record format (feedback/event_log.h) and the rotating
 // writer behind a bounded queue (feedback/event_log_writer.h).
-#include "feedback/event_log_writer.h"
+#include "serving/feedback/event_log_writer.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/metrics.h"
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 

@@ -1,4 +1,4 @@
-#include "feedback/event_log.h"
+#include "serving/feedback/event_log.h"
 
 #include <charconv>
 #include <cstdio>

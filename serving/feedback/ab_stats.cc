@@ -1,4 +1,4 @@
-#include "feedback/ab_stats.h"
+#include "serving/feedback/ab_stats.h"
 
 #include <algorithm>
 #include <cmath>
