@@ -147,24 +147,6 @@ long PollTimeoutMs(SteadyTime deadline) {
   return static_cast<long>(std::min<int64_t>(ms, 60'000));  // re-polls after a minute
 }
 
-// The keys of SetDefaultZmqCurveKeys(). A function-local static: no
-// initialization-order hazard for transports created during static init.
-struct DefaultCurve {
-  Mutex mu;
-  CurveKeys keys TESSERA_GUARDED_BY(mu);
-};
-DefaultCurve& Default() {
-  static DefaultCurve* const instance = new DefaultCurve;
-  return *instance;
-}
-
-CurveKeys EffectiveCurveKeys(const ZmqTransportOptions& options) {
-  if (options.curve.has_value()) return *options.curve;
-  DefaultCurve& d = Default();
-  MutexLock lock(&d.mu);
-  return d.keys;
-}
-
 // Sets a Curve key option (Z85 text, which ZeroMQ decodes).
 void SetCurveKey(zmq::socket_t& socket, int option, const std::string& z85) {
   if (zmq_setsockopt(socket.handle(), option, z85.data(), z85.size()) != 0) {
@@ -523,7 +505,7 @@ StatusOr<std::unique_ptr<Transport>> NewZmqTransport(const ZmqTransportOptions& 
   if (options.io_threads < 1 || options.send_hwm < 0 || options.recv_hwm < 0) {
     return InvalidArgumentError("ZmqTransportOptions: io_threads >= 1, hwm >= 0 required");
   }
-  CurveKeys curve = EffectiveCurveKeys(options);
+  CurveKeys curve = options.curve.value_or(CurveKeys{});
   if (curve.enabled()) {
     TESSERA_RETURN_IF_ERROR(CurveAvailable());
     TESSERA_RETURN_IF_ERROR(ValidateCurveKeys(curve));
@@ -538,12 +520,6 @@ StatusOr<std::unique_ptr<Transport>> NewZmqTransport(const ZmqTransportOptions& 
   auto transport = std::make_unique<ZmqTransport>(options, std::move(curve), wake_fd);
   TESSERA_RETURN_IF_ERROR(transport->Init());
   return std::unique_ptr<Transport>(std::move(transport));
-}
-
-void SetDefaultZmqCurveKeys(CurveKeys keys) {
-  DefaultCurve& d = Default();
-  MutexLock lock(&d.mu);
-  d.keys = std::move(keys);
 }
 
 }  // namespace tessera

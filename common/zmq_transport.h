@@ -31,8 +31,9 @@
 // Receive() returns frames that point into the received zmq::message_t;
 // each frame's owner().get() is that `const zmq::message_t*`.
 //
-// CurveZMQ (optional, off by default): with Curve keys (options.curve, or
-// the process default, below) every link is encrypted and authenticated.
+// CurveZMQ (optional, off by default): with Curve keys (options.curve;
+// there is no process-wide default: each main passes the keys it read down
+// to the transports it builds) every link is encrypted and authenticated.
 // The ROUTER is a Curve server with the cluster's secret key, each DEALER a
 // Curve client that expects the cluster's public key and presents the
 // cluster keypair, and a ZAP handler (common/curve_auth.h) on this
@@ -110,21 +111,10 @@ struct ZmqTransportOptions {
   // Labels added to every series above (e.g. {{"node", "server/1"}}), so
   // several transports can share one registry.
   MetricLabels metric_labels = {};
-  // CurveZMQ keys of the cluster. Unset: the process default (normally
-  // none, i.e. plaintext); an empty CurveKeys: plaintext regardless.
+  // CurveZMQ keys of the cluster. Unset or an empty CurveKeys: plaintext.
   // REQUIRES with keys: `context` is null (InvalidArgument otherwise).
   std::optional<CurveKeys> curve = std::nullopt;
 };
-
-// Sets the keys every later NewZmqTransport() uses when its options leave
-// `curve` unset. Only a main() calls this, once, before any transport
-// exists (the CLI does, from --curve-dir / TESSERA_CURVE_DIR).
-// This process-wide default breaks the no-globals rule on purpose: the role
-// mains (server/, worker/, scheduler/) build their ZmqTransportOptions
-// themselves, and until their MainArgs carry the keys, this is how the CLI
-// turns Curve on for every link they open. REQUIRES: keys are valid
-// (ValidateCurveKeys) or empty (Curve off).
-void SetDefaultZmqCurveKeys(CurveKeys keys);
 
 // Creates an unbound transport. Internal if ZeroMQ cannot create the context
 // or sockets; InvalidArgument on nonsensical options or invalid Curve keys;

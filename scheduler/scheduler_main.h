@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
+#include "common/curve_keys.h"
 #include "common/status.h"
 #include "protocols/codec.h"
 #include "scheduler/scheduler_node.h"
@@ -25,6 +27,9 @@ struct SchedulerMainArgs {
   // Interface and port of the HTTP observability server (0 picks a port).
   std::string metrics_host = "0.0.0.0";
   int metrics_port = 0;
+  // CurveZMQ keys of the cluster (common/curve_keys.h), read by the CLI from
+  // --curve-dir / TESSERA_CURVE_DIR. Unset: plaintext ZeroMQ.
+  std::optional<CurveKeys> curve;
   // The cluster must be running (every node registered, tables acknowledged)
   // within this time, or the scheduler shuts it down and fails.
   // Zero waits forever.

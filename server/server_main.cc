@@ -26,6 +26,7 @@ Status Run(const ServerMainArgs& args) {
   ZmqTransportOptions transport_options;
   transport_options.max_frame_bytes = kNodeMaxFrameBytes;
   transport_options.metrics = &metrics;
+  transport_options.curve = args.curve;
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
                            NewZmqTransport(transport_options));
 

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
+#include "common/curve_keys.h"
 #include "common/status.h"
 #include "server/server_node.h"
 
@@ -22,6 +24,9 @@ struct ServerMainArgs {
   // Interface and port of the HTTP observability server (0 picks a port).
   std::string metrics_host = "0.0.0.0";
   int metrics_port = 0;
+  // CurveZMQ keys of the cluster (common/curve_keys.h), read by the CLI from
+  // --curve-dir / TESSERA_CURVE_DIR. Unset: plaintext ZeroMQ.
+  std::optional<CurveKeys> curve;
   // Registration with the scheduler must finish within this time.
   std::chrono::seconds startup_timeout{300};
   // A streaming job under mpirun (or Kubernetes): every rank gets the

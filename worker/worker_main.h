@@ -17,9 +17,11 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "common/status.h"
 #include "worker/worker_node.h"
 
@@ -38,6 +40,9 @@ struct WorkerMainArgs {
   // Interface and port of the HTTP observability server (0 picks a port).
   std::string metrics_host = "0.0.0.0";
   int metrics_port = 0;
+  // CurveZMQ keys of the cluster (common/curve_keys.h), read by the CLI from
+  // --curve-dir / TESSERA_CURVE_DIR. Unset: plaintext ZeroMQ.
+  std::optional<CurveKeys> curve;
   // Registration and the first cluster view must arrive within this time.
   std::chrono::seconds startup_timeout{300};
   // The slowest worker's program must finish within this time after the

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <limits>
+#include <optional>
 #include <random>
 
 #include "absl/container/flat_hash_set.h"
@@ -151,11 +152,10 @@ int RunForget(const ForgetFlags& flags) {
             << "\n";
   ZmqTransportOptions transport_options;
   transport_options.max_frame_bytes = kNodeMaxFrameBytes;
-  if (!flags.curve_dir.empty()) {  // the cluster encrypts its links: so must we
-    StatusOr<CurveKeys> keys = ReadCurveKeys(flags.curve_dir);
-    if (!keys.ok()) return Usage(keys.status());
-    transport_options.curve = *keys;
-  }
+  // If the cluster encrypts its links, so must we.
+  StatusOr<std::optional<CurveKeys>> curve = LoadCurveKeys(flags.curve_dir);
+  if (!curve.ok()) return Usage(curve.status());
+  transport_options.curve = *curve;
   StatusOr<std::unique_ptr<Transport>> transport = NewZmqTransport(transport_options);
   StatusOr<protocol::ForgetReplyInfo> reply =
       transport.ok() ? SendForget(transport->get(), options, table, *keys)

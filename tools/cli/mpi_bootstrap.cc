@@ -12,9 +12,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "common/logging.h"
 #include "tools/cli/node_flags.h"
 #include "tools/cli/role_commands.h"
@@ -105,7 +107,7 @@ Status Validate(const ClusterSpec& spec, const WorkerProgramRegistry& programs, 
 }
 
 int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, NodeFlags node,
-             int workers) {
+             int workers, const std::optional<CurveKeys>& curve) {
   StatusOr<std::string> token = ReadOrGenerateClusterToken(spec.token_file);
   if (!token.ok()) {
     TESSERA_LOG(kError) << token.status();
@@ -115,7 +117,7 @@ int RunRank0(const ClusterSpec& spec, const WorkerProgramRegistry& programs, Nod
   scheduler::SchedulerMainArgs args =
       MakeSchedulerArgs(node, spec.servers, workers,
                         *programs.TablesFor(spec.table_specs, spec.program, spec.program_args),
-                        *token, {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
+                        *token, curve, {spec.heartbeat_interval_ms, spec.heartbeat_timeout_ms});
   if (spec.table_specs.empty()) {
     if (Status s = programs.SetUpScheduler(spec.program, spec.program_args, &args.node); !s.ok()) {
       TESSERA_LOG(kError) << s;
@@ -149,8 +151,9 @@ int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int 
     return 2;
   }
   // Each rank reads the key directory itself (a shared path on every host).
-  if (Status s = ApplyCurveDir(spec.curve_dir); !s.ok()) {
-    TESSERA_LOG(kError) << s;
+  StatusOr<std::optional<CurveKeys>> curve = LoadCurveKeys(spec.curve_dir);
+  if (!curve.ok()) {
+    TESSERA_LOG(kError) << curve.status();
     return 2;
   }
   NodeFlags node;
@@ -171,7 +174,7 @@ int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int 
     node.metrics_host = "0.0.0.0";
   }
   node.startup_timeout_s = spec.startup_timeout_s;
-  if (rank == 0) return RunRank0(spec, programs, node, size - 1 - spec.servers);
+  if (rank == 0) return RunRank0(spec, programs, node, size - 1 - spec.servers, *curve);
 
   Bootstrap bootstrap = Broadcast({});
   if (bootstrap.scheduler.empty()) {
@@ -181,13 +184,13 @@ int RunRank(const ClusterSpec& spec, const WorkerProgramRegistry& programs, int 
   node.scheduler = bootstrap.scheduler;
   if (rank <= spec.servers) {
     node.rank = rank - 1;
-    server::ServerMainArgs args = MakeServerArgs(node, bootstrap.token);
+    server::ServerMainArgs args = MakeServerArgs(node, bootstrap.token, *curve);
     args.first_signal_drains = spec.drain_on_signal;  // mpirun signals every rank
     return server::RunServer(args);
   }
   node.rank = rank - 1 - spec.servers;
-  worker::WorkerMainArgs args =
-      MakeWorkerArgs(node, bootstrap.token, *programs.Find(spec.program), spec.program_args);
+  worker::WorkerMainArgs args = MakeWorkerArgs(node, bootstrap.token, *curve,
+                                               *programs.Find(spec.program), spec.program_args);
   args.first_signal_drains = spec.drain_on_signal;
   return worker::RunWorker(args);
 }

@@ -8,7 +8,6 @@
 #include "absl/strings/ascii.h"
 #include "common/curve_keys.h"
 #include "common/logging.h"
-#include "common/zmq_transport.h"
 
 namespace tessera::cli {
 
@@ -110,13 +109,12 @@ StatusOr<std::string> ResolveCurveDir(const std::string& curve_dir) {
   return error ? dir : absolute.lexically_normal().string();
 }
 
-Status ApplyCurveDir(const std::string& curve_dir) {
+StatusOr<std::optional<CurveKeys>> LoadCurveKeys(const std::string& curve_dir) {
   TESSERA_ASSIGN_OR_RETURN(std::string dir, ResolveCurveDir(curve_dir));
-  if (dir.empty()) return OkStatus();
+  if (dir.empty()) return std::optional<CurveKeys>();
   TESSERA_ASSIGN_OR_RETURN(CurveKeys keys, ReadCurveKeys(dir));
   TESSERA_LOG(kInfo) << "CurveZMQ on: cluster key " << keys.public_key << " from " << dir;
-  SetDefaultZmqCurveKeys(std::move(keys));
-  return OkStatus();
+  return std::optional<CurveKeys>(std::move(keys));
 }
 
 }  // namespace tessera::cli

@@ -12,8 +12,10 @@
 #define TESSERA_TOOLS_CLI_NODE_FLAGS_H_
 
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 
+#include "common/curve_keys.h"
 #include "common/status.h"
 
 namespace tessera::cli {
@@ -59,9 +61,10 @@ StatusOr<std::string> GenerateClusterToken();
 // and returned as an absolute path, so child processes can inherit it.
 // FailedPrecondition if libzmq lacks CURVE; the errors of ReadCurveKeys().
 StatusOr<std::string> ResolveCurveDir(const std::string& curve_dir);
-// ResolveCurveDir(), then turns Curve on for every ZmqTransport this process
-// creates (SetDefaultZmqCurveKeys). Call before any node starts.
-Status ApplyCurveDir(const std::string& curve_dir);
+// ResolveCurveDir(), then the directory's keys: what a main puts into its
+// role's MainArgs::curve (or ZmqTransportOptions::curve) so every link of
+// the node is encrypted. std::nullopt when Curve is off (no directory).
+StatusOr<std::optional<CurveKeys>> LoadCurveKeys(const std::string& curve_dir);
 
 }  // namespace tessera::cli
 

@@ -136,7 +136,8 @@ int RunSchedulerCommand(const SchedulerFlags& given, const WorkerProgramRegistry
   const SchedulerFlags& flags = *resolved;
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
-  if (Status s = ApplyCurveDir(flags.node.curve_dir); !s.ok()) return SetupError(s);
+  StatusOr<std::optional<CurveKeys>> curve = LoadCurveKeys(flags.node.curve_dir);
+  if (!curve.ok()) return SetupError(curve.status());
   StatusOr<std::vector<TableConfig>> tables =
       programs.TablesFor(flags.tables, flags.tables_for, flags.program_args);
   if (!tables.ok()) return SetupError(tables.status());
@@ -147,8 +148,9 @@ int RunSchedulerCommand(const SchedulerFlags& given, const WorkerProgramRegistry
   TESSERA_LOG(kInfo) << "cluster of " << flags.servers << " server(s) and " << flags.workers
                      << " worker(s); heartbeat " << flags.heartbeat.interval_ms << " ms, timeout "
                      << flags.heartbeat.timeout_ms << " ms";
-  scheduler::SchedulerMainArgs args = MakeSchedulerArgs(
-      flags.node, flags.servers, flags.workers, std::move(tables).value(), *token, flags.heartbeat);
+  scheduler::SchedulerMainArgs args =
+      MakeSchedulerArgs(flags.node, flags.servers, flags.workers, std::move(tables).value(),
+                        *token, *curve, flags.heartbeat);
   if (flags.tables.empty()) {
     Status setup = programs.SetUpScheduler(flags.tables_for, flags.program_args, &args.node);
     if (!setup.ok()) return SetupError(setup);
@@ -166,12 +168,13 @@ int RunServerCommand(const ServerFlags& flags) {
   if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return SetupError(s);
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
-  if (Status s = ApplyCurveDir(flags.node.curve_dir); !s.ok()) return SetupError(s);
+  StatusOr<std::optional<CurveKeys>> curve = LoadCurveKeys(flags.node.curve_dir);
+  if (!curve.ok()) return SetupError(curve.status());
   // The server's tables come from the scheduler; the job only says whether
   // the first signal drains (a streaming job), and is checked early.
   StatusOr<models::JobConfig> job = LoadJobOfFlags(flags.job);
   if (!job.ok()) return SetupError(job.status());
-  server::ServerMainArgs args = MakeServerArgs(flags.node, *token);
+  server::ServerMainArgs args = MakeServerArgs(flags.node, *token, *curve);
   args.first_signal_drains = !flags.job.path.empty() && DrainsOnSignal(*job);
   return server::RunServer(args);
 }
@@ -180,7 +183,8 @@ int RunWorkerCommand(const WorkerFlags& flags, const WorkerProgramRegistry& prog
   if (Status s = ApplyLogLevel(flags.log_level); !s.ok()) return SetupError(s);
   StatusOr<std::string> token = ReadClusterToken(flags.node.token_file);
   if (!token.ok()) return SetupError(token.status());
-  if (Status s = ApplyCurveDir(flags.node.curve_dir); !s.ok()) return SetupError(s);
+  StatusOr<std::optional<CurveKeys>> curve = LoadCurveKeys(flags.node.curve_dir);
+  if (!curve.ok()) return SetupError(curve.status());
   StatusOr<models::JobConfig> job = LoadJobOfFlags(flags.job);
   if (!job.ok()) return SetupError(job.status());
   std::string program = flags.program;
@@ -195,7 +199,7 @@ int RunWorkerCommand(const WorkerFlags& flags, const WorkerProgramRegistry& prog
     return SetupError(InvalidArgumentError("give --job or --program"));
   }
   worker::WorkerMainArgs args =
-      MakeWorkerArgs(flags.node, *token, *programs.Find(program), std::move(program_args));
+      MakeWorkerArgs(flags.node, *token, *curve, *programs.Find(program), std::move(program_args));
   args.barrier_timeout = std::chrono::seconds(flags.barrier_timeout_s);
   args.first_signal_drains = !flags.job.path.empty() && DrainsOnSignal(*job);
   return worker::RunWorker(args);
@@ -281,6 +285,7 @@ void AddWorkerCommand(CLI::App* app, const WorkerProgramRegistry* programs, Comm
 scheduler::SchedulerMainArgs MakeSchedulerArgs(const NodeFlags& node, int servers, int workers,
                                                std::vector<TableConfig> tables,
                                                const std::string& token,
+                                               const std::optional<CurveKeys>& curve,
                                                const HeartbeatFlags& heartbeat) {
   scheduler::SchedulerMainArgs args;
   args.node.bind_endpoint = node.bind;
@@ -293,21 +298,25 @@ scheduler::SchedulerMainArgs MakeSchedulerArgs(const NodeFlags& node, int server
   args.advertise_host = node.host;
   args.metrics_host = node.metrics_host;
   args.metrics_port = node.metrics_port;
+  args.curve = curve;
   args.startup_timeout = std::chrono::seconds(node.startup_timeout_s);
   return args;
 }
 
-server::ServerMainArgs MakeServerArgs(const NodeFlags& node, const std::string& token) {
+server::ServerMainArgs MakeServerArgs(const NodeFlags& node, const std::string& token,
+                                      const std::optional<CurveKeys>& curve) {
   server::ServerMainArgs args;
   args.node.member = MemberFrom(node);
   args.node.token = token;
   args.metrics_host = node.metrics_host;
   args.metrics_port = node.metrics_port;
+  args.curve = curve;
   args.startup_timeout = std::chrono::seconds(node.startup_timeout_s);
   return args;
 }
 
 worker::WorkerMainArgs MakeWorkerArgs(const NodeFlags& node, const std::string& token,
+                                      const std::optional<CurveKeys>& curve,
                                       const WorkerProgramSpec& program,
                                       std::vector<std::string> program_args) {
   worker::WorkerMainArgs args;
@@ -315,6 +324,7 @@ worker::WorkerMainArgs MakeWorkerArgs(const NodeFlags& node, const std::string& 
   args.node.token = token;
   args.metrics_host = node.metrics_host;
   args.metrics_port = node.metrics_port;
+  args.curve = curve;
   args.startup_timeout = std::chrono::seconds(node.startup_timeout_s);
   args.program_name = program.name;
   args.program = program.run;

@@ -7,9 +7,11 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/curve_keys.h"
 #include "common/table_config.h"
 #include "scheduler/scheduler_main.h"
 #include "server/server_main.h"
@@ -25,12 +27,17 @@ struct HeartbeatFlags {
   int timeout_ms = 5000;
 };
 
+// `curve`: the cluster's CurveZMQ keys (LoadCurveKeys()), std::nullopt for
+// plaintext; the role main builds its transport with them.
 scheduler::SchedulerMainArgs MakeSchedulerArgs(const NodeFlags& node, int servers, int workers,
                                                std::vector<TableConfig> tables,
                                                const std::string& token,
+                                               const std::optional<CurveKeys>& curve,
                                                const HeartbeatFlags& heartbeat);
-server::ServerMainArgs MakeServerArgs(const NodeFlags& node, const std::string& token);
+server::ServerMainArgs MakeServerArgs(const NodeFlags& node, const std::string& token,
+                                      const std::optional<CurveKeys>& curve);
 worker::WorkerMainArgs MakeWorkerArgs(const NodeFlags& node, const std::string& token,
+                                      const std::optional<CurveKeys>& curve,
                                       const WorkerProgramSpec& program,
                                       std::vector<std::string> program_args);
 // An on_running hook that writes cluster.json to `path`.
