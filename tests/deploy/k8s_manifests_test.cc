@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -223,6 +224,46 @@ TEST_F(K8sManifestsTest, ChecksCatchBrokenManifests) {
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("cluster.workers 16")));
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("completions must equal parallelism")));
   EXPECT_THAT(large, ::testing::Contains(HasSubstr("--resume needs publish.model_dir")));
+}
+
+TEST_F(K8sManifestsTest, PodMonitorMustSetTheLabelsTheAlertsSelect) {
+  // The base passes (BaseAndOverlaysBuildAndPass); break each label once.
+  const std::string k8s = Copy();
+  const std::string pm = k8s + "/base/podmonitor.yaml";
+  // Endpoint `metrics`: job left to the operator (<namespace>/tessera).
+  Replace(pm, "        - targetLabel: job\n          replacement: tessera\n", "");
+  // Endpoint `http`: role from the wrong pod label.
+  const std::string role_then_job = "]\n          targetLabel: role\n        - targetLabel: job";
+  Replace(pm, "_app_kubernetes_io_component" + role_then_job,
+          "_app_kubernetes_io_name" + role_then_job);
+  // A scraped pod whose component is no role of the alerts.
+  Replace(k8s + "/base/workers.yaml", "app.kubernetes.io/component: worker\n      annotations:",
+          "app.kubernetes.io/component: trainer\n      annotations:");
+  std::vector<std::string> base = CheckBuilt(k8s + "/base");
+  using ::testing::Contains;
+  EXPECT_THAT(base, Contains(HasSubstr("PodMonitor/tessera: endpoint metrics does not relabel "
+                                       "job to \"tessera\"")));
+  EXPECT_THAT(base, Contains(HasSubstr("PodMonitor/tessera: endpoint http does not set role")));
+  EXPECT_THAT(base, Contains(HasSubstr("PodMonitor/tessera: scrapes Job/tessera-worker")));
+  // Each endpoint's other label still passes: one problem per break.
+  EXPECT_THAT(base, ::testing::Not(Contains(HasSubstr("endpoint metrics does not set role"))));
+  EXPECT_THAT(base, ::testing::Not(Contains(HasSubstr("endpoint http does not relabel job"))));
+
+  // Without relabelings at all, both endpoints miss both labels.
+  const std::string bare = dir_.File("bare");
+  fs::copy(K8s(""), bare, fs::copy_options::recursive);
+  std::ofstream(bare + "/base/podmonitor.yaml")
+      << "apiVersion: monitoring.coreos.com/v1\nkind: PodMonitor\nmetadata:\n  name: tessera\n"
+         "spec:\n  selector:\n    matchLabels:\n      app.kubernetes.io/part-of: tessera\n"
+         "  podMetricsEndpoints:\n    - port: metrics\n      path: /metrics\n"
+         "    - port: http\n      path: /metrics\n";
+  std::vector<std::string> problems = CheckBuilt(bare + "/base");
+  EXPECT_EQ(std::count_if(problems.begin(), problems.end(),
+                          [](const std::string& p) {
+                            return p.rfind("PodMonitor/tessera: endpoint", 0) == 0;
+                          }),
+            4)
+      << ::testing::PrintToString(problems);
 }
 
 TEST_F(K8sManifestsTest, BuildRefusesPatchesWithoutTargetAndUnknownKeys) {

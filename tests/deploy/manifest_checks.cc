@@ -27,6 +27,44 @@ int Int(const YAML::Node& node, int otherwise = -1) {
 
 const std::set<std::string> kWorkloads = {"Deployment", "StatefulSet", "Job"};
 
+// What deploy/prometheus/alerts.yml and the dashboard select on: every
+// target under job="tessera", with role = the pod's component label.
+constexpr char kAlertsJob[] = "tessera";
+constexpr char kComponentLabel[] = "app.kubernetes.io/component";
+constexpr char kComponentMeta[] = "__meta_kubernetes_pod_label_app_kubernetes_io_component";
+const std::set<std::string> kRoles = {"scheduler", "server", "worker", "serving"};
+
+// Whether a PodMetricsEndpoint relabeling sets `target` to `replacement`
+// ("$1": the first source label's value) from `source` (empty: none needed).
+bool SetsLabel(const YAML::Node& relabelings, const std::string& target,
+               const std::string& source, const std::string& replacement) {
+  for (const YAML::Node& r : relabelings) {
+    const std::string action = Scalar(r["action"]);
+    const std::string regex = Scalar(r["regex"]);
+    const std::string given = Scalar(r["replacement"]);
+    bool has_source = source.empty();
+    for (const YAML::Node& label : r["sourceLabels"]) has_source |= Scalar(label) == source;
+    if (Scalar(r["targetLabel"]) == target && has_source &&
+        (action.empty() || action == "replace") && (regex.empty() || regex == "(.*)") &&
+        (given == replacement || (given.empty() && replacement == "$1"))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Whether `object` is a workload whose pod template has every label of
+// the (matchLabels) `selector`.
+bool PicksTemplate(const YAML::Node& selector, const YAML::Node& object) {
+  if (kWorkloads.count(Scalar(object["kind"])) == 0) return false;
+  const YAML::Node labels = object["spec"]["template"]["metadata"]["labels"];
+  bool all = labels.IsMap();
+  for (const auto& entry : selector) {
+    all = all && Scalar(labels[entry.first.Scalar()]) == Scalar(entry.second);
+  }
+  return all;
+}
+
 // Collects problems, each prefixed with the object it concerns.
 class Checker {
  public:
@@ -49,6 +87,7 @@ class Checker {
   void CheckProbes(const YAML::Node& object, const YAML::Node& container, int port,
                    const YAML::Node& annotations);
   void CheckService(const YAML::Node& object);
+  void CheckPodMonitor(const YAML::Node& object);
   void CheckOthers(const YAML::Node& object);
   void CheckJobFile();
 
@@ -72,13 +111,7 @@ const YAML::Node* Checker::Find(const std::string& kind, const std::string& name
 bool Checker::SelectorPicksTemplate(const YAML::Node& selector) const {
   if (!selector.IsMap() || selector.size() == 0) return false;
   for (const YAML::Node& object : objects_) {
-    if (kWorkloads.count(Scalar(object["kind"])) == 0) continue;
-    const YAML::Node labels = object["spec"]["template"]["metadata"]["labels"];
-    bool all = labels.IsMap();
-    for (const auto& entry : selector) {
-      all = all && Scalar(labels[entry.first.Scalar()]) == Scalar(entry.second);
-    }
-    if (all) return true;
+    if (PicksTemplate(selector, object)) return true;
   }
   return false;
 }
@@ -308,15 +341,36 @@ void Checker::CheckOthers(const YAML::Node& object) {
       Problem(object, "minReplicas > maxReplicas");
     }
   }
-  if (kind == "PodMonitor") {
-    if (!SelectorPicksTemplate(spec["selector"]["matchLabels"])) {
-      Problem(object, "selector picks no pod template");
+  if (kind == "PodMonitor") CheckPodMonitor(object);
+}
+
+void Checker::CheckPodMonitor(const YAML::Node& object) {
+  const YAML::Node spec = object["spec"];
+  const YAML::Node selector = spec["selector"]["matchLabels"];
+  if (!SelectorPicksTemplate(selector)) Problem(object, "selector picks no pod template");
+  for (const YAML::Node& endpoint : spec["podMetricsEndpoints"]) {
+    const std::string port = Scalar(endpoint["port"]);
+    if (port_names_.count(port) == 0 || Scalar(endpoint["path"]) != "/metrics") {
+      Problem(object, "endpoint " + port + " is no named /metrics port");
     }
-    for (const YAML::Node& endpoint : spec["podMetricsEndpoints"]) {
-      if (port_names_.count(Scalar(endpoint["port"])) == 0 ||
-          Scalar(endpoint["path"]) != "/metrics") {
-        Problem(object, "endpoint " + Scalar(endpoint["port"]) + " is no named /metrics port");
-      }
+    // The operator names the job <namespace>/<name>: the alerts would see nothing.
+    if (!SetsLabel(endpoint["relabelings"], "job", "", kAlertsJob)) {
+      Problem(object, "endpoint " + port + " does not relabel job to \"" + kAlertsJob +
+                          "\" (the alert rules' job)");
+    }
+    if (!SetsLabel(endpoint["relabelings"], "role", kComponentMeta, "$1")) {
+      Problem(object, "endpoint " + port + " does not set role from the pod label " +
+                          kComponentLabel);
+    }
+  }
+  // The role label's values: each scraped pod's component must be a role.
+  if (!selector.IsMap() || selector.size() == 0) return;
+  for (const YAML::Node& workload : objects_) {
+    if (!PicksTemplate(selector, workload)) continue;
+    const YAML::Node labels = workload["spec"]["template"]["metadata"]["labels"];
+    if (kRoles.count(Scalar(labels[kComponentLabel])) == 0) {
+      Problem(object, "scrapes " + ObjectId(workload) + ", whose pods' " + kComponentLabel +
+                          " is no role the alerts know (scheduler|server|worker|serving)");
     }
   }
 }

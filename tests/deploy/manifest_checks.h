@@ -9,7 +9,10 @@
 //    Indexed Job with completions == parallelism and restartPolicy Never,
 //    Services whose selector picks a pod template and whose named
 //    targetPorts exist, an HPA whose target exists, a ReadWriteMany PVC, a
-//    PodMonitor whose ports exist);
+//    PodMonitor whose ports exist and whose every endpoint relabels job to
+//    "tessera" and role from the pod's app.kubernetes.io/component, as
+//    deploy/prometheus/alerts.yml expects, and every pod it scrapes has a
+//    component that is a role: scheduler, server, worker or serving);
 //  - volumes: each volumeMount has its volume, each ConfigMap and PVC
 //    volume its object;
 //  - containers running `tessera SUBCOMMAND`: every --flag is in
