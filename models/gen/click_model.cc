@@ -22,7 +22,6 @@ constexpr double kQualityStddev = 0.35;
 constexpr double kUserStddev = 0.35;
 constexpr double kDevice[] = {0.15, 0.0, -0.25};
 constexpr double kHourAmplitude = 0.25;
-constexpr double kDriftProbability = 0.01;
 constexpr int kDays = 14;
 
 double HourEffect(uint32_t hour) {
@@ -211,7 +210,7 @@ double ClickWorld::Logit(uint32_t user, uint32_t item) {
 
 uint32_t ClickWorld::NextVisitor() {
   const uint32_t user = activity_.Sample(&rng_);
-  if (rng_.Uniform() < kDriftProbability) {
+  if (rng_.Uniform() < options_.drift) {
     uint32_t* preferred = &user_preferred_[static_cast<size_t>(user) * kPreferred];
     const uint32_t c = rng_.Below(num_categories_);
     if (std::find(preferred, preferred + kPreferred, c) == preferred + kPreferred) {

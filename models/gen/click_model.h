@@ -11,7 +11,8 @@
 //   + user bias      per-user propensity to click
 //   + interest       users prefer a few categories (weights 1.2, 0.8, 0.5);
 //                    a preference slot drifts to another category with a
-//                    small probability at each of the user's impressions
+//                    small probability (WorldOptions::drift, 0.01) at each
+//                    of the user's impressions
 //   + sequence       for the 10 most recent history items h (k = 0 newest),
 //                    0.8^k * 1.6 if the target is related to h (of the
 //                    same brand: a shopper who just bought from a brand
@@ -81,6 +82,9 @@ struct WorldOptions {
   uint32_t max_len = 30;    // history kept per user
   uint64_t rows = 200000;   // impressions planned (spreads the hours over 14 days)
   uint64_t seed = 1;
+  // Per impression, the probability that the visiting user's preference
+  // slot moves to another category (the interest drift).
+  double drift = 0.01;
 };
 
 enum class Device : uint8_t { kIos, kAndroid, kWeb };

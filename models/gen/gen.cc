@@ -187,6 +187,8 @@ Status Validate(const GenOptions& o) {
   if (!(o.test_fraction > 0 && o.test_fraction < 1)) {
     return InvalidArgumentError("--test_fraction must be in (0, 1)");
   }
+  if (!(o.drift >= 0 && o.drift <= 1)) return InvalidArgumentError("--drift must be in [0, 1]");
+  if (o.windows > o.rows) return InvalidArgumentError("--windows must be <= --rows");
   return OkStatus();
 }
 
@@ -210,6 +212,8 @@ Status SetFlag(std::string_view name, std::string_view value, GenOptions* o) {
   if (name == "max_len") return ParseNumber(name, value, &o->max_len);
   if (name == "seed") return ParseNumber(name, value, &o->seed);
   if (name == "test_fraction") return ParseNumber(name, value, &o->test_fraction);
+  if (name == "windows") return ParseNumber(name, value, &o->windows);
+  if (name == "drift") return ParseNumber(name, value, &o->drift);
   return InvalidArgumentError(absl::StrCat("unknown flag --", Sv(name), "\n", GenUsage()));
 }
 
@@ -223,12 +227,61 @@ std::string BayesJson(const GenOptions& o, const GenSummary& s) {
       s.bayes_auc, s.bayes_logloss);
 }
 
+std::string WindowsJson(const GenOptions& o, const GenSummary& s) {
+  std::string windows;
+  for (size_t w = 0; w < s.windows.size(); ++w) {
+    const GenWindow& g = s.windows[w];
+    absl::StrAppendFormat(&windows,
+                          "%s\n    {\"file\": \"window-%d.tsv\", \"rows\": %d, \"ctr\": %.6f, "
+                          "\"bayes_auc\": %.6f, \"bayes_logloss\": %.6f}",
+                          w == 0 ? "" : ",", w, g.rows, g.ctr, g.bayes_auc, g.bayes_logloss);
+  }
+  return absl::StrFormat(
+      "{\n  \"seed\": %d,\n  \"users\": %d,\n  \"items\": %d,\n  \"drift\": %g,\n"
+      "  \"split\": \"time-ordered windows\",\n  \"windows\": [%s\n  ]\n}\n",
+      o.seed, o.users, o.items, o.drift, windows);
+}
+
+// --windows: consecutive time windows, each with its Bayes-optimal metrics.
+Status WriteWindows(const GenOptions& options, ClickWorld* world, const RowTokens& tokens,
+                    GenSummary* summary) {
+  const std::string dir = options.out + "/";
+  const size_t row_bytes = MaxRowBytes(options.max_len);
+  const uint64_t per_window = options.rows / options.windows;
+  std::vector<float> probabilities, labels;
+  for (uint32_t w = 0; w < options.windows; ++w) {
+    const uint64_t rows = w + 1 < options.windows ? per_window : options.rows - per_window * w;
+    probabilities.clear();
+    labels.clear();
+    TESSERA_ASSIGN_OR_RETURN(auto writer, TsvWriter::Open(absl::StrCat(dir, "window-", w, ".tsv")));
+    for (uint64_t r = 0; r < rows; ++r) {
+      const Impression& imp = world->Next();
+      TESSERA_ASSIGN_OR_RETURN(char* p, writer->Reserve(row_bytes));
+      writer->Commit(FormatRow(imp, *world, tokens, p));
+      probabilities.push_back(static_cast<float>(imp.probability));
+      labels.push_back(imp.click ? 1.0f : 0.0f);
+    }
+    TESSERA_RETURN_IF_ERROR(writer->Close());
+    const EvalMetrics bayes = Evaluate(probabilities, labels, {});
+    summary->windows.push_back({.rows = rows,
+                                .ctr = bayes.ctr,
+                                .bayes_auc = bayes.auc.value_or(0.5),
+                                .bayes_logloss = bayes.logloss.value_or(0)});
+  }
+  return WriteSmallFile(dir + "bayes.json", WindowsJson(options, *summary));
+}
+
 }  // namespace
 
 std::string GenUsage() {
   return "usage: tessera gen --out DIR [--rows N (200000)] [--users N (10000)] [--items N (20000)]\n"
          "                   [--max_len N (30)] [--test_fraction F (0.1)] [--seed N (1)]\n"
-         "Writes DIR/schema.yaml, DIR/train.tsv, DIR/test.tsv and DIR/bayes.json.\n";
+         "                   [--drift P (0.01)] [--windows N (0)]\n"
+         "Writes DIR/schema.yaml, DIR/train.tsv, DIR/test.tsv and DIR/bayes.json.\n"
+         "--drift: per impression, the probability that the user's interests move to\n"
+         "another category. --windows N: instead of train/test, N consecutive time\n"
+         "windows DIR/window-0.tsv ... window-<N-1>.tsv, with each window's\n"
+         "Bayes-optimal AUC in bayes.json (data for frozen-vs-continuous training).\n";
 }
 
 StatusOr<GenOptions> ParseGenFlags(const std::vector<std::string>& args) {
@@ -271,12 +324,19 @@ StatusOr<GenSummary> Generate(const GenOptions& options) {
                     .items = options.items,
                     .max_len = options.max_len,
                     .rows = options.rows,
-                    .seed = options.seed});
+                    .seed = options.seed,
+                    .drift = options.drift});
+  const RowTokens tokens{TokenTable('i', options.items), TokenTable('c', world.num_categories())};
+  if (options.windows > 0) {
+    summary.train_rows = summary.test_rows = 0;
+    TESSERA_RETURN_IF_ERROR(WriteWindows(options, &world, tokens, &summary));
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return summary;
+  }
   std::vector<float> probabilities, labels;
   probabilities.reserve(summary.test_rows);
   labels.reserve(summary.test_rows);
   const size_t row_bytes = MaxRowBytes(options.max_len);
-  const RowTokens tokens{TokenTable('i', options.items), TokenTable('c', world.num_categories())};
   uint64_t train_clicks = 0;
   for (const char* name : {"train.tsv", "test.tsv"}) {
     const bool test = std::string_view(name) == "test.tsv";
@@ -314,6 +374,13 @@ Status RunGen(const std::vector<std::string>& args) {
   }
   TESSERA_ASSIGN_OR_RETURN(GenOptions options, ParseGenFlags(args));
   TESSERA_ASSIGN_OR_RETURN(GenSummary s, Generate(options));
+  if (options.windows > 0) {
+    std::string line = absl::StrFormat("wrote %s: %d windows in %.2f s; Bayes-optimal AUC per window:",
+                                       options.out, s.windows.size(), s.seconds);
+    for (const GenWindow& w : s.windows) absl::StrAppendFormat(&line, " %.4f", w.bayes_auc);
+    std::fputs((line + "\n").c_str(), stdout);
+    return OkStatus();
+  }
   const double rate = s.seconds > 0 ? static_cast<double>(s.train_rows + s.test_rows) / s.seconds : 0;
   std::fputs(
       absl::StrFormat("wrote %s: %d train + %d test rows in %.2f s (%.0f rows/s); CTR train %.4f test %.4f; "

@@ -11,6 +11,12 @@
 //   <out>/bayes.json   the Bayes-optimal metrics of the test split (AUC and
 //                      log loss of the true click probabilities): the
 //                      ceiling a model can approach
+// With --windows N (N >= 1) the impressions are cut instead into N
+// consecutive time windows of rows / N each (the last takes the rest),
+// <out>/window-0.tsv ... window-<N-1>.tsv, no train/test split, and
+// bayes.json holds each window's Bayes-optimal AUC and log loss: with
+// --drift the users' interests move between (and within) windows, the data
+// of a model trained once and then frozen (the drift benchmark).
 // Deterministic for a given seed and options.
 //
 // Example:
@@ -34,6 +40,16 @@ struct GenOptions {
   uint32_t max_len = 30;       // history length (schema max_len of both sequences)
   double test_fraction = 0.1;  // the most recent impressions go to test.tsv
   uint64_t seed = 1;
+  uint32_t windows = 0;  // >= 1: window-<w>.tsv files instead of train/test
+  double drift = 0.01;   // ClickWorld's per-impression interest drift, [0, 1]
+};
+
+// One time window of a --windows generation.
+struct GenWindow {
+  uint64_t rows = 0;
+  double ctr = 0;
+  double bayes_auc = 0;
+  double bayes_logloss = 0;
 };
 
 struct GenSummary {
@@ -44,11 +60,13 @@ struct GenSummary {
   double bayes_auc = 0;      // of the test split
   double bayes_logloss = 0;  // of the test split
   double seconds = 0;        // wall time of the generation
+  std::vector<GenWindow> windows;  // --windows only (train/test rows 0)
 };
 
 // The flags of `tessera gen` (the arguments after the subcommand):
 // --out DIR, --rows N, --users N, --items N, --max_len N,
-// --test_fraction F, --seed N; `--flag value` or `--flag=value`.
+// --test_fraction F, --seed N, --windows N, --drift P; `--flag value` or
+// `--flag=value`.
 // InvalidArgument names a bad flag or value.
 StatusOr<GenOptions> ParseGenFlags(const std::vector<std::string>& args);
 std::string GenUsage();

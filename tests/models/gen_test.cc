@@ -119,6 +119,44 @@ TEST(GenTest, TheShopperApiReplaysTheGeneratedWorld) {
   }
 }
 
+// --windows: consecutive windows of the same impression stream (the
+// windows concatenated are the rows a single file would hold), each with its
+// Bayes-optimal AUC; --drift moves interests, and the default is unchanged.
+TEST(GenTest, WindowsCutTheStreamInTimeOrder) {
+  testing::TempDir dir;
+  GenOptions one = Small(dir.File("one"), 4);
+  one.test_fraction = 0.5;  // train.tsv + test.tsv = the whole stream
+  GenOptions windows = Small(dir.File("w"), 4);
+  windows.windows = 3;
+  ASSERT_OK(Generate(one));
+  ASSERT_OK_AND_ASSIGN(GenSummary s, Generate(windows));
+  ASSERT_EQ(s.windows.size(), 3u);
+  EXPECT_EQ(s.windows[0].rows, 6666u);
+  EXPECT_EQ(s.windows[2].rows, 6668u);
+  EXPECT_EQ(s.train_rows + s.test_rows, 0u);
+  EXPECT_EQ(ReadAll(dir.File("w/window-0.tsv")) + ReadAll(dir.File("w/window-1.tsv")) +
+                ReadAll(dir.File("w/window-2.tsv")),
+            ReadAll(dir.File("one/train.tsv")) + ReadAll(dir.File("one/test.tsv")));
+  for (const GenWindow& w : s.windows) {
+    EXPECT_GT(w.bayes_auc, 0.6);
+    EXPECT_LT(w.bayes_auc, 0.95);
+  }
+  EXPECT_THAT(ReadAll(dir.File("w/bayes.json")), HasSubstr("\"file\": \"window-2.tsv\""));
+
+  GenOptions drifting = windows;
+  drifting.out = dir.File("d");
+  drifting.drift = 0.2;
+  ASSERT_OK(Generate(drifting));
+  EXPECT_NE(ReadAll(dir.File("d/window-2.tsv")), ReadAll(dir.File("w/window-2.tsv")));
+
+  ASSERT_OK_AND_ASSIGN(GenOptions o, ParseGenFlags({"--out", "x", "--windows", "4", "--drift=0.05"}));
+  EXPECT_EQ(o.windows, 4u);
+  EXPECT_DOUBLE_EQ(o.drift, 0.05);
+  EXPECT_THAT(ParseGenFlags({"--out", "x", "--drift", "2"}).status().message(), HasSubstr("--drift"));
+  EXPECT_THAT(ParseGenFlags({"--out", "x", "--rows", "5", "--windows", "6"}).status().message(),
+              HasSubstr("--windows"));
+}
+
 TEST(GenTest, ParsesFlags) {
   ASSERT_OK_AND_ASSIGN(
       GenOptions o, ParseGenFlags({"--out", "/tmp/x", "--rows=1000", "--users", "50", "--items=100", "--seed",
