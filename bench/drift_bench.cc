@@ -25,7 +25,7 @@
 //   --tessera PATH     the binary (default $TESSERA_BIN, else
 //                      ../tools/tessera next to this executable)
 //   --windows N        time windows (default 8)
-//   --rows N           rows per window (default 40000)
+//   --rows N           rows per window (default 100000)
 //   --drift P          gen's interest drift per impression (default 0.05)
 //   --users N, --items N  gen's world (default 5000, 20000)
 //   --seed N           gen's seed (default 7)
@@ -64,7 +64,7 @@ using testing::ReadFileOrEmpty;
 
 struct Flags {
   std::string tessera;
-  int windows = 8, rows = 40000, users = 5000, items = 20000, seed = 7;
+  int windows = 8, rows = 100000, users = 5000, items = 20000, seed = 7;
   double drift = 0.05;
   std::string model = "deepfm";
   bool keep = false;
@@ -137,8 +137,12 @@ std::optional<Score> Eval(const Flags& f, const std::string& model, const std::s
   return Score{std::stod(m[1]), std::stod(m[2])};
 }
 
-// True if version `v` of `pub` has fully trained the followed file `name`
-// (its manifest's training_state.data.stream_files).
+// True if version `v` of `pub` has fully trained the followed file `name`.
+// Its manifest's training_state.data (scheduler/data_assigner.h): the
+// followed files are taken in name order and the watermark names the last
+// one taken; a file with chunks still open is listed in "chunks" and, not
+// yet trained, in "stream_files". The bench drops one file at a time, so
+// `name` is trained once it is the watermark with nothing open.
 bool VersionTrained(const std::string& pub, uint64_t v, const std::string& name) {
   const json manifest =
       json::parse(ReadFileOrEmpty(models::VersionDir(pub, v) + "/manifest.json"), nullptr, false);
@@ -146,12 +150,20 @@ bool VersionTrained(const std::string& pub, uint64_t v, const std::string& name)
   const json& state = manifest["training_state"];
   if (!state.is_object() || !state.contains("data")) return false;
   const json& data = state["data"];
-  if (!data.is_object() || !data.contains("stream_files")) return false;
-  for (const json& file : data["stream_files"]) {
-    const std::string path = file.value("path", "");
-    if (fs::path(path).filename().string() == name && file.value("trained", false)) return true;
+  if (!data.is_object()) return false;
+  const auto is_name = [&](const json& j) {
+    return j.is_string() && fs::path(j.get<std::string>()).filename().string() == name;
+  };
+  if (!is_name(data.value("watermark", json()))) return false;
+  for (const json& chunk : data.value("chunks", json::array())) {
+    if (chunk.is_object() && is_name(chunk.value("path", json()))) return false;
   }
-  return false;
+  for (const json& file : data.value("stream_files", json::array())) {
+    if (file.is_object() && is_name(file.value("path", json())) && !file.value("trained", false)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // The first version that has trained `name` (polls; nullopt after 300 s or
