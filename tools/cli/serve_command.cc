@@ -8,8 +8,8 @@
 #include "common/logging.h"
 #include "serving/serve_main.h"
 #include "tools/cli/id_salt.h"
-#include "tools/cli/node_flags.h"
 #include "tools/cli/join_command.h"
+#include "tools/cli/node_flags.h"
 
 namespace tessera::cli {
 
@@ -47,8 +47,8 @@ void AddServeCommand(CLI::App* app, Command* selected) {
   cmd->add_option("--catalog", options->catalog,
                   "Item catalogue (training-format TSV rows) that fills bare "
                   "recommend candidates");
-  AddImpressionFlags(cmd, options.get());
   AddLogLevelFlag(cmd, log_level.get());
+  AddImpressionFlags(cmd, options.get());
   cmd->footer(
       "Example: tessera serve --model-dir runs/demo/model --port 8501 "
       "--name ctr\n"
