@@ -135,6 +135,15 @@ TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
   const json results = json::parse(ab->body);
   EXPECT_EQ(results["arms"][0]["impressions"], 3);
   EXPECT_EQ(results["arms"][0]["clicks"], 1);
+  // The same results in `tessera status --serve` (a line per arm, and JSON).
+  const std::string serve_address = "127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(RunTessera({"status", "--serve", serve_address}, dir.File("status.txt")), 0)
+      << testing::ReadFileOrEmpty(dir.File("status.txt"));
+  EXPECT_NE(testing::ReadFileOrEmpty(dir.File("status.txt")).find("A/B (serve " + serve_address),
+            std::string::npos);
+  ASSERT_EQ(RunTessera({"status", "--serve", serve_address, "--json"}, dir.File("status.json")), 0);
+  const json shown = json::parse(testing::ReadFileOrEmpty(dir.File("status.json")));
+  EXPECT_EQ(shown["ab"][0]["results"]["arms"][0]["clicks"], 1);
 
   // The joiner, run to the end of the log again and again (each run a
   // restart from its checkpoint) until the window has closed on all three.

@@ -142,5 +142,25 @@ TEST(StatusCommandTest, NothingListeningIsUnavailable) {
   EXPECT_THAT(std::string(doc.status().message()), HasSubstr("no scheduler answers"));
 }
 
+// A serve's GET /v1/ab document (serving/ab_results.h).
+constexpr char kAb[] = R"({"confidence": 0.95, "control": "frozen",
+  "arms": [
+    {"arm": "frozen", "impressions": 2000, "clicks": 380, "purchases": 4,
+     "ctr": 0.19, "ctr_low": 0.1733, "ctr_high": 0.2079, "versions": []},
+    {"arm": "fresh", "impressions": 2000, "clicks": 417, "purchases": 6,
+     "ctr": 0.2085, "ctr_low": 0.1912, "ctr_high": 0.2269, "versions": []}],
+  "tests": [{"arm": "fresh", "versus": "frozen", "ctr_difference": 0.0185, "z": 1.4566,
+             "p_value": 0.1452}]})";
+
+TEST(StatusCommandTest, AbResultsAreOneLinePerArmWithTheTestAgainstTheControl) {
+  ASSERT_OK_AND_ASSIGN(std::string table, RenderAbTable(kAb, "127.0.0.1:8501"));
+  EXPECT_THAT(table, HasSubstr("A/B (serve 127.0.0.1:8501)"));
+  EXPECT_THAT(Row(table, "frozen"), ::testing::StartsWith(
+                                       "frozen 2000 380 19.00% 17.33% .. 20.79% (control)"));
+  EXPECT_EQ(Row(table, "fresh"), "fresh 2000 417 20.85% 19.12% .. 22.69% frozen 1.46 0.1452");
+  EXPECT_FALSE(RenderAbTable(R"({"nodes": []})", "x").ok());
+  EXPECT_FALSE(RenderAbTable("not json", "x").ok());
+}
+
 }  // namespace
 }  // namespace tessera::cli

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -26,6 +27,7 @@ using nlohmann::json;
 struct StatusFlags {
   std::string scheduler;
   std::string run;
+  std::vector<std::string> serve;  // HOST:PORT of `tessera serve`s (A/B results)
   bool json = false;
   std::vector<double> watch;  // empty: once; given without a value: 2 s
   bool watch_given = false;
@@ -171,25 +173,71 @@ StatusOr<HttpAddress> SchedulerHttpOfRun(const std::string& dir) {
   return NotFoundError(path + " names no scheduler");
 }
 
-StatusOr<std::string> FetchClusterStatus(const HttpAddress& address,
-                                         std::chrono::milliseconds timeout) {
+namespace {
+
+// GET `path` of `address`; `hint` follows the error when nothing answers.
+StatusOr<std::string> FetchJson(const HttpAddress& address, const std::string& path,
+                                const std::string& what, const std::string& hint,
+                                std::chrono::milliseconds timeout) {
   httplib::Client client(address.host, address.port);
   client.set_connection_timeout(timeout);
   client.set_read_timeout(timeout);
   const std::string where =
-      "http://" + address.host + ":" + std::to_string(address.port) + "/v1/status";
-  httplib::Result result = client.Get("/v1/status");
+      "http://" + address.host + ":" + std::to_string(address.port) + path;
+  httplib::Result result = client.Get(path);
   if (!result) {
-    return UnavailableError("no scheduler answers at " + where + " (" +
-                            httplib::to_string(result.error()) +
-                            "): is the job running, and is this its scheduler's HTTP (metrics) "
-                            "port?");
+    return UnavailableError("no " + what + " answers at " + where + " (" +
+                            httplib::to_string(result.error()) + ")" + hint);
   }
   if (result->status != 200) {
     return InternalError(where + " answered HTTP " + std::to_string(result->status) + ": " +
                          result->body);
   }
   return result->body;
+}
+
+}  // namespace
+
+StatusOr<std::string> FetchClusterStatus(const HttpAddress& address,
+                                         std::chrono::milliseconds timeout) {
+  return FetchJson(address, "/v1/status", "scheduler",
+                   ": is the job running, and is this its scheduler's HTTP (metrics) port?",
+                   timeout);
+}
+
+StatusOr<std::string> FetchAbResults(const HttpAddress& address,
+                                     std::chrono::milliseconds timeout) {
+  return FetchJson(address, "/v1/ab", "tessera serve", ": is it running on that port?", timeout);
+}
+
+StatusOr<std::string> RenderAbTable(std::string_view text, std::string_view serve) {
+  const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object() || !doc.contains("arms")) {
+    return InvalidArgumentError("not an A/B document");
+  }
+  std::map<std::string, const json*> tests;
+  for (const json& t : ArrayOr(doc, "tests")) tests[Text(t, "arm")] = &t;
+  std::vector<std::vector<std::string>> rows = {
+      {"ARM", "IMPRESSIONS", "CLICKS", "CTR", "95% CI", "VS", "Z", "P"}};
+  for (const json& a : ArrayOr(doc, "arms")) {
+    const std::string arm = Text(a, "arm");
+    auto percent = [&a](const char* key) {
+      std::optional<double> v = Number(a, key);
+      return v ? Fixed(*v * 100, 2, "%") : std::string("-");
+    };
+    std::vector<std::string> row = {arm, Integer(a, "impressions"), Integer(a, "clicks"),
+                                     percent("ctr"),
+                                     percent("ctr_low") + " .. " + percent("ctr_high")};
+    if (auto it = tests.find(arm); it != tests.end()) {
+      row.push_back(Text(*it->second, "versus"));
+      row.push_back(Fixed(Number(*it->second, "z"), 2));
+      row.push_back(Fixed(Number(*it->second, "p_value"), 4));
+    } else {
+      row.insert(row.end(), {"(control)", "", ""});
+    }
+    rows.push_back(std::move(row));
+  }
+  return "\nA/B (serve " + std::string(serve) + ")\n" + Columns(rows);
 }
 
 StatusOr<std::string> RenderStatusTable(std::string_view text) {
@@ -241,34 +289,67 @@ bool SleepOrSignal(double seconds) {
   }
 }
 
+// One refresh: the cluster's tables (or document) and every serve's A/B
+// results. Errors name what did not answer.
+StatusOr<std::string> Snapshot(const StatusFlags& flags, const std::optional<HttpAddress>& cluster,
+                               const std::vector<HttpAddress>& serves,
+                               std::chrono::milliseconds timeout) {
+  json doc = json::object();
+  std::string text;
+  if (cluster) {
+    TESSERA_ASSIGN_OR_RETURN(std::string status, FetchClusterStatus(*cluster, timeout));
+    if (flags.json && serves.empty()) return status + "\n";  // the document as served
+    if (flags.json) {
+      doc = json::parse(status, nullptr, /*allow_exceptions=*/false);
+      if (!doc.is_object()) return InvalidArgumentError("the scheduler sent no JSON object");
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(text, RenderStatusTable(status));
+    }
+  }
+  for (size_t i = 0; i < serves.size(); ++i) {
+    TESSERA_ASSIGN_OR_RETURN(std::string ab, FetchAbResults(serves[i], timeout));
+    if (flags.json) {
+      doc["ab"].push_back({{"serve", flags.serve[i]},
+                           {"results", json::parse(ab, nullptr, /*allow_exceptions=*/false)}});
+    } else {
+      TESSERA_ASSIGN_OR_RETURN(std::string table, RenderAbTable(ab, flags.serve[i]));
+      text += table;
+    }
+  }
+  return flags.json ? doc.dump() + "\n" : text;
+}
+
 int RunStatus(const StatusFlags& flags) {
-  StatusOr<HttpAddress> address = flags.scheduler.empty() ? SchedulerHttpOfRun(flags.run)
-                                                          : ParseHttpAddress(flags.scheduler);
-  if (!address.ok()) {
-    std::cerr << "tessera status: " << address.status().message() << "\n";
-    return kExitUsage;
+  std::optional<HttpAddress> cluster;
+  if (!flags.scheduler.empty() || !flags.run.empty()) {
+    StatusOr<HttpAddress> address = flags.scheduler.empty() ? SchedulerHttpOfRun(flags.run)
+                                                            : ParseHttpAddress(flags.scheduler);
+    if (!address.ok()) {
+      std::cerr << "tessera status: " << address.status().message() << "\n";
+      return kExitUsage;
+    }
+    cluster = *address;
+  }
+  std::vector<HttpAddress> serves;
+  for (const std::string& s : flags.serve) {
+    StatusOr<HttpAddress> address = ParseHttpAddress(s);
+    if (!address.ok()) {
+      std::cerr << "tessera status: --serve: " << address.status().message() << "\n";
+      return kExitUsage;
+    }
+    serves.push_back(*address);
   }
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(std::max(flags.timeout_s, 0.1) * 1000));
   const double every = flags.watch.empty() ? kDefaultWatchSeconds : flags.watch.front();
   const bool tty = ::isatty(STDOUT_FILENO) == 1;
   while (true) {
-    StatusOr<std::string> doc = FetchClusterStatus(*address, timeout);
-    if (!doc.ok()) {
-      std::cerr << "tessera status: " << doc.status().message() << "\n";
+    StatusOr<std::string> snapshot = Snapshot(flags, cluster, serves, timeout);
+    if (!snapshot.ok()) {
+      std::cerr << "tessera status: " << snapshot.status().message() << "\n";
       return 1;
     }
-    std::string text;
-    if (flags.json) {
-      text = *doc + "\n";
-    } else {
-      StatusOr<std::string> table = RenderStatusTable(*doc);
-      if (!table.ok()) {
-        std::cerr << "tessera status: " << table.status().message() << "\n";
-        return 1;
-      }
-      text = *table;
-    }
+    const std::string& text = *snapshot;
     if (flags.watch_given && tty && !flags.json) std::cout << "\033[H\033[2J";
     std::cout << text << std::flush;
     if (!flags.watch_given) return 0;
@@ -292,6 +373,10 @@ void AddStatusCommand(CLI::App* app, Command* selected) {
                               "`tessera train` / `local`, or where `tessera scheduler "
                               "--cluster-file` wrote it), which names the scheduler");
   scheduler->excludes(run);
+  cmd->add_option("--serve", flags->serve,
+                  "Also show the A/B results (per arm: impressions, clicks, CTR with its 95% "
+                  "interval, z-test against the control) of a `tessera serve` at HOST:PORT "
+                  "(repeatable; alone, without a cluster)");
   cmd->add_flag("--json", flags->json, "Print the status document (JSON) instead of tables");
   auto* watch = cmd->add_option("--watch", flags->watch,
                                 "Refresh every SECONDS (default 2) until interrupted")
@@ -304,12 +389,14 @@ void AddStatusCommand(CLI::App* app, Command* selected) {
       "/metrics, /healthz, /readyz). Exit code 1 when no scheduler answers.\n"
       "Example: tessera status --run runs/ctr\n"
       "         tessera status --scheduler scheduler.tessera:9100 --json\n"
-      "         tessera status --run runs/ctr --watch 5");
+      "         tessera status --run runs/ctr --watch 5\n"
+      "         tessera status --run runs/ctr --serve 127.0.0.1:8501");
   cmd->callback([flags, watch, selected] {
     flags->watch_given = watch->count() > 0;
-    if (flags->scheduler.empty() && flags->run.empty()) {
+    if (flags->scheduler.empty() && flags->run.empty() && flags->serve.empty()) {
       *selected = [] {
-        std::cerr << "tessera status: give --scheduler HOST:PORT or --run DIR\n";
+        std::cerr << "tessera status: give --scheduler HOST:PORT, --run DIR or --serve "
+                     "HOST:PORT\n";
         return kExitUsage;
       };
       return;
