@@ -99,7 +99,7 @@ TEST_F(CliTest, StatusWithoutARunningSchedulerFailsClearly) {
   EXPECT_THAT(no_run.output, HasSubstr("cluster.json does not exist"));
   RunResult neither = Run({"status"});
   EXPECT_EQ(neither.exit_code, 2);
-  EXPECT_THAT(neither.output, HasSubstr("--scheduler HOST:PORT or --run DIR"));
+  EXPECT_THAT(neither.output, HasSubstr("give --scheduler HOST:PORT, --run DIR or --serve HOST:PORT"));
   RunResult bad = Run({"status", "--scheduler", "localhost"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.output, HasSubstr("expected HOST:PORT"));
