@@ -49,7 +49,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "absl/strings/numbers.h"
+#include "bench/bench_flags.h"
 #include "absl/strings/str_cat.h"
 #include "bench/process_cluster.h"
 #include "models/model_versions.h"
@@ -71,32 +71,15 @@ struct Flags {
 };
 
 bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i], value;
-    if (name == "--keep") {
-      f->keep = true;
-      continue;
-    }
-    if (const size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    }
-    const std::map<std::string, int*> ints = {{"--windows", &f->windows}, {"--rows", &f->rows},
-                                              {"--users", &f->users},     {"--items", &f->items},
-                                              {"--seed", &f->seed}};
-    if (auto it = ints.find(name); it != ints.end()) {
-      if (!absl::SimpleAtoi(value, it->second) || *it->second < 0) return false;
-    } else if (name == "--drift") {
-      if (!absl::SimpleAtod(value, &f->drift)) return false;
-    } else if (name == "--tessera") {
-      f->tessera = value;
-    } else if (name == "--model") {
-      f->model = value;
-    } else {
-      return false;
-    }
+  if (!ParseBenchFlags(args, {.ints = {{"--windows", &f->windows},
+                                       {"--rows", &f->rows},
+                                       {"--users", &f->users},
+                                       {"--items", &f->items},
+                                       {"--seed", &f->seed}},
+                              .doubles = {{"--drift", &f->drift}},
+                              .strings = {{"--tessera", &f->tessera}, {"--model", &f->model}},
+                              .keep = &f->keep})) {
+    return false;
   }
   return f->windows >= 3 && f->rows > 0;
 }

@@ -69,7 +69,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
-#include "absl/strings/numbers.h"
+#include "bench/bench_flags.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -100,39 +100,21 @@ struct Flags {
 };
 
 bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i], value;
-    if (name == "--keep") {
-      f->keep = true;
-      continue;
-    }
-    if (const size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    }
-    const std::map<std::string, int*> ints = {
-        {"--trials", &f->trials},   {"--rate", &f->rate},
-        {"--rows", &f->rows},       {"--servers", &f->servers},
-        {"--workers", &f->workers}, {"--max-batch-delay-ms", &f->max_batch_delay_ms},
-        {"--poll-ms", &f->poll_ms}};
-    const std::map<std::string, double*> doubles = {{"--interval", &f->interval},
-                                                    {"--baseline-interval", &f->baseline_interval}};
-    if (auto it = ints.find(name); it != ints.end()) {
-      if (!absl::SimpleAtoi(value, it->second) || *it->second < 0) return false;
-    } else if (auto d = doubles.find(name); d != doubles.end()) {
-      if (!absl::SimpleAtod(value, d->second) || *d->second < 0) return false;
-    } else if (name == "--tessera") {
-      f->tessera = value;
-    } else if (name == "--model") {
-      f->model = value;
-    } else {
-      return false;
-    }
+  if (!ParseBenchFlags(args, {.ints = {{"--trials", &f->trials},
+                                       {"--rate", &f->rate},
+                                       {"--rows", &f->rows},
+                                       {"--servers", &f->servers},
+                                       {"--workers", &f->workers},
+                                       {"--max-batch-delay-ms", &f->max_batch_delay_ms},
+                                       {"--poll-ms", &f->poll_ms}},
+                              .doubles = {{"--interval", &f->interval},
+                                          {"--baseline-interval", &f->baseline_interval}},
+                              .strings = {{"--tessera", &f->tessera}, {"--model", &f->model}},
+                              .keep = &f->keep})) {
+    return false;
   }
   return f->trials > 0 && f->servers > 0 && f->workers > 0 && f->poll_ms > 0 &&
-         f->max_batch_delay_ms > 0 && f->interval >= 0.1;
+         f->max_batch_delay_ms > 0 && f->interval >= 0.1 && f->baseline_interval >= 0;
 }
 
 int64_t NowUnixMs() {

@@ -51,7 +51,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "bench/bench_flags.h"
 #include "bench/process_cluster.h"
 #include "tests/e2e/process_util.h"
 
@@ -72,31 +72,17 @@ struct Flags {
 };
 
 bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i], value;
-    if (name == "--keep") {
-      f->keep = true;
-      continue;
-    }
-    if (const size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    }
-    const std::map<std::string, int*> ints = {
-        {"--trials", &f->trials},   {"--rows", &f->rows},
-        {"--servers", &f->servers}, {"--workers", &f->workers},
-        {"--kill-after", &f->kill_after}, {"--poll-ms", &f->poll_ms}};
-    if (auto it = ints.find(name); it != ints.end()) {
-      if (!absl::SimpleAtoi(value, it->second) || *it->second < 0) return false;
-    } else if (name == "--tessera") {
-      f->tessera = value;
-    } else if (name == "--consistency") {
-      f->consistency = value;
-    } else {
-      return false;
-    }
+  if (!ParseBenchFlags(args, {.ints = {{"--trials", &f->trials},
+                                       {"--rows", &f->rows},
+                                       {"--servers", &f->servers},
+                                       {"--workers", &f->workers},
+                                       {"--kill-after", &f->kill_after},
+                                       {"--poll-ms", &f->poll_ms}},
+                              .doubles = {},
+                              .strings = {{"--tessera", &f->tessera},
+                                          {"--consistency", &f->consistency}},
+                              .keep = &f->keep})) {
+    return false;
   }
   return f->trials > 0 && f->servers >= 3 && f->workers > 0 && f->poll_ms > 0;
 }

@@ -48,7 +48,7 @@
 #include <thread>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "bench/bench_flags.h"
 #include "bench/process_cluster.h"
 #include "tests/e2e/process_util.h"
 
@@ -69,32 +69,18 @@ struct Flags {
 };
 
 bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string name = args[i], value;
-    if (name == "--keep") {
-      f->keep = true;
-      continue;
-    }
-    if (const size_t eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    } else if (i + 1 < args.size()) {
-      value = args[++i];
-    }
-    const std::map<std::string, int*> ints = {
-        {"--duration-s", &f->duration_s}, {"--sample-s", &f->sample_s}, {"--rows", &f->rows},
-        {"--servers", &f->servers},       {"--workers", &f->workers}};
-    if (auto it = ints.find(name); it != ints.end()) {
-      if (!absl::SimpleAtoi(value, it->second) || *it->second <= 0) return false;
-    } else if (name == "--replace-at") {
-      if (!absl::SimpleAtod(value, &f->replace_at)) return false;
-    } else if (name == "--tessera") {
-      f->tessera = value;
-    } else {
-      return false;
-    }
+  if (!ParseBenchFlags(args, {.ints = {{"--duration-s", &f->duration_s},
+                                       {"--sample-s", &f->sample_s},
+                                       {"--rows", &f->rows},
+                                       {"--servers", &f->servers},
+                                       {"--workers", &f->workers}},
+                              .doubles = {{"--replace-at", &f->replace_at}},
+                              .strings = {{"--tessera", &f->tessera}},
+                              .keep = &f->keep})) {
+    return false;
   }
-  return f->servers >= 3 && f->replace_at > 0.1 && f->replace_at < 0.9 && f->duration_s >= 20;
+  return f->servers >= 3 && f->workers > 0 && f->sample_s > 0 && f->rows > 0 &&
+         f->replace_at > 0.1 && f->replace_at < 0.9 && f->duration_s >= 20;
 }
 
 void WriteJob(const Flags& f, const std::string& data, const std::string& dir) {
@@ -151,15 +137,14 @@ struct Track {
   std::vector<Usage> samples;
 };
 
-std::vector<double> Field(const std::vector<Usage>& s, size_t begin, size_t end,
-                          double Usage::*field) {
+// The values of `field` in samples [begin, end).
+template <typename T>
+std::vector<double> Column(const std::vector<Usage>& s, size_t begin, size_t end,
+                           T Usage::*field) {
   std::vector<double> out;
-  for (size_t i = begin; i < end && i < s.size(); ++i) out.push_back(s[i].*field);
-  return out;
-}
-std::vector<double> Ints(const std::vector<Usage>& s, size_t begin, size_t end, int Usage::*field) {
-  std::vector<double> out;
-  for (size_t i = begin; i < end && i < s.size(); ++i) out.push_back(s[i].*field);
+  for (size_t i = begin; i < end && i < s.size(); ++i) {
+    out.push_back(static_cast<double>(s[i].*field));
+  }
   return out;
 }
 
@@ -172,13 +157,13 @@ bool ReportTrack(const Track& track) {
     return true;
   }
   const size_t q2 = n / 4, q3 = n / 2, q4 = 3 * n / 4;
-  const double rss_settled = Percentile(Field(s, q2, q3, &Usage::rss_mib), 0.5);
-  const double rss_end = Percentile(Field(s, q4, n, &Usage::rss_mib), 0.5);
-  const double rss_peak = Percentile(Field(s, 0, n, &Usage::rss_mib), 1.0);
-  const double thr_settled = Percentile(Ints(s, q2, q3, &Usage::threads), 1.0);
-  const double thr_end = Percentile(Ints(s, q4, n, &Usage::threads), 0.5);
-  const double fd_settled = Percentile(Ints(s, q2, q3, &Usage::fds), 0.5);
-  const double fd_end = Percentile(Ints(s, q4, n, &Usage::fds), 0.5);
+  const double rss_settled = Percentile(Column(s, q2, q3, &Usage::rss_mib), 0.5);
+  const double rss_end = Percentile(Column(s, q4, n, &Usage::rss_mib), 0.5);
+  const double rss_peak = Percentile(Column(s, 0, n, &Usage::rss_mib), 1.0);
+  const double thr_settled = Percentile(Column(s, q2, q3, &Usage::threads), 1.0);
+  const double thr_end = Percentile(Column(s, q4, n, &Usage::threads), 0.5);
+  const double fd_settled = Percentile(Column(s, q2, q3, &Usage::fds), 0.5);
+  const double fd_end = Percentile(Column(s, q4, n, &Usage::fds), 0.5);
   const bool rss_ok = rss_end <= rss_settled * 1.10 + 16;
   const bool thr_ok = thr_end <= thr_settled;
   const bool fd_ok = fd_end <= fd_settled + 4;
