@@ -556,38 +556,13 @@ std::vector<size_t> KvClient::Op::Resplit(size_t p, const ShardMap& map, uint64_
 
 void KvClient::UpdateView(protocol::ClusterView view) {
   std::vector<std::shared_ptr<Op>> ops;
-  ShardMap map;
-  std::vector<bool> live;
-  uint64_t epoch;
   {
     MutexLock lock(&mu_);
     if (view.epoch <= view_.epoch) return;
     view_ = std::move(view);
-    map = view_.shard_map;
-    epoch = view_.epoch;
-    live = view_.LiveServers();
     for (const auto& [t, op] : ops_) ops.push_back(op);
   }
-  for (const std::shared_ptr<Op>& op : ops) {
-    std::vector<size_t> resend;
-    std::vector<uint64_t> cancel;
-    {
-      MutexLock lock(&op->mu);
-      if (op->abandoned) continue;
-      const size_t n = op->parts.size();
-      for (size_t p = 0; p < n; ++p) {
-        const Part& part = op->parts[p];
-        if (part.done) continue;
-        const bool dead = part.server >= static_cast<int32_t>(live.size()) || !live[part.server];
-        if (!dead && !part.awaiting_view) continue;
-        if (part.request_id != 0) cancel.push_back(part.request_id);
-        for (size_t added : op->Resplit(p, map, epoch)) resend.push_back(added);
-      }
-    }
-    for (uint64_t id : cancel) messenger_->Cancel(id);
-    retried_parts_.Increment(static_cast<double>(resend.size()));
-    SendParts(op, resend);
-  }
+  for (const std::shared_ptr<Op>& op : ops) RetryWithNewerView(op);
 }
 
 void KvClient::FailAll(const Status& status) {
