@@ -87,13 +87,7 @@ bool ParseFlags(const std::vector<std::string>& args, Flags* f) {
 // Runs `argv` to completion (log in `log`); true if it exited 0.
 bool RunToEnd(const std::vector<std::string>& argv, const std::string& log,
               std::chrono::seconds timeout) {
-  const pid_t pid = testing::Spawn(argv, log);
-  std::optional<int> status = testing::WaitForExit(pid, timeout);
-  if (!status) {
-    ::kill(pid, SIGKILL);
-    testing::WaitForExit(pid, std::chrono::seconds(10));
-  }
-  if (status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) return true;
+  if (testing::RunToExit(argv, log, timeout) == 0) return true;
   std::cerr << argv[1] << " failed:\n" << ReadFileOrEmpty(log);
   return false;
 }

@@ -341,35 +341,10 @@ void WriteJob(const Flags& f, const std::string& data, double interval, int zmq_
 // Starts serve on run->pub; sets run->port. -1 on failure (logged).
 pid_t StartServe(const Flags& f, Run* run) {
   const std::string log = run->root + "/serve.log";
-  const pid_t serve = testing::Spawn({f.tessera, "serve", "--model-dir", run->pub, "--port", "0",
-                                      "--name", "fresh", "--poll-ms", "50"},
-                                     log);
-  const std::string marker = "listening on http://127.0.0.1:";
-  const bool up = PollUntil(
-      [&] {
-        const std::string text = ReadFileOrEmpty(log);
-        const size_t at = text.find(marker);
-        if (at == std::string::npos) return false;
-        run->port = std::atoi(text.c_str() + at + marker.size());
-        auto ready = testing::HttpGet(run->port, "/readyz");
-        return ready && ready->status == 200;
-      },
-      std::chrono::seconds(60));
-  if (!up) std::cerr << "serve did not become ready:\n" << ReadFileOrEmpty(log);
-  return up ? serve : -1;
-}
-
-// SIGTERM, then the exit status (-1 if it had to be killed).
-int Stop(pid_t pid, std::chrono::seconds timeout) {
-  if (pid <= 0) return -1;
-  ::kill(pid, SIGTERM);
-  std::optional<int> status = testing::WaitForExit(pid, timeout);
-  if (!status) {
-    ::kill(pid, SIGKILL);
-    testing::WaitForExit(pid, std::chrono::seconds(10));
-    return -1;
-  }
-  return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  const pid_t serve = testing::StartServe(
+      f.tessera, {"--model-dir", run->pub, "--name", "fresh", "--poll-ms", "50"}, log, &run->port);
+  if (serve < 0) std::cerr << "serve did not become ready:\n" << ReadFileOrEmpty(log);
+  return serve;
 }
 
 struct Summary {
@@ -446,8 +421,8 @@ bool RunInterval(const Flags& f, const std::string& data, const std::vector<std:
     KeepAliveLatency(run, &s->keepalive_ms);
   }
   producer.reset();
-  s->serve_exit = Stop(serve, std::chrono::seconds(30));
-  s->train_exit = Stop(train, std::chrono::seconds(120));
+  s->serve_exit = testing::StopProcess(serve, std::chrono::seconds(30));
+  s->train_exit = testing::StopProcess(train, std::chrono::seconds(120));
   ParseTrainLog(ReadFileOrEmpty(run.root + "/train.log"), s);
   return ok;
 }

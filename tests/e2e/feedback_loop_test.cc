@@ -58,28 +58,7 @@ std::vector<std::string> JoinedRows(const std::string& dir) {
 int RunTessera(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> argv = {testing::TesseraBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
-  const std::optional<int> exit = testing::WaitForExit(testing::Spawn(argv, log), std::chrono::seconds(60));
-  return exit && WIFEXITED(*exit) ? WEXITSTATUS(*exit) : -1;
-}
-
-// Starts `tessera serve args...` and returns its port once /readyz says
-// ready (0 on failure); *pid gets the process.
-int StartServe(const std::vector<std::string>& args, const std::string& log, pid_t* pid) {
-  std::vector<std::string> argv = {testing::TesseraBinary(), "serve", "--port", "0"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  *pid = testing::Spawn(argv, log);
-  int port = 0;
-  const bool ready = testing::PollUntil(
-      [&] {
-        const std::string text = testing::ReadFileOrEmpty(log);
-        const size_t at = text.find("listening on http://127.0.0.1:");
-        if (at == std::string::npos) return false;
-        port = std::atoi(text.c_str() + at + std::strlen("listening on http://127.0.0.1:"));
-        auto r = testing::HttpGet(port, "/readyz");
-        return r && r->status == 200;
-      },
-      std::chrono::seconds(30));
-  return ready ? port : 0;
+  return testing::RunToExit(argv, log, std::chrono::seconds(60));
 }
 
 TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
@@ -91,22 +70,13 @@ TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
       << "data: {schema: schema.yaml, train: joined, follow: true}\n"
          "join: {impression_dir: events, window_s: 1, grace_s: 0, commit_interval_ms: 50}\n";
 
-  const pid_t serve = testing::Spawn(
-      {testing::TesseraBinary(), "serve", "--model-dir", dir.File("model"), "--port", "0",
-       "--name", "ctr", "--impression-dir", dir.File("events"), "--impression-fsync-ms", "0"},
-      dir.File("serve.log"));
   int port = 0;
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        const std::string log = testing::ReadFileOrEmpty(dir.File("serve.log"));
-        const size_t at = log.find("listening on http://127.0.0.1:");
-        if (at == std::string::npos) return false;
-        port = std::atoi(log.c_str() + at + std::strlen("listening on http://127.0.0.1:"));
-        auto ready = testing::HttpGet(port, "/readyz");
-        return ready && ready->status == 200;
-      },
-      std::chrono::seconds(30)))
-      << testing::ReadFileOrEmpty(dir.File("serve.log"));
+  const pid_t serve = testing::StartServe(
+      testing::TesseraBinary(),
+      {"--model-dir", dir.File("model"), "--name", "ctr", "--impression-dir", dir.File("events"),
+       "--impression-fsync-ms", "0"},
+      dir.File("serve.log"), &port);
+  ASSERT_GT(serve, 0) << testing::ReadFileOrEmpty(dir.File("serve.log"));
 
   httplib::Client client("127.0.0.1", port);
   auto post = [&](const std::string& path, const json& body) -> std::pair<int, json> {
@@ -188,10 +158,7 @@ TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
   ASSERT_TRUE(eval_exit && WIFEXITED(*eval_exit)) << testing::ReadFileOrEmpty(dir.File("eval.log"));
   EXPECT_EQ(WEXITSTATUS(*eval_exit), 0) << testing::ReadFileOrEmpty(dir.File("eval.log"));
 
-  ::kill(serve, SIGTERM);
-  const std::optional<int> serve_exit = testing::WaitForExit(serve, std::chrono::seconds(30));
-  ASSERT_TRUE(serve_exit && WIFEXITED(*serve_exit));
-  EXPECT_EQ(WEXITSTATUS(*serve_exit), 0);
+  EXPECT_EQ(testing::StopProcess(serve, std::chrono::seconds(30)), 0);
 }
 
 // The loop on `tessera gen`'s world: a model trained on gen's data is
@@ -211,11 +178,12 @@ TEST(FeedbackLoopE2eTest, SimulatedShoppersClickAndTheJoinerLabelsTheirImpressio
          "output_dir: run\n";
   ASSERT_EQ(RunTessera({"train", dir.File("job.yaml")}, dir.File("train.log")), 0)
       << testing::ReadFileOrEmpty(dir.File("train.log"));
-  pid_t serve = -1;
-  const int port = StartServe({"--model-dir", dir.File("run/model"), "--name", "ctr",
-                               "--impression-dir", dir.File("events")},
-                              dir.File("serve.log"), &serve);
-  ASSERT_GT(port, 0) << testing::ReadFileOrEmpty(dir.File("serve.log"));
+  int port = 0;
+  const pid_t serve = testing::StartServe(
+      testing::TesseraBinary(),
+      {"--model-dir", dir.File("run/model"), "--name", "ctr", "--impression-dir", dir.File("events")},
+      dir.File("serve.log"), &port);
+  ASSERT_GT(serve, 0) << testing::ReadFileOrEmpty(dir.File("serve.log"));
   std::vector<std::string> simulate = {"simulate", "--serve", "http://127.0.0.1:" + std::to_string(port),
                                        "--name", "ctr", "--requests", "60", "--k", "4",
                                        "--report-every", "20"};
@@ -248,10 +216,7 @@ TEST(FeedbackLoopE2eTest, SimulatedShoppersClickAndTheJoinerLabelsTheirImpressio
   ASSERT_EQ(rows.size(), 240u) << testing::ReadFileOrEmpty(dir.File("join.log"));
   EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const std::string& r) { return r[0] == '1'; }),
             clicks);
-  ::kill(serve, SIGTERM);
-  const std::optional<int> serve_exit = testing::WaitForExit(serve, std::chrono::seconds(30));
-  ASSERT_TRUE(serve_exit && WIFEXITED(*serve_exit));
-  EXPECT_EQ(WEXITSTATUS(*serve_exit), 0);
+  EXPECT_EQ(testing::StopProcess(serve, std::chrono::seconds(30)), 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -46,6 +47,55 @@ std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
   bool done = PollUntil([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
   if (!done) return std::nullopt;
   return status;
+}
+
+int RunToExit(const std::vector<std::string>& argv, const std::string& output_file,
+              std::chrono::milliseconds timeout) {
+  const pid_t pid = Spawn(argv, output_file);
+  if (pid < 0) return -1;
+  const std::optional<int> status = WaitForExit(pid, timeout);
+  if (!status) {
+    ::kill(pid, SIGKILL);
+    WaitForExit(pid, std::chrono::seconds(10));
+    return -1;
+  }
+  return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+}
+
+int StopProcess(pid_t pid, std::chrono::milliseconds timeout) {
+  if (pid <= 0) return -1;
+  ::kill(pid, SIGTERM);
+  const std::optional<int> status = WaitForExit(pid, timeout);
+  if (!status) {
+    ::kill(pid, SIGKILL);
+    WaitForExit(pid, std::chrono::seconds(10));
+    return -1;
+  }
+  return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+}
+
+pid_t StartServe(const std::string& binary, const std::vector<std::string>& args,
+                 const std::string& log, int* port, std::chrono::milliseconds timeout) {
+  std::vector<std::string> argv = {binary, "serve", "--port", "0"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t pid = Spawn(argv, log);
+  if (pid < 0) return -1;
+  static constexpr char kListening[] = "listening on http://127.0.0.1:";
+  const bool ready = PollUntil(
+      [&] {
+        if (!ProcessAlive(pid)) return true;
+        const std::string text = ReadFileOrEmpty(log);
+        const size_t at = text.find(kListening);
+        if (at == std::string::npos) return false;
+        *port = std::atoi(text.c_str() + at + std::strlen(kListening));
+        const std::optional<HttpResult> readyz = HttpGet(*port, "/readyz");
+        return readyz && readyz->status == 200;
+      },
+      timeout);
+  if (ready && ProcessAlive(pid)) return pid;
+  ::kill(pid, SIGKILL);
+  WaitForExit(pid, std::chrono::seconds(10));
+  return -1;
 }
 
 bool ProcessAlive(pid_t pid) {

@@ -27,6 +27,24 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& output_file
 // The waitpid() status of `pid` once it exits, or nullopt after `timeout`.
 std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds timeout);
 
+// Spawns argv (output to `output_file`) and waits for it: its exit code
+// (128 + the signal if a signal ended it), or -1 if it was still running
+// after `timeout` (then it is SIGKILLed and reaped).
+int RunToExit(const std::vector<std::string>& argv, const std::string& output_file,
+              std::chrono::milliseconds timeout);
+
+// SIGTERM, then its exit code (128 + the signal if a signal ended it) once
+// it exits within `timeout`; otherwise -1, SIGKILLed and reaped. -1 for
+// pid <= 0.
+int StopProcess(pid_t pid, std::chrono::milliseconds timeout);
+
+// Starts `binary serve --port 0 args...` (output to `log`) and waits until
+// the log names its port and GET /readyz answers 200. Returns the pid and
+// sets *port; -1 after `timeout` (the process is killed).
+pid_t StartServe(const std::string& binary, const std::vector<std::string>& args,
+                 const std::string& log, int* port,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 // True while `pid` exists and is not a zombie.
 bool ProcessAlive(pid_t pid);
 

@@ -190,21 +190,10 @@ void PrometheusE2eTest::StartServe() {
       },
       std::chrono::seconds(30)))
       << testing::ReadFileOrEmpty(dir_.File("train.log"));
-  serve_pid_ = testing::Spawn({testing::TesseraBinary(), "serve", "--model-dir", dir_.File("pub"),
-                               "--port", "0", "--name", "ctr", "--poll-ms", "100"},
-                              dir_.File("serve.log"));
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        const std::string log = testing::ReadFileOrEmpty(dir_.File("serve.log"));
-        const char* kListening = "listening on http://127.0.0.1:";
-        const size_t at = log.find(kListening);
-        if (at == std::string::npos) return false;
-        serve_port_ = std::atoi(log.c_str() + at + std::strlen(kListening));
-        std::optional<testing::HttpResult> ready = testing::HttpGet(serve_port_, "/readyz");
-        return ready && ready->status == 200;
-      },
-      std::chrono::seconds(30)))
-      << testing::ReadFileOrEmpty(dir_.File("serve.log"));
+  serve_pid_ = testing::StartServe(
+      testing::TesseraBinary(), {"--model-dir", dir_.File("pub"), "--name", "ctr", "--poll-ms", "100"},
+      dir_.File("serve.log"), &serve_port_);
+  ASSERT_GT(serve_pid_, 0) << testing::ReadFileOrEmpty(dir_.File("serve.log"));
   targets_.push_back({"serving", serve_port_});
   // One scored request and one refused, so the request series exist.
   httplib::Client client("127.0.0.1", serve_port_);

@@ -263,22 +263,11 @@ TEST_F(StreamE2eTest, BurstOfClicksRaisesTheServedScoreWithinSeconds) {
       },
       std::chrono::seconds(60)))
       << testing::ReadFileOrEmpty(dir_.File("train.log"));
-  const pid_t serve =
-      testing::Spawn({testing::TesseraBinary(), "serve", "--model-dir", dir_.File("pub"), "--port",
-                      "0", "--name", "ctr", "--poll-ms", "50"},
-                     dir_.File("serve.log"));
   int port = 0;
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        const std::string log = testing::ReadFileOrEmpty(dir_.File("serve.log"));
-        const size_t at = log.find("listening on http://127.0.0.1:");
-        if (at == std::string::npos) return false;
-        port = std::atoi(log.c_str() + at + std::strlen("listening on http://127.0.0.1:"));
-        auto ready = testing::HttpGet(port, "/readyz");
-        return ready && ready->status == 200;
-      },
-      std::chrono::seconds(30)))
-      << testing::ReadFileOrEmpty(dir_.File("serve.log"));
+  const pid_t serve = testing::StartServe(
+      testing::TesseraBinary(), {"--model-dir", dir_.File("pub"), "--name", "ctr", "--poll-ms", "50"},
+      dir_.File("serve.log"), &port);
+  ASSERT_GT(serve, 0) << testing::ReadFileOrEmpty(dir_.File("serve.log"));
 
   httplib::Client client("127.0.0.1", port);
   const std::string item = "i7";
