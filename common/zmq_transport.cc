@@ -522,4 +522,11 @@ StatusOr<std::unique_ptr<Transport>> NewZmqTransport(const ZmqTransportOptions& 
   return std::unique_ptr<Transport>(std::move(transport));
 }
 
+StatusOr<std::unique_ptr<Transport>> NewNodeTransport(MetricsRegistry* metrics,
+                                                      std::optional<CurveKeys> curve) {
+  return NewZmqTransport({.max_frame_bytes = kNodeMaxFrameBytes,
+                          .metrics = metrics,
+                          .curve = std::move(curve)});
+}
+
 }  // namespace tessera

@@ -121,6 +121,13 @@ struct ZmqTransportOptions {
 // FailedPrecondition for Curve keys with a libzmq built without CURVE.
 StatusOr<std::unique_ptr<Transport>> NewZmqTransport(const ZmqTransportOptions& options);
 
+// The transport of a Tessera node's main (scheduler, server, worker) and of
+// the CLI commands that talk to nodes: an owned context, frames up to
+// kNodeMaxFrameBytes, counters in `metrics` (borrowed, may be null), Curve
+// with `curve` (plaintext if unset or empty). Errors as NewZmqTransport.
+StatusOr<std::unique_ptr<Transport>> NewNodeTransport(MetricsRegistry* metrics,
+                                                      std::optional<CurveKeys> curve);
+
 }  // namespace tessera
 
 #endif  // TESSERA_COMMON_ZMQ_TRANSPORT_H_

@@ -73,12 +73,8 @@ Status Run(const SchedulerMainArgs& args) {
   SetLogNodeLabel(kSchedulerId.ToString());
   RealClock clock;
   MetricsRegistry metrics;
-  ZmqTransportOptions transport_options;
-  transport_options.max_frame_bytes = kNodeMaxFrameBytes;
-  transport_options.metrics = &metrics;
-  transport_options.curve = args.curve;
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
-                           NewZmqTransport(transport_options));
+                           NewNodeTransport(&metrics, args.curve));
   SchedulerOptions options = args.node;
   options.liveness_thread = true;
   SchedulerNode node(options, transport.get(), &clock, &metrics);

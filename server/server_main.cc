@@ -23,12 +23,8 @@ Status Run(const ServerMainArgs& args) {
   SetLogNodeLabel("server");
   RealClock clock;
   MetricsRegistry metrics;
-  ZmqTransportOptions transport_options;
-  transport_options.max_frame_bytes = kNodeMaxFrameBytes;
-  transport_options.metrics = &metrics;
-  transport_options.curve = args.curve;
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
-                           NewZmqTransport(transport_options));
+                           NewNodeTransport(&metrics, args.curve));
 
   // The node needs the metrics port (it registers it) and the HTTP routes
   // need the node, so the routes read it through `live`, set once it exists.

@@ -63,12 +63,8 @@ Status Run(const WorkerMainArgs& args) {
   if (!args.program) return InvalidArgumentError("worker: no program to run");
   RealClock clock;
   MetricsRegistry metrics;
-  ZmqTransportOptions transport_options;
-  transport_options.max_frame_bytes = kNodeMaxFrameBytes;
-  transport_options.metrics = &metrics;
-  transport_options.curve = args.curve;
   TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport,
-                           NewZmqTransport(transport_options));
+                           NewNodeTransport(&metrics, args.curve));
 
   // The node needs the metrics port (it registers it), so the HTTP server
   // starts first. Declared after `node`, so it stops before the node dies.

@@ -150,13 +150,10 @@ int RunForget(const ForgetFlags& flags) {
   std::cout << "forget: " << keys->size() << " id(s) of table '" << schema->tables()[table_index]
             << "'" << (hasher->salted() ? " (salted keys)" : "") << " via " << options.scheduler
             << "\n";
-  ZmqTransportOptions transport_options;
-  transport_options.max_frame_bytes = kNodeMaxFrameBytes;
   // If the cluster encrypts its links, so must we.
   StatusOr<std::optional<CurveKeys>> curve = LoadCurveKeys(flags.curve_dir);
   if (!curve.ok()) return Usage(curve.status());
-  transport_options.curve = *curve;
-  StatusOr<std::unique_ptr<Transport>> transport = NewZmqTransport(transport_options);
+  StatusOr<std::unique_ptr<Transport>> transport = NewNodeTransport(nullptr, *curve);
   StatusOr<protocol::ForgetReplyInfo> reply =
       transport.ok() ? SendForget(transport->get(), options, table, *keys)
                      : StatusOr<protocol::ForgetReplyInfo>(transport.status());
