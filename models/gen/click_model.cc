@@ -20,6 +20,7 @@ constexpr double kPrice = -0.5;
 constexpr double kPopularity = 0.8;
 constexpr double kQualityStddev = 0.35;
 constexpr double kUserStddev = 0.35;
+constexpr double kTrendStddev = 0.8;
 constexpr double kDevice[] = {0.15, 0.0, -0.25};
 constexpr double kHourAmplitude = 0.25;
 constexpr int kDays = 14;
@@ -85,6 +86,7 @@ void ClickWorld::BuildItems() {
   item_brand_.resize(n);
   item_price_.resize(n);
   item_effect_.resize(n);
+  item_trend_.assign(n, 0.0f);
   category_items_.assign(num_categories_, {});
   // Popularity ranks: a random permutation, so ids say nothing.
   std::vector<uint32_t> rank(n);
@@ -183,7 +185,7 @@ uint32_t ClickWorld::PickCandidate(uint32_t user) {
 // The user and item terms of the logit; sets the diagnostics of current_.
 double ClickWorld::Logit(uint32_t user, uint32_t item) {
   const uint32_t category = item_category_[item];
-  double logit = kBase + item_effect_[item] + user_bias_[user];
+  double logit = kBase + item_effect_[item] + item_trend_[item] + user_bias_[user];
   const uint32_t* preferred = &user_preferred_[static_cast<size_t>(user) * kPreferred];
   current_.preferred_category = false;
   for (int k = 0; k < kPreferred; ++k) {
@@ -216,6 +218,9 @@ uint32_t ClickWorld::NextVisitor() {
     if (std::find(preferred, preferred + kPreferred, c) == preferred + kPreferred) {
       preferred[rng_.Below(kPreferred)] = c;
     }
+  }
+  if (options_.item_drift > 0 && rng_.Uniform() < options_.item_drift) {
+    item_trend_[popularity_.Sample(&rng_)] = static_cast<float>(kTrendStddev * rng_.Normal());
   }
   return user;
 }

@@ -20,6 +20,13 @@
 //                    0.8^k * 0.12 if the target shares h's category
 //   + price          -0.5 * (log price - the category's mean log price)
 //   + hour, device   evening peak (+-0.25); ios +0.15, android 0, web -0.25
+//   + trend          0 for every item until it trends: with probability
+//                    WorldOptions::item_drift (0: never) at each impression,
+//                    an item drawn by exposure (so mostly one that is shown
+//                    often) gets a new trend ~ N(0, 0.8) that lasts until
+//                    it is drawn again: the bestsellers of one week are not
+//                    those of the next, and no feature shows it (only the
+//                    item's own clicks do)
 // Candidates are a mix of popular items (40%), items of a preferred
 // category (35%) and items related to recent clicks (25%), so all effects
 // are visible in the data. Clicks append to the history (most recent last).
@@ -85,6 +92,10 @@ struct WorldOptions {
   // Per impression, the probability that the visiting user's preference
   // slot moves to another category (the interest drift).
   double drift = 0.01;
+  // Per impression, the probability that an item (drawn by exposure) starts
+  // a new trend (the item drift). 0 draws nothing: data without it are
+  // those of earlier versions.
+  double item_drift = 0;
 };
 
 enum class Device : uint8_t { kIos, kAndroid, kWeb };
@@ -160,6 +171,7 @@ class ClickWorld {
   std::vector<uint32_t> item_brand_;
   std::vector<float> item_price_;
   std::vector<float> item_effect_;  // popularity + quality + price
+  std::vector<float> item_trend_;   // 0 until the item drifts
   std::vector<std::vector<uint32_t>> brand_items_;
   std::vector<std::vector<uint32_t>> category_items_;
   AliasTable popularity_;

@@ -188,6 +188,9 @@ Status Validate(const GenOptions& o) {
     return InvalidArgumentError("--test_fraction must be in (0, 1)");
   }
   if (!(o.drift >= 0 && o.drift <= 1)) return InvalidArgumentError("--drift must be in [0, 1]");
+  if (!(o.item_drift >= 0 && o.item_drift <= 1)) {
+    return InvalidArgumentError("--item_drift must be in [0, 1]");
+  }
   if (o.windows > o.rows) return InvalidArgumentError("--windows must be <= --rows");
   return OkStatus();
 }
@@ -214,6 +217,7 @@ Status SetFlag(std::string_view name, std::string_view value, GenOptions* o) {
   if (name == "test_fraction") return ParseNumber(name, value, &o->test_fraction);
   if (name == "windows") return ParseNumber(name, value, &o->windows);
   if (name == "drift") return ParseNumber(name, value, &o->drift);
+  if (name == "item_drift") return ParseNumber(name, value, &o->item_drift);
   return InvalidArgumentError(absl::StrCat("unknown flag --", Sv(name), "\n", GenUsage()));
 }
 
@@ -238,8 +242,8 @@ std::string WindowsJson(const GenOptions& o, const GenSummary& s) {
   }
   return absl::StrFormat(
       "{\n  \"seed\": %d,\n  \"users\": %d,\n  \"items\": %d,\n  \"drift\": %g,\n"
-      "  \"split\": \"time-ordered windows\",\n  \"windows\": [%s\n  ]\n}\n",
-      o.seed, o.users, o.items, o.drift, windows);
+      "  \"item_drift\": %g,\n  \"split\": \"time-ordered windows\",\n  \"windows\": [%s\n  ]\n}\n",
+      o.seed, o.users, o.items, o.drift, o.item_drift, windows);
 }
 
 // --windows: consecutive time windows, each with its Bayes-optimal metrics.
@@ -276,10 +280,12 @@ Status WriteWindows(const GenOptions& options, ClickWorld* world, const RowToken
 std::string GenUsage() {
   return "usage: tessera gen --out DIR [--rows N (200000)] [--users N (10000)] [--items N (20000)]\n"
          "                   [--max_len N (30)] [--test_fraction F (0.1)] [--seed N (1)]\n"
-         "                   [--drift P (0.01)] [--windows N (0)]\n"
+         "                   [--drift P (0.01)] [--item_drift P (0)] [--windows N (0)]\n"
          "Writes DIR/schema.yaml, DIR/train.tsv, DIR/test.tsv and DIR/bayes.json.\n"
          "--drift: per impression, the probability that the user's interests move to\n"
-         "another category. --windows N: instead of train/test, N consecutive time\n"
+         "another category. --item_drift: per impression, the probability that an\n"
+         "item (drawn by exposure) starts a new trend (a click-rate shift that no\n"
+         "feature shows). --windows N: instead of train/test, N consecutive time\n"
          "windows DIR/window-0.tsv ... window-<N-1>.tsv, with each window's\n"
          "Bayes-optimal AUC in bayes.json (data for frozen-vs-continuous training).\n";
 }
@@ -325,7 +331,8 @@ StatusOr<GenSummary> Generate(const GenOptions& options) {
                     .max_len = options.max_len,
                     .rows = options.rows,
                     .seed = options.seed,
-                    .drift = options.drift});
+                    .drift = options.drift,
+                    .item_drift = options.item_drift});
   const RowTokens tokens{TokenTable('i', options.items), TokenTable('c', world.num_categories())};
   if (options.windows > 0) {
     summary.train_rows = summary.test_rows = 0;

@@ -42,6 +42,7 @@ struct GenOptions {
   uint64_t seed = 1;
   uint32_t windows = 0;  // >= 1: window-<w>.tsv files instead of train/test
   double drift = 0.01;   // ClickWorld's per-impression interest drift, [0, 1]
+  double item_drift = 0;  // ClickWorld's per-impression item drift (trends), [0, 1]
 };
 
 // One time window of a --windows generation.
@@ -65,7 +66,8 @@ struct GenSummary {
 
 // The flags of `tessera gen` (the arguments after the subcommand):
 // --out DIR, --rows N, --users N, --items N, --max_len N,
-// --test_fraction F, --seed N, --windows N, --drift P; `--flag value` or
+// --test_fraction F, --seed N, --windows N, --drift P, --item_drift P;
+// `--flag value` or
 // `--flag=value`.
 // InvalidArgument names a bad flag or value.
 StatusOr<GenOptions> ParseGenFlags(const std::vector<std::string>& args);

@@ -119,6 +119,29 @@ TEST(GenTest, TheShopperApiReplaysTheGeneratedWorld) {
   }
 }
 
+// Item drift: items drawn by exposure start trends that change their click
+// probability (the same user, hour and device); without it nothing moves.
+TEST(GenTest, ItemDriftMovesTheClickRatesOfShownItems) {
+  const WorldOptions still{.users = 300, .items = 1000, .rows = 1000, .seed = 5, .drift = 0};
+  WorldOptions trending = still;
+  trending.item_drift = 0.5;
+  ClickWorld before(still), after_still(still), after_trending(trending);
+  for (int i = 0; i < 2000; ++i) {
+    after_still.NextVisitor();
+    after_trending.NextVisitor();
+  }
+  int moved_still = 0, moved_trending = 0;
+  for (uint32_t item = 0; item < 1000; ++item) {
+    const double p = before.ClickProbability(0, item, 12, Device::kIos);
+    moved_still += after_still.ClickProbability(0, item, 12, Device::kIos) != p;
+    moved_trending += after_trending.ClickProbability(0, item, 12, Device::kIos) != p;
+  }
+  EXPECT_EQ(moved_still, 0);
+  // ~1000 trends drawn by exposure (Zipf): a few hundred distinct items.
+  EXPECT_GT(moved_trending, 100);
+  EXPECT_LT(moved_trending, 1000);
+}
+
 // --windows: consecutive windows of the same impression stream (the
 // windows concatenated are the rows a single file would hold), each with its
 // Bayes-optimal AUC; --drift moves interests, and the default is unchanged.
@@ -148,11 +171,21 @@ TEST(GenTest, WindowsCutTheStreamInTimeOrder) {
   drifting.drift = 0.2;
   ASSERT_OK(Generate(drifting));
   EXPECT_NE(ReadAll(dir.File("d/window-2.tsv")), ReadAll(dir.File("w/window-2.tsv")));
+  GenOptions trending = windows;
+  trending.out = dir.File("t");
+  trending.item_drift = 0.05;
+  ASSERT_OK(Generate(trending));
+  EXPECT_NE(ReadAll(dir.File("t/window-2.tsv")), ReadAll(dir.File("w/window-2.tsv")));
+  EXPECT_THAT(ReadAll(dir.File("t/bayes.json")), HasSubstr("\"item_drift\": 0.05"));
 
   ASSERT_OK_AND_ASSIGN(GenOptions o, ParseGenFlags({"--out", "x", "--windows", "4", "--drift=0.05"}));
   EXPECT_EQ(o.windows, 4u);
   EXPECT_DOUBLE_EQ(o.drift, 0.05);
   EXPECT_THAT(ParseGenFlags({"--out", "x", "--drift", "2"}).status().message(), HasSubstr("--drift"));
+  ASSERT_OK_AND_ASSIGN(o, ParseGenFlags({"--out", "x", "--item_drift", "0.01"}));
+  EXPECT_DOUBLE_EQ(o.item_drift, 0.01);
+  EXPECT_THAT(ParseGenFlags({"--out", "x", "--item_drift", "-1"}).status().message(),
+              HasSubstr("--item_drift"));
   EXPECT_THAT(ParseGenFlags({"--out", "x", "--rows", "5", "--windows", "6"}).status().message(),
               HasSubstr("--windows"));
 }

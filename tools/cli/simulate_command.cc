@@ -33,6 +33,9 @@ struct SimulateFlags {
   uint32_t items = 20000;
   uint32_t max_len = 30;
   uint64_t seed = 1;
+  double drift = 0.01;
+  double item_drift = 0;
+  uint64_t after_rows = 0;
   uint64_t requests = 2000;
   uint32_t candidates = 30;
   uint32_t k = 5;
@@ -105,7 +108,14 @@ int RunSimulate(const SimulateFlags& f) {
   world_options.items = f.items;
   world_options.max_len = f.max_len;
   world_options.seed = f.seed;
+  world_options.drift = f.drift;
+  world_options.item_drift = f.item_drift;
   ClickWorld world(world_options);
+  // The world as it is at the end of gen's data: the shoppers continue it.
+  for (uint64_t i = 0; i < f.after_rows; ++i) {
+    const models::gen::Impression& last = world.Next();
+    if (i + 1 == f.after_rows && last.click) world.RecordClick(last.user, last.item);
+  }
   const std::string recommend = absl::StrCat("/v1/models/", f.name, ":recommend");
   std::map<std::string, ArmCounts> window, total;
   uint64_t errors = 0;
@@ -199,6 +209,16 @@ void AddSimulateCommand(CLI::App* app, Command* selected) {
       ->check(CLI::Range(1u, 100000000u));
   cmd->add_option("--max-len", f->max_len, "As tessera gen --max_len")->capture_default_str();
   cmd->add_option("--seed", f->seed, "As tessera gen --seed")->capture_default_str();
+  cmd->add_option("--drift", f->drift, "As tessera gen --drift")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--item-drift", f->item_drift, "As tessera gen --item_drift")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--after-rows", f->after_rows,
+                  "Start from the world as it is after gen's first N impressions (gen's --rows: "
+                  "the shoppers continue the world the model was trained on)")
+      ->capture_default_str();
   cmd->add_option("--requests", f->requests, "Recommend requests to send")->capture_default_str();
   cmd->add_option("--candidates", f->candidates, "Candidates per request")
       ->capture_default_str()
