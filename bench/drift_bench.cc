@@ -51,7 +51,7 @@
 
 #include "bench/bench_flags.h"
 #include "absl/strings/str_cat.h"
-#include "bench/process_cluster.h"
+#include "bench/bench_util.h"
 #include "models/model_versions.h"
 #include "tests/e2e/process_util.h"
 

@@ -52,7 +52,8 @@
 #include <vector>
 
 #include "bench/bench_flags.h"
-#include "bench/process_cluster.h"
+#include "bench/bench_util.h"
+#include "tests/e2e/process_cluster.h"
 #include "tests/e2e/process_util.h"
 
 namespace tessera::bench {
@@ -61,6 +62,9 @@ namespace {
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 using std::chrono::seconds;
+using testing::ProcessCluster;
+using testing::ProcessNode;
+using testing::ScrapeMetrics;
 
 constexpr int kVictim = 1;
 
@@ -155,8 +159,8 @@ Trial RunTrial(const Flags& f, const std::string& data, const std::string& dir) 
                           .workers = f.workers,
                           .heartbeat_interval_ms = 100,
                           .heartbeat_timeout_ms = 300});
-  if (!cluster.Start()) {
-    std::cerr << "trial " << dir << ": the cluster did not start\n";
+  if (Status started = cluster.Start(); !started.ok()) {
+    std::cerr << "trial " << dir << ": the cluster did not start: " << started << "\n";
     return t;
   }
   ProcessNode& victim = cluster.server(kVictim);

@@ -49,7 +49,8 @@
 #include <vector>
 
 #include "bench/bench_flags.h"
-#include "bench/process_cluster.h"
+#include "bench/bench_util.h"
+#include "tests/e2e/process_cluster.h"
 #include "tests/e2e/process_util.h"
 
 namespace tessera::bench {
@@ -58,6 +59,9 @@ namespace {
 namespace fs = std::filesystem;
 using Steady = std::chrono::steady_clock;
 using std::chrono::seconds;
+using testing::ProcessCluster;
+using testing::ProcessNode;
+using testing::ScrapeMetrics;
 
 constexpr int kVictim = 1;
 
@@ -224,8 +228,8 @@ int RunSoak(const Flags& f) {
                           .workers = f.workers,
                           .heartbeat_interval_ms = 100,
                           .heartbeat_timeout_ms = 300});
-  if (!cluster.Start()) {
-    std::cerr << "the cluster did not start (logs in " << dir << ")\n";
+  if (Status started = cluster.Start(); !started.ok()) {
+    std::cerr << "the cluster did not start: " << started << " (logs in " << dir << ")\n";
     return 1;
   }
   std::vector<Track> tracks;

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@
 #include "gtest/gtest.h"
 #include "models/feature_hash.h"
 #include "models/saved_model.h"
+#include "tests/e2e/process_cluster.h"
 #include "tests/e2e/process_util.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/cli/cluster_file.h"
@@ -58,12 +60,6 @@ constexpr int kTrainRows = kRows * 9 / 10;
 // fifth of its share), well before the data runs out.
 constexpr double kKillAfterExamples = 15000;
 constexpr double kMaxAucDifference = 0.003;
-
-struct Node {
-  std::string name;
-  pid_t pid = -1;
-  std::string log;
-};
 
 // The outcome of one run of the job.
 struct RunResult {
@@ -95,11 +91,10 @@ class ServerFailureE2eTest : public ::testing::Test {
   void TearDown() override { KillAll(); }
 
   void KillAll() {
-    for (Node& node : nodes_) {
-      if (node.pid > 0 && testing::ProcessAlive(node.pid)) ::kill(node.pid, SIGKILL);
-      if (node.pid > 0) (void)testing::WaitForExit(node.pid, seconds(10));
-      node.pid = -1;
-    }
+    for (auto& [run, cluster] : clusters_) cluster->KillAll();
+    if (train_ > 0 && testing::ProcessAlive(train_)) ::kill(train_, SIGKILL);
+    if (train_ > 0) (void)testing::WaitForExit(train_, seconds(10));
+    train_ = -1;
   }
 
   // Copies `from` to `to` with "<prefix><line>" appended as a last column.
@@ -128,71 +123,20 @@ class ServerFailureE2eTest : public ::testing::Test {
         << "output_dir: " << dir_.File(run + "/out") << "\n";
   }
 
-  std::vector<std::string> NodeArgs(const std::string& role) const {
-    return {testing::TesseraBinary(), role,           "--bind=tcp://127.0.0.1:0",
-            "--host=127.0.0.1",       "--metrics-host=127.0.0.1", "--metrics-port=0"};
-  }
-
-  Node& Start(const std::string& name, const std::vector<std::string>& argv) {
-    Node node{name, -1, dir_.File(name + ".log")};
-    node.pid = testing::Spawn(argv, node.log);
-    nodes_.push_back(node);
-    return nodes_.back();
-  }
-
-  Node* Find(const std::string& name) {
-    for (Node& node : nodes_) {
-      if (node.name == name) return &node;
-    }
-    return nullptr;
-  }
-
   // Scheduler, servers, workers of run `run` (a directory); returns when
   // cluster.json lists them all.
   void StartCluster(const std::string& run) {
-    const std::string job = "--job=" + dir_.File(run + "/job.yaml");
-    std::vector<std::string> scheduler = NodeArgs("scheduler");
-    for (std::string flag :
-         {"--servers=" + std::to_string(kServers), "--workers=" + std::to_string(kWorkers),
-          std::string("--heartbeat-interval-ms=100"), std::string("--heartbeat-timeout-ms=300"),
-          "--address-file=" + dir_.File(run + "/scheduler.addr"),
-          "--cluster-file=" + dir_.File(run + "/cluster.json"), std::string("--tables-for=train"),
-          std::string("--"), job}) {
-      scheduler.push_back(flag);
-    }
-    const pid_t sched = Start(run + "/scheduler", scheduler).pid;
-    ASSERT_TRUE(testing::PollUntil(
-        [&] {
-          return fs::exists(dir_.File(run + "/scheduler.addr")) || !testing::ProcessAlive(sched);
-        },
-        seconds(60)));
-    std::string addr = testing::ReadFileOrEmpty(dir_.File(run + "/scheduler.addr"));
-    ASSERT_FALSE(addr.empty()) << Logs();
-    addr = addr.substr(0, addr.find_first_of("\r\n"));
-    for (int s = 0; s < kServers; ++s) {
-      std::vector<std::string> argv = NodeArgs("server");
-      argv.push_back("--scheduler=" + addr);
-      argv.push_back("--rank=" + std::to_string(s));
-      Start(run + "/server-" + std::to_string(s), argv);
-    }
-    for (int w = 0; w < kWorkers; ++w) {
-      std::vector<std::string> argv = NodeArgs("worker");
-      for (std::string flag : {"--scheduler=" + addr, "--rank=" + std::to_string(w),
-                               std::string("--program=train"), std::string("--"), job}) {
-        argv.push_back(flag);
-      }
-      Start(run + "/worker-" + std::to_string(w), argv);
-    }
-    ASSERT_TRUE(testing::PollUntil(
-        [&] {
-          return fs::exists(dir_.File(run + "/cluster.json")) || !testing::ProcessAlive(sched);
-        },
-        seconds(120)))
-        << Logs();
-    StatusOr<std::vector<cli::ClusterNodeRecord>> records =
-        cli::ParseClusterJson(testing::ReadFileOrEmpty(dir_.File(run + "/cluster.json")));
-    ASSERT_TRUE(records.ok()) << records.status() << Logs();
-    records_ = *records;
+    std::unique_ptr<testing::ProcessCluster>& cluster = clusters_[run];
+    cluster = std::make_unique<testing::ProcessCluster>(
+        testing::ProcessClusterSpec{.tessera = testing::TesseraBinary(),
+                                    .dir = dir_.File(run),
+                                    .job = dir_.File(run + "/job.yaml"),
+                                    .servers = kServers,
+                                    .workers = kWorkers,
+                                    .heartbeat_interval_ms = 100,
+                                    .heartbeat_timeout_ms = 300});
+    const Status started = cluster->Start();
+    ASSERT_TRUE(started.ok()) << started << Logs();
   }
 
   const cli::ClusterNodeRecord* Record(Role role, int id) const {
@@ -204,30 +148,26 @@ class ServerFailureE2eTest : public ::testing::Test {
 
   // A counter or gauge from a node's /metrics (-1 if unreadable).
   static double Metric(int port, const std::string& name) {
-    std::optional<testing::HttpResult> page = testing::HttpGet(port, "/metrics");
-    if (!page || page->status != 200) return -1;
-    const std::string& body = page->body;
-    for (size_t pos = 0; (pos = body.find(name + " ", pos)) != std::string::npos; ++pos) {
-      if (pos == 0 || body[pos - 1] == '\n') return std::atof(body.c_str() + pos + name.size());
-    }
-    return -1;
+    return testing::ScrapeMetric(port, name).value_or(-1);
   }
 
   std::string Logs() const {
     std::string all;
-    for (const Node& node : nodes_) {
-      all += "\n==== " + node.name + " ====\n" + testing::ReadFileOrEmpty(node.log);
+    for (const auto& [run, cluster] : clusters_) all += cluster->Logs();
+    if (!train_log_.empty()) {
+      all += "\n==== " + train_log_ + " ====\n" + testing::ReadFileOrEmpty(train_log_);
     }
     return all;
   }
 
-  // Every node of `run` but `skip` exits 0.
-  void ExpectNodesExitZero(const std::string& run, const std::string& skip) {
-    for (Node& node : nodes_) {
-      if (node.pid <= 0 || node.name.rfind(run + "/", 0) != 0 || node.name == skip) continue;
+  // Every node of `cluster` still running (the victim was reaped) exits 0.
+  void ExpectNodesExitZero(testing::ProcessCluster& cluster) {
+    for (testing::ProcessNode& node : cluster.nodes()) {
+      if (node.pid <= 0) continue;
+      const std::string name = cluster.spec().dir + ": " + node.name;
       std::optional<int> status = testing::WaitForExit(node.pid, seconds(120));
-      ASSERT_TRUE(status.has_value()) << node.name << " did not finish" << Logs();
-      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << node.name << Logs();
+      ASSERT_TRUE(status.has_value()) << name << " did not finish" << Logs();
+      EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << name << Logs();
       node.pid = -1;
     }
   }
@@ -247,29 +187,28 @@ class ServerFailureE2eTest : public ::testing::Test {
     WriteJob(run);
     StartCluster(run);
     if (::testing::Test::HasFatalFailure()) return result;
+    testing::ProcessCluster& cluster = *clusters_[run];
     if (kill) {
-      const cli::ClusterNodeRecord* worker0 = Record(Role::kWorker, 0);
-      const cli::ClusterNodeRecord* scheduler = Record(Role::kScheduler, 0);
-      Node* victim = Find(run + "/server-" + std::to_string(kVictim));
-      EXPECT_TRUE(worker0 != nullptr && scheduler != nullptr && victim != nullptr);
-      if (worker0 == nullptr || scheduler == nullptr || victim == nullptr) return result;
+      const testing::ProcessNode& worker0 = cluster.worker(0);
+      const testing::ProcessNode& scheduler = cluster.scheduler();
+      testing::ProcessNode& victim = cluster.server(kVictim);
       double trained = 0;
       EXPECT_TRUE(testing::PollUntil(
           [&] {
-            trained = Metric(worker0->metrics_port, "tessera_worker_examples_total");
+            trained = Metric(worker0.metrics_port, "tessera_worker_examples_total");
             return trained >= kKillAfterExamples;
           },
           seconds(120)))
           << "worker 0 never trained " << kKillAfterExamples << " examples" << Logs();
-      EXPECT_EQ(::kill(victim->pid, SIGKILL), 0);
-      std::optional<int> status = testing::WaitForExit(victim->pid, seconds(10));
+      EXPECT_EQ(::kill(victim.pid, SIGKILL), 0);
+      std::optional<int> status = testing::WaitForExit(victim.pid, seconds(10));
       EXPECT_TRUE(status && WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
-      victim->pid = -1;
+      victim.pid = -1;
       // The scheduler's own recovery figure, read while it still runs.
       EXPECT_TRUE(testing::PollUntil(
           [&] {
             result.recovery_s =
-                Metric(scheduler->metrics_port, "tessera_scheduler_last_recovery_seconds");
+                Metric(scheduler.metrics_port, "tessera_scheduler_last_recovery_seconds");
             return result.recovery_s > 0;
           },
           seconds(30)))
@@ -277,7 +216,7 @@ class ServerFailureE2eTest : public ::testing::Test {
       std::printf("server %d killed after worker 0 trained %.0f examples; scheduler recovery %.3f s\n",
                   kVictim, trained, result.recovery_s);
     }
-    ExpectNodesExitZero(run, run + "/server-" + std::to_string(kVictim));
+    ExpectNodesExitZero(cluster);
     result.auc = Auc(run);
     return result;
   }
@@ -307,8 +246,10 @@ class ServerFailureE2eTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::vector<Node> nodes_;
-  std::vector<cli::ClusterNodeRecord> records_;
+  std::map<std::string, std::unique_ptr<testing::ProcessCluster>> clusters_;  // by run
+  pid_t train_ = -1;  // `tessera train`, if started
+  std::string train_log_;
+  std::vector<cli::ClusterNodeRecord> records_;  // of `tessera train`
 };
 
 TEST_F(ServerFailureE2eTest, KilledServersBackupTakesOverWithoutLosingAnUpdate) {
@@ -342,10 +283,12 @@ TEST_F(ServerFailureE2eTest, KilledServersBackupTakesOverWithoutLosingAnUpdate) 
 TEST_F(ServerFailureE2eTest, TesseraTrainFinishesAfterAServerIsKilled) {
   fs::create_directories(dir_.File("train"));
   WriteJob("train");
-  Node& train = Start("train/train", {testing::TesseraBinary(), "train", dir_.File("train/job.yaml")});
+  train_log_ = dir_.File("train/train.log");
+  train_ = testing::Spawn({testing::TesseraBinary(), "train", dir_.File("train/job.yaml")},
+                          train_log_);
   ASSERT_TRUE(testing::PollUntil(
       [&] {
-        return fs::exists(dir_.File("train/out/cluster.json")) || !testing::ProcessAlive(train.pid);
+        return fs::exists(dir_.File("train/out/cluster.json")) || !testing::ProcessAlive(train_);
       },
       seconds(120)))
       << Logs();
@@ -363,9 +306,9 @@ TEST_F(ServerFailureE2eTest, TesseraTrainFinishesAfterAServerIsKilled) {
       seconds(120)))
       << Logs();
   ASSERT_EQ(::kill(static_cast<pid_t>(victim->pid), SIGKILL), 0);
-  std::optional<int> status = testing::WaitForExit(train.pid, seconds(120));
+  std::optional<int> status = testing::WaitForExit(train_, seconds(120));
   ASSERT_TRUE(status.has_value()) << "tessera train did not finish" << Logs();
-  train.pid = -1;
+  train_ = -1;
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Logs();
   EXPECT_GT(Auc("train"), 0) << Logs();
   ExpectEveryLineTrainedOnce("train");

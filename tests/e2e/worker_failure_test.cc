@@ -24,16 +24,18 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "models/feature_hash.h"
 #include "models/saved_model.h"
+#include "tests/e2e/process_cluster.h"
 #include "tests/e2e/process_util.h"
 #include "tests/testing/temp_dir.h"
 #include "tools/cli/cluster_file.h"
@@ -53,12 +55,6 @@ constexpr int kTrainRows = kRows * 9 / 10;
 // The victim is killed once it trained this many examples (about a tenth of
 // its share), well before the data runs out.
 constexpr double kKillAfterExamples = 5000;
-
-struct Node {
-  std::string name;
-  pid_t pid = -1;
-  std::string log;
-};
 
 class WorkerFailureE2eTest : public ::testing::Test {
  protected:
@@ -83,10 +79,9 @@ class WorkerFailureE2eTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (Node& node : nodes_) {
-      if (node.pid > 0 && testing::ProcessAlive(node.pid)) ::kill(node.pid, SIGKILL);
-      if (node.pid > 0) (void)testing::WaitForExit(node.pid, seconds(10));
-    }
+    if (cluster_ != nullptr) cluster_->KillAll();
+    if (train_ > 0 && testing::ProcessAlive(train_)) ::kill(train_, SIGKILL);
+    if (train_ > 0) (void)testing::WaitForExit(train_, seconds(10));
   }
 
   // Copies `from` to `to` with "<prefix><line>" appended as a last column.
@@ -114,60 +109,18 @@ class WorkerFailureE2eTest : public ::testing::Test {
         << "output_dir: " << dir_.File("out") << "\n";
   }
 
-  // Node flags every process gets: loopback, any free port.
-  std::vector<std::string> NodeArgs(const std::string& role) const {
-    return {testing::TesseraBinary(), role,           "--bind=tcp://127.0.0.1:0",
-            "--host=127.0.0.1",       "--metrics-host=127.0.0.1", "--metrics-port=0"};
-  }
-
-  Node& Start(const std::string& name, std::vector<std::string> argv) {
-    Node node{name, -1, dir_.File(name + ".log")};
-    node.pid = testing::Spawn(argv, node.log);
-    nodes_.push_back(node);
-    return nodes_.back();
-  }
-
   // Scheduler, servers, workers; returns when cluster.json lists them all.
   void StartCluster() {
-    const std::string job = "--job=" + dir_.File("job.yaml");
-    std::vector<std::string> scheduler = NodeArgs("scheduler");
-    for (std::string flag :
-         {"--servers=" + std::to_string(kServers), "--workers=" + std::to_string(kWorkers),
-          std::string("--heartbeat-interval-ms=100"), std::string("--heartbeat-timeout-ms=300"),
-          "--address-file=" + dir_.File("scheduler.addr"),
-          "--cluster-file=" + dir_.File("cluster.json"), std::string("--tables-for=train"),
-          std::string("--"), job}) {
-      scheduler.push_back(flag);
-    }
-    const pid_t sched = Start("scheduler", scheduler).pid;
-    ASSERT_TRUE(testing::PollUntil(
-        [&] { return fs::exists(dir_.File("scheduler.addr")) || !testing::ProcessAlive(sched); },
-        seconds(60)));
-    std::string addr = testing::ReadFileOrEmpty(dir_.File("scheduler.addr"));
-    ASSERT_FALSE(addr.empty()) << testing::ReadFileOrEmpty(dir_.File("scheduler.log"));
-    addr = addr.substr(0, addr.find_first_of("\r\n"));
-    for (int s = 0; s < kServers; ++s) {
-      std::vector<std::string> argv = NodeArgs("server");
-      argv.push_back("--scheduler=" + addr);
-      argv.push_back("--rank=" + std::to_string(s));
-      Start("server-" + std::to_string(s), argv);
-    }
-    for (int w = 0; w < kWorkers; ++w) {
-      std::vector<std::string> argv = NodeArgs("worker");
-      for (std::string flag : {"--scheduler=" + addr, "--rank=" + std::to_string(w),
-                               std::string("--program=train"), std::string("--"), job}) {
-        argv.push_back(flag);
-      }
-      Start("worker-" + std::to_string(w), argv);
-    }
-    ASSERT_TRUE(testing::PollUntil(
-        [&] { return fs::exists(dir_.File("cluster.json")) || !testing::ProcessAlive(sched); },
-        seconds(120)))
-        << Logs();
-    StatusOr<std::vector<cli::ClusterNodeRecord>> records =
-        cli::ParseClusterJson(testing::ReadFileOrEmpty(dir_.File("cluster.json")));
-    ASSERT_TRUE(records.ok()) << records.status() << Logs();
-    records_ = *records;
+    cluster_ = std::make_unique<testing::ProcessCluster>(
+        testing::ProcessClusterSpec{.tessera = testing::TesseraBinary(),
+                                    .dir = dir_.path().string(),
+                                    .job = dir_.File("job.yaml"),
+                                    .servers = kServers,
+                                    .workers = kWorkers,
+                                    .heartbeat_interval_ms = 100,
+                                    .heartbeat_timeout_ms = 300});
+    const Status started = cluster_->Start();
+    ASSERT_TRUE(started.ok()) << started << Logs();
   }
 
   const cli::ClusterNodeRecord* Record(Role role, int id) const {
@@ -177,37 +130,27 @@ class WorkerFailureE2eTest : public ::testing::Test {
     return nullptr;
   }
 
-  // A counter or gauge from a node's /metrics (-1 if unreadable).
-  static double Metric(int port, const std::string& name) {
-    std::optional<testing::HttpResult> page = testing::HttpGet(port, "/metrics");
-    if (!page || page->status != 200) return -1;
-    const std::string& body = page->body;
-    for (size_t pos = 0; (pos = body.find(name + " ", pos)) != std::string::npos; ++pos) {
-      if (pos == 0 || body[pos - 1] == '\n') return std::atof(body.c_str() + pos + name.size());
-    }
-    return -1;
-  }
-
   std::string Logs() const {
-    std::string all;
-    for (const Node& node : nodes_) {
-      all += "\n==== " + node.name + " ====\n" + testing::ReadFileOrEmpty(node.log);
+    std::string all = cluster_ != nullptr ? cluster_->Logs() : "";
+    if (!train_log_.empty()) {
+      all += "\n==== " + train_log_ + " ====\n" + testing::ReadFileOrEmpty(train_log_);
     }
     return all;
   }
 
   // Polls the victim's metrics until it trained kKillAfterExamples, then
   // SIGKILLs it. Returns the examples it had trained at the last look.
-  double KillWhenTrained(const cli::ClusterNodeRecord& victim) {
+  double KillWhenTrained(int metrics_port, pid_t pid) {
     double trained = 0;
     EXPECT_TRUE(testing::PollUntil(
         [&] {
-          trained = Metric(victim.metrics_port, "tessera_worker_examples_total");
+          trained = testing::ScrapeMetric(metrics_port, "tessera_worker_examples_total")
+                        .value_or(-1);
           return trained >= kKillAfterExamples;
         },
         seconds(120)))
         << "the victim never trained " << kKillAfterExamples << " examples" << Logs();
-    EXPECT_EQ(::kill(static_cast<pid_t>(victim.pid), SIGKILL), 0);
+    EXPECT_EQ(::kill(pid, SIGKILL), 0);
     return trained;
   }
 
@@ -238,8 +181,10 @@ class WorkerFailureE2eTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::vector<Node> nodes_;
-  std::vector<cli::ClusterNodeRecord> records_;
+  std::unique_ptr<testing::ProcessCluster> cluster_;  // if started
+  pid_t train_ = -1;  // `tessera train`, if started
+  std::string train_log_;
+  std::vector<cli::ClusterNodeRecord> records_;  // of `tessera train`
 };
 
 class WorkerFailureByConsistencyTest : public WorkerFailureE2eTest,
@@ -248,15 +193,14 @@ class WorkerFailureByConsistencyTest : public WorkerFailureE2eTest,
 TEST_P(WorkerFailureByConsistencyTest, KilledWorkersDataIsTrainedByOthersOnceButOneBatch) {
   WriteJob(GetParam());
   ASSERT_NO_FATAL_FAILURE(StartCluster());
-  const cli::ClusterNodeRecord* victim = Record(Role::kWorker, kVictim);
-  ASSERT_NE(victim, nullptr);
+  const testing::ProcessNode& victim = cluster_->worker(kVictim);
   // Killed once it has trained something (its metrics say so).
-  const double trained_before_kill = KillWhenTrained(*victim);
+  const double trained_before_kill = KillWhenTrained(victim.metrics_port, victim.pid);
   ASSERT_FALSE(HasFailure());
   const auto killed_at = std::chrono::steady_clock::now();
 
   // Every other node finishes on its own and exits 0.
-  for (Node& node : nodes_) {
+  for (testing::ProcessNode& node : cluster_->nodes()) {
     if (node.name == "worker-" + std::to_string(kVictim)) {
       std::optional<int> status = testing::WaitForExit(node.pid, seconds(10));
       ASSERT_TRUE(status && WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
@@ -293,9 +237,10 @@ INSTANTIATE_TEST_SUITE_P(Consistency, WorkerFailureByConsistencyTest,
 // the job when a worker other than worker 0 is killed.
 TEST_F(WorkerFailureE2eTest, TesseraTrainFinishesAfterAWorkerIsKilled) {
   WriteJob("async");
-  Node& train = Start("train", {testing::TesseraBinary(), "train", dir_.File("job.yaml")});
+  train_log_ = dir_.File("train.log");
+  train_ = testing::Spawn({testing::TesseraBinary(), "train", dir_.File("job.yaml")}, train_log_);
   ASSERT_TRUE(testing::PollUntil(
-      [&] { return fs::exists(dir_.File("out/cluster.json")) || !testing::ProcessAlive(train.pid); },
+      [&] { return fs::exists(dir_.File("out/cluster.json")) || !testing::ProcessAlive(train_); },
       seconds(120)))
       << Logs();
   StatusOr<std::vector<cli::ClusterNodeRecord>> records =
@@ -304,11 +249,11 @@ TEST_F(WorkerFailureE2eTest, TesseraTrainFinishesAfterAWorkerIsKilled) {
   records_ = *records;
   const cli::ClusterNodeRecord* victim = Record(Role::kWorker, 2);
   ASSERT_NE(victim, nullptr);
-  KillWhenTrained(*victim);
+  KillWhenTrained(victim->metrics_port, static_cast<pid_t>(victim->pid));
   ASSERT_FALSE(HasFailure());
-  std::optional<int> status = testing::WaitForExit(train.pid, seconds(180));
+  std::optional<int> status = testing::WaitForExit(train_, seconds(180));
   ASSERT_TRUE(status.has_value()) << "tessera train did not finish" << Logs();
-  train.pid = -1;
+  train_ = -1;
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Logs();
   EXPECT_TRUE(fs::exists(dir_.File("out/eval.json"))) << Logs();
   ExpectEveryLineTrainedOnceButOneBatch("tessera train");

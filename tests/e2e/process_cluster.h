@@ -1,29 +1,38 @@
-// A Tessera cluster of real processes started node by node (a scheduler,
-// servers, workers running `--program=train` on a job file), for benchmarks
-// that kill and replace nodes or watch them from outside: recovery_bench,
-// soak_bench. Built on the e2e tests' process helpers (tests/e2e/).
+// A Tessera cluster of real processes started node by node, as Kubernetes
+// runs them (a scheduler, servers, workers running `--program=train` on a
+// job file), for the e2e tests and benchmarks that kill and replace nodes or
+// watch them from outside: server_failure_test, worker_failure_test,
+// recovery_bench, soak_bench. Every node listens on loopback with any free
+// port; logs, the scheduler's address file and cluster.json go to the
+// spec's directory. Built on process_util.h.
+//
+// Thread-compatible. The cluster owns its processes: the destructor
+// SIGKILLs and reaps every node still running.
 //
 // Example:
 //   ProcessCluster cluster({.tessera = bin, .dir = dir, .job = dir + "/job.yaml",
 //                           .servers = 3, .workers = 2});
-//   if (!cluster.Start()) ...;
+//   if (Status s = cluster.Start(); !s.ok()) ...;
 //   ::kill(cluster.server(1).pid, SIGKILL);
 //   cluster.StartServer(1);  // a replacement takes rank 1 back
-#ifndef TESSERA_BENCH_PROCESS_CLUSTER_H_
-#define TESSERA_BENCH_PROCESS_CLUSTER_H_
+#ifndef TESSERA_TESTS_E2E_PROCESS_CLUSTER_H_
+#define TESSERA_TESTS_E2E_PROCESS_CLUSTER_H_
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
-namespace tessera::bench {
+#include "common/status.h"
+
+namespace tessera::testing {
 
 struct ProcessNode {
-  std::string name;  // "scheduler", "server-1", "worker-0"
-  pid_t pid = -1;
+  std::string name;  // "scheduler", "server-1", "worker-0"; its log is <dir>/<name>.log
+  pid_t pid = -1;    // -1 once it was reaped
   int metrics_port = 0;
 };
 
@@ -40,11 +49,15 @@ struct ProcessClusterSpec {
 class ProcessCluster {
  public:
   explicit ProcessCluster(ProcessClusterSpec spec) : spec_(std::move(spec)) {}
-  ~ProcessCluster();  // SIGKILLs every node still running.
+  ~ProcessCluster() { KillAll(); }
 
-  // Starts the scheduler, then every server and worker; true once
-  // cluster.json lists every node's metrics port.
-  bool Start();
+  ProcessCluster(const ProcessCluster&) = delete;
+  ProcessCluster& operator=(const ProcessCluster&) = delete;
+
+  // Starts the scheduler, then every server and worker; OK once
+  // cluster.json lists every node's metrics port. Otherwise an error that
+  // says which step failed (the nodes' logs say why).
+  Status Start();
   // Starts a server asking for `rank` (a replacement once that rank died);
   // it replaces server(rank) in nodes(). Its metrics port is unknown (0).
   bool StartServer(int rank);
@@ -52,12 +65,19 @@ class ProcessCluster {
   // `any_exit_code`: exited at all, not killed by a signal or hung). Nodes
   // that exit get pid -1.
   bool WaitAll(std::chrono::seconds timeout, bool any_exit_code = false);
+  // SIGKILLs every node still running and reaps it (pid -1).
+  void KillAll();
 
   ProcessNode& scheduler() { return nodes_[0]; }
   ProcessNode& server(int rank) { return nodes_[1 + rank]; }
   ProcessNode& worker(int rank) { return nodes_[1 + spec_.servers + rank]; }
   std::vector<ProcessNode>& nodes() { return nodes_; }
   const ProcessClusterSpec& spec() const { return spec_; }
+
+  std::string LogPath(const ProcessNode& node) const;
+  // Every node's log, each under a "==== <path> ====" line (for failure
+  // messages).
+  std::string Logs() const;
 
  private:
   std::vector<std::string> NodeArgs(const std::string& role) const;
@@ -67,19 +87,14 @@ class ProcessCluster {
   std::vector<ProcessNode> nodes_;
 };
 
-// `tessera gen --rows rows --seed 7` into `out`; false (log printed) on failure.
-bool GenerateData(const std::string& tessera, const std::string& out, int rows);
-
 // name -> value of every unlabelled sample on http://127.0.0.1:port/metrics
 // (empty if unreachable).
 std::map<std::string, double> ScrapeMetrics(int port);
 
-// Nearest-rank percentile; NaN for no samples.
-double Percentile(std::vector<double> v, double q);
+// The unlabelled sample `name` on http://127.0.0.1:port/metrics; nullopt if
+// unreachable or absent.
+std::optional<double> ScrapeMetric(int port, const std::string& name);
 
-// $TESSERA_BIN, else tools/tessera next to this executable's directory.
-std::string DefaultTesseraBinary();
+}  // namespace tessera::testing
 
-}  // namespace tessera::bench
-
-#endif  // TESSERA_BENCH_PROCESS_CLUSTER_H_
+#endif  // TESSERA_TESTS_E2E_PROCESS_CLUSTER_H_
