@@ -359,6 +359,14 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     TESSERA_RETURN_IF_ERROR(j.Double("grace_s", &job->join.grace_s, 0, 3600));
     TESSERA_RETURN_IF_ERROR(j.Int("max_open", &job->join.max_open, 1, int64_t{1} << 32));
     TESSERA_RETURN_IF_ERROR(j.Int("commit_interval_ms", &job->join.commit_interval_ms, 10, 3600000));
+    TESSERA_RETURN_IF_ERROR(j.StringList("arms", &job->join.arms));
+    for (const std::string& arm : job->join.arms) {
+      if (arm.empty() || arm.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789_.-") != std::string::npos) {
+        return InvalidArgumentError("join.arms: '" + arm +
+                                    "' is not an arm name ([A-Za-z0-9_.-]+, as serve's --arm NAME)");
+      }
+    }
     TESSERA_RETURN_IF_ERROR(j.Finish());
   }
   TESSERA_RETURN_IF_ERROR(top.String("output_dir", &job->output_dir));

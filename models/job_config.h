@@ -70,6 +70,9 @@ struct JoinConfig {
   double grace_s = 5;          // extra wait for events still being written
   uint64_t max_open = 1000000;  // open impressions kept; beyond: flushed as negatives
   uint32_t commit_interval_ms = 1000;  // how often rows are committed to a new file
+  // Only these serve arms' impressions are joined (empty: all): one joiner
+  // and training job per learning arm, each learning from its own traffic.
+  std::vector<std::string> arms;
 };
 
 struct ClusterConfig {

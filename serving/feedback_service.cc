@@ -133,7 +133,8 @@ HttpResponse FeedbackService::HandleFeedback(const HttpRequest& request) {
                                            .request_id = request_id,
                                            .item_id = feedback::SanitizeField(item_id, false),
                                            .event = event,
-                                           .impression_unix_ms = shown_ms}));
+                                           .impression_unix_ms = shown_ms,
+                                           .arm = arms_[arm]}));
   }
   ab_.AddEvent(arm, version, event);
   metrics_

@@ -76,7 +76,7 @@ std::string FormatImpression(const ImpressionRecord& r) {
 
 std::string FormatFeedback(const FeedbackRecord& r) {
   return absl::StrCat("F\t", r.unix_ms, "\t", r.request_id, "\t", r.item_id, "\t", r.event, "\t",
-                      r.impression_unix_ms, "\n");
+                      r.impression_unix_ms, "\t", r.arm, "\n");
 }
 
 Status ParseRecord(std::string_view line, RecordKind* kind, ImpressionRecord* impression,
@@ -108,11 +108,11 @@ Status ParseRecord(std::string_view line, RecordKind* kind, ImpressionRecord* im
     return OkStatus();
   }
   if (line.rfind("F\t", 0) == 0) {
-    const std::vector<std::string_view> c = Columns(line, 7);
-    if (c.size() != 6) {
+    const std::vector<std::string_view> c = Columns(line, 8);
+    if (c.size() != 6 && c.size() != 7) {
       return InvalidArgumentError(
-          absl::StrCat("feedback: ", c.size(), " columns, expected 6 (F, unix_ms, request_id, "
-                       "item_id, event, impression_unix_ms)"));
+          absl::StrCat("feedback: ", c.size(), " columns, expected 7 (F, unix_ms, request_id, "
+                       "item_id, event, impression_unix_ms, arm; or 6 without arm)"));
     }
     *kind = RecordKind::kFeedback;
     if (!ParseInt(c[1], &feedback->unix_ms)) return BadColumn(2, "unix_ms", "not an integer", c[1]);
@@ -126,6 +126,7 @@ Status ParseRecord(std::string_view line, RecordKind* kind, ImpressionRecord* im
     if (!ParseInt(c[5], &feedback->impression_unix_ms)) {
       return BadColumn(6, "impression_unix_ms", "not an integer", c[5]);
     }
+    feedback->arm = c.size() == 7 ? std::string(c[6]) : std::string();
     return OkStatus();
   }
   return InvalidArgumentError(

@@ -13,13 +13,15 @@
 //
 // Records (fields separated by '\t'; no field but the last holds a tab):
 //   I <unix_ms> <request_id> <item_id> <arm> <model_version> <score> <features>
-//   F <unix_ms> <request_id> <item_id> <event> <impression_unix_ms>
+//   F <unix_ms> <request_id> <item_id> <event> <impression_unix_ms> <arm>
 // features: the impression's instance as a schema-TSV line without its
 // label (models/tsv_parser.h: the fields in schema order, tab-separated), so
 // "<label>\t<features>" is a training example. event: click | purchase.
 // impression_unix_ms: when the impression the feedback is about was logged
 // (serving knows it), so the joiner can tell a late event from one whose
-// impression it never saw.
+// impression it never saw. arm: the arm that served that impression (so a
+// joiner that keeps one arm's rows can tell its feedback from the others');
+// logs written before the column have 6 columns, read with an empty arm.
 #ifndef TESSERA_FEEDBACK_EVENT_LOG_H_
 #define TESSERA_FEEDBACK_EVENT_LOG_H_
 
@@ -55,6 +57,7 @@ struct FeedbackRecord {
   std::string item_id;
   std::string event;  // click | purchase
   int64_t impression_unix_ms = 0;
+  std::string arm;  // "" when the log predates the column
 };
 
 // `text` with every tab, CR, LF replaced by ' ' (and, with `comma`, every

@@ -42,7 +42,8 @@ std::string Joiner::StatsLine() const {
                       " positives ", s.positives, " negatives ", s.negatives, " late ", s.late,
                       " duplicate ", s.duplicate, " unmatched ", s.unmatched, " evicted ",
                       s.evicted, " repeated ", s.repeated, " bad_lines ", s.bad_lines,
-                      " bad_rows ", s.bad_rows, " open ", open_.size(), " files ",
+                      " bad_rows ", s.bad_rows, " other_arm ", s.other_arm, " open ", open_.size(),
+                      " files ",
                       s.files_written, " at ", reader_.position().file, ":",
                       reader_.position().offset);
 }
@@ -80,9 +81,17 @@ void Joiner::OnLine(std::string_view line, const std::string& where) {
   }
 }
 
+bool Joiner::KeepArm(const std::string& arm) {
+  if (options_.arms.empty() || arm.empty()) return true;
+  if (std::find(options_.arms.begin(), options_.arms.end(), arm) != options_.arms.end()) return true;
+  Count("other_arm", &stats_.other_arm);
+  return false;
+}
+
 void Joiner::OnImpression(ImpressionRecord r) {
   Count("impressions", &stats_.impressions);
   watermark_ms_ = std::max(watermark_ms_, r.unix_ms);
+  if (!KeepArm(r.arm)) return;
   std::string key = Key(r.request_id, r.item_id);
   const auto [it, inserted] = open_.try_emplace(key);
   if (!inserted) {
@@ -98,6 +107,7 @@ void Joiner::OnImpression(ImpressionRecord r) {
 void Joiner::OnFeedback(const FeedbackRecord& r) {
   Count("feedback", &stats_.feedback);
   watermark_ms_ = std::max(watermark_ms_, r.unix_ms);
+  if (!KeepArm(r.arm)) return;
   if (r.unix_ms - r.impression_unix_ms > options_.window_ms) {
     Count("late", &stats_.late);
     return;

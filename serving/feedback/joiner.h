@@ -17,6 +17,11 @@
 // Memory: at most max_open impressions are kept; beyond, the oldest is
 // closed at once (written as 0 if not clicked) and counted as evicted.
 // A repeated impression (same request id and item) is counted and ignored.
+// Arms (job key join.arms): when set, only impressions served by those arms
+// are joined; other arms' impressions, and feedback about them (the
+// feedback record names the arm), are counted as other_arm and skipped. One
+// joiner and one training job per learning arm, so that each arm learns
+// only from the traffic it served: a fair A/B test of two learning models.
 //
 // Output and exactly-once: each Step that produces rows writes them to
 // OUT/.join-<seq>.tsv.tmp (fsynced), then the checkpoint (position in the
@@ -42,6 +47,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "common/clock.h"
@@ -59,6 +65,7 @@ struct JoinerOptions {
   int64_t window_ms = 600000;
   int64_t grace_ms = 5000;
   size_t max_open = 1000000;          // open impressions kept
+  std::vector<std::string> arms;       // empty: every arm's impressions
   size_t max_lines_per_step = 200000;  // event log lines read per Step
   // Optional: checks a row ("<label>\t<features>") as training will parse
   // it; false (with a reason) drops it, counted as bad_rows.
@@ -78,6 +85,7 @@ struct JoinerStats {
   uint64_t bad_lines = 0;       // unparsable log lines (and torn tails)
   uint64_t bad_rows = 0;        // rows check_row refused
   uint64_t files_written = 0;
+  uint64_t other_arm = 0;       // records of arms not in JoinerOptions::arms
   friend bool operator==(const JoinerStats&, const JoinerStats&) = default;
 };
 
@@ -130,6 +138,9 @@ class Joiner {
   std::string StateText(uint64_t pending_seq) const;
   Status LoadState(const std::string& text);
   void Count(const char* what, uint64_t* field);
+  // False (counted as other_arm) if the options name arms and `arm` is not
+  // one of them. An empty arm (a feedback record of an older log) is kept.
+  bool KeepArm(const std::string& arm);
 
   const JoinerOptions options_;
   Clock* const clock_;

@@ -93,7 +93,8 @@ bool ParseI64(std::string_view text, int64_t* v) {
 std::vector<uint64_t*> StatFields(JoinerStats* s) {
   return {&s->impressions, &s->feedback, &s->positives, &s->negatives,
           &s->late,        &s->duplicate, &s->unmatched, &s->evicted,
-          &s->repeated,    &s->bad_lines, &s->bad_rows,  &s->files_written};
+          &s->repeated,    &s->bad_lines, &s->bad_rows,  &s->files_written,
+          &s->other_arm};
 }
 
 // `text` cut at `sep`; with max_pieces > 0 the last piece keeps the rest.
@@ -152,8 +153,11 @@ Status ParseState(const std::string& text, const std::string& path, State* state
   if (!next("stats", &v)) return bad("expected stats");
   const std::vector<std::string_view> numbers = Split(v, ' ', 0);
   std::vector<uint64_t*> fields = StatFields(&state->stats);
-  if (numbers.size() != fields.size()) return bad("stats: wrong count");
-  for (size_t i = 0; i < fields.size(); ++i) {
+  // A checkpoint written before other_arm existed has one number less.
+  if (numbers.size() != fields.size() && numbers.size() + 1 != fields.size()) {
+    return bad("stats: wrong count");
+  }
+  for (size_t i = 0; i < numbers.size(); ++i) {
     if (!ParseU64(numbers[i], fields[i])) return bad("stats: not a number");
   }
   uint64_t count = 0;

@@ -115,6 +115,17 @@ TEST(FeedbackLoopE2eTest, ServeLogsJoinLabelsAndTrainingReadsTheRows) {
   const json shown = json::parse(testing::ReadFileOrEmpty(dir.File("status.json")));
   EXPECT_EQ(shown["ab"][0]["results"]["arms"][0]["clicks"], 1);
 
+  // A joiner that keeps another arm's traffic (join.arms) joins nothing
+  // here and counts the 3 impressions and the click as other_arm.
+  ASSERT_EQ(RunTessera({"join", dir.File("job.yaml"), "--once", "--out", dir.File("other"), "--set",
+                        "join.arms=[treatment]"},
+                       dir.File("join-other.log")),
+            0)
+      << testing::ReadFileOrEmpty(dir.File("join-other.log"));
+  EXPECT_TRUE(JoinedRows(dir.File("other")).empty());
+  EXPECT_NE(testing::ReadFileOrEmpty(dir.File("join-other.log")).find("other_arm 4"), std::string::npos)
+      << testing::ReadFileOrEmpty(dir.File("join-other.log"));
+
   // The joiner, run to the end of the log again and again (each run a
   // restart from its checkpoint) until the window has closed on all three.
   std::string join_log;

@@ -264,5 +264,23 @@ TEST(JobConfigTest, RejectsBadStreamingAndPublishSettings) {
   }
 }
 
+// join.arms: the serve arms whose traffic one joiner keeps.
+TEST(JobConfigTest, ReadsTheJoinArms) {
+  ASSERT_OK_AND_ASSIGN(JobConfig all, Parse("data: {schema: s.yaml, train: t.tsv}\n"));
+  EXPECT_TRUE(all.join.arms.empty());
+  ASSERT_OK_AND_ASSIGN(
+      JobConfig one,
+      Parse("data: {schema: s.yaml, train: t.tsv}\njoin: {impression_dir: e, arms: continuous}\n"));
+  EXPECT_EQ(one.join.arms, std::vector<std::string>{"continuous"});
+  ASSERT_OK_AND_ASSIGN(JobConfig two, Parse("data: {schema: s.yaml, train: t.tsv}\n"
+                                            "join: {impression_dir: e, arms: [a, b-2]}\n"));
+  EXPECT_EQ(two.join.arms, (std::vector<std::string>{"a", "b-2"}));
+  const StatusOr<JobConfig> bad =
+      Parse("data: {schema: s.yaml, train: t.tsv}\njoin: {impression_dir: e, arms: ['a b']}\n");
+  ASSERT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(std::string(bad.status().message()).find("join.arms: 'a b'"), std::string::npos)
+      << bad.status().message();
+}
+
 }  // namespace
 }  // namespace tessera::models

@@ -160,7 +160,7 @@ TEST_F(FeedbackServiceTest, RecommendLogsTheReturnedItemsAndFeedbackOnThem) {
   lines = LogLines();
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[2], absl::StrCat("F\t", clock_.UnixMillis(), "\t", request_id, "\t", clicked,
-                                   "\tclick\t", clock_.UnixMillis() - 3000));
+                                   "\tclick\t", clock_.UnixMillis() - 3000, "\tdefault"));
   const json ab = Ab();
   EXPECT_EQ(ab["arms"][0]["impressions"], 2);
   EXPECT_EQ(ab["arms"][0]["clicks"], 1);

@@ -53,6 +53,7 @@ StatusOr<feedback::JoinerOptions> Options(const JoinFlags& flags, const models::
   options.window_ms = static_cast<int64_t>(job.join.window_s * 1000);
   options.grace_ms = static_cast<int64_t>(job.join.grace_s * 1000);
   options.max_open = job.join.max_open;
+  options.arms = job.join.arms;
   return options;
 }
 

@@ -48,11 +48,16 @@ TEST(EventLogTest, RecordsRoundTrip) {
   EXPECT_EQ(ri.features, i.features);
 
   const std::string f = FormatFeedback({.unix_ms = 5, .request_id = "r", .item_id = "i",
-                                        .event = "purchase", .impression_unix_ms = 3});
+                                        .event = "purchase", .impression_unix_ms = 3, .arm = "b"});
   ASSERT_OK(ParseRecord(std::string_view(f).substr(0, f.size() - 1), &kind, &ri, &rf));
   EXPECT_EQ(kind, RecordKind::kFeedback);
   EXPECT_EQ(rf.event, "purchase");
   EXPECT_EQ(rf.impression_unix_ms, 3);
+  EXPECT_EQ(rf.arm, "b");
+  // A log written before the arm column (6 columns) still reads, arm "".
+  ASSERT_OK(ParseRecord("F\t5\tr\ti\tclick\t3", &kind, &ri, &rf));
+  EXPECT_EQ(rf.event, "click");
+  EXPECT_EQ(rf.arm, "");
 }
 
 TEST(EventLogTest, BadRecordsNameTheColumn) {
@@ -65,6 +70,8 @@ TEST(EventLogTest, BadRecordsNameTheColumn) {
               HasSubstr("column 2 (unix_ms): not an integer"));
   EXPECT_THAT(std::string(ParseRecord("I\t1\tr\ti", &kind, &ri, &rf).message()),
               HasSubstr("expected 8"));
+  EXPECT_THAT(std::string(ParseRecord("F\t1\tr\ti\tclick\t0\ta\tx", &kind, &ri, &rf).message()),
+              HasSubstr("8 columns, expected 7"));
   EXPECT_FALSE(ParseRecord("hello", &kind, &ri, &rf).ok());
 }
 

@@ -43,22 +43,24 @@ class JoinerTest : public ::testing::Test {
     out << text;
   }
   static std::string Impression(int64_t ms, const std::string& request, const std::string& item,
-                                const std::string& user = "u1") {
+                                const std::string& user = "u1", const std::string& arm = "a") {
     return FormatImpression({.unix_ms = ms,
                              .request_id = request,
                              .item_id = item,
-                             .arm = "a",
+                             .arm = arm,
                              .model_version = "7",
                              .score = 0.25f,
                              .features = absl::StrCat(user, "\t", item, "\t3.5")});
   }
   static std::string Click(int64_t ms, const std::string& request, const std::string& item,
-                           int64_t impression_ms, const std::string& event = "click") {
+                           int64_t impression_ms, const std::string& event = "click",
+                           const std::string& arm = "a") {
     return FormatFeedback({.unix_ms = ms,
                            .request_id = request,
                            .item_id = item,
                            .event = event,
-                           .impression_unix_ms = impression_ms});
+                           .impression_unix_ms = impression_ms,
+                           .arm = arm});
   }
   std::unique_ptr<Joiner> Open() {
     StatusOr<std::unique_ptr<Joiner>> j = Joiner::Open(options_, &clock_, &metrics_);
@@ -151,6 +153,31 @@ TEST_F(JoinerTest, DuplicateAndUnmatchedEventsAreCounted) {
   AdvanceTo(t0_ + kWindowMs + kGraceMs);
   ASSERT_OK(joiner->Step().status());
   EXPECT_EQ(Rows(), std::vector<std::string>{"1\tu1\ti1\t3.5"});
+}
+
+// join.arms: only the kept arms' impressions and feedback are joined; the
+// others' are counted as other_arm (never unmatched). Feedback from a log
+// older than the arm column (no arm) is matched as before.
+TEST_F(JoinerTest, OnlyTheKeptArmsAreJoined) {
+  options_.arms = {"b"};
+  Append(1, Impression(t0_, "r1", "i1", "u1", "a") + Impression(t0_, "r2", "i1", "u2", "b") +
+                Impression(t0_, "r3", "i1", "u3", "b") +
+                Click(t0_ + 10, "r1", "i1", t0_, "click", "a") +
+                Click(t0_ + 10, "r2", "i1", t0_, "click", "b") +
+                "F\t" + std::to_string(t0_ + 20) + "\tr3\ti1\tclick\t" + std::to_string(t0_) + "\n");
+  auto joiner = Open();
+  ASSERT_OK(joiner->Step().status());
+  EXPECT_EQ(Rows(), (std::vector<std::string>{"1\tu2\ti1\t3.5", "1\tu3\ti1\t3.5"}));
+  EXPECT_EQ(joiner->stats().impressions, 3u);
+  EXPECT_EQ(joiner->stats().feedback, 3u);
+  EXPECT_EQ(joiner->stats().other_arm, 2u);
+  EXPECT_EQ(joiner->stats().unmatched, 0u);
+  EXPECT_EQ(joiner->open_impressions(), 2u);
+  EXPECT_NE(joiner->StatsLine().find("other_arm 2"), std::string::npos) << joiner->StatsLine();
+  EXPECT_NE(metrics_.SerializeText().find("tessera_join_other_arm_total 2"), std::string::npos);
+  // The counter survives a restart (the checkpoint holds it).
+  joiner.reset();
+  EXPECT_EQ(Open()->stats().other_arm, 2u);
 }
 
 TEST_F(JoinerTest, APurchaseAloneLabelsPositive) {
