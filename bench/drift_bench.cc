@@ -17,7 +17,10 @@
 //      frozen model and with the latest version (next-window evaluation:
 //      neither has seen it).
 // Prints AUC (and log loss) per window for both, side by side, the gain and
-// the Bayes-optimal AUC. Window 1 is scored by the same model twice (the
+// the Bayes-optimal AUC; and, from window 2, the AUC of the version one
+// window late (it has trained windows 0..w-1, not w): the continuous model's
+// gain over it is what the newest window is worth (freshness), which a
+// drifting world should raise over the no-drift control. Window 1 is scored by the same model twice (the
 // continuous model has trained window 0 only), so the mean gain is given
 // over windows 2..W-1 (and over 1..W-1).
 //   6. the closed loop (tests/e2e/closed_loop.h), unless --loop-requests 0:
@@ -149,6 +152,7 @@ void WriteJob(const Flags& f, const std::string& root) {
 struct Row {
   int window = 0;
   Score frozen, continuous;
+  Score late;  // the version that trained windows 0..w-1 (one window late), from window 2
   double bayes_auc = std::nan("");
   uint64_t version = 0;
 };
@@ -171,6 +175,7 @@ std::optional<uint64_t> DropWindow(const std::string& root, int w, pid_t train) 
 bool RunWindows(const Flags& f, const std::string& root, pid_t train,
                 const std::vector<double>& bayes, std::vector<Row>* rows) {
   const std::string pub = root + "/pub", frozen = root + "/frozen";
+  std::optional<uint64_t> previous;
   for (int w = 0; w + 1 < f.windows; ++w) {
     const std::optional<uint64_t> v = DropWindow(root, w, train);
     if (!v) return false;
@@ -184,6 +189,12 @@ bool RunWindows(const Flags& f, const std::string& root, pid_t train,
     if (!a || !b) return false;
     row.frozen = *a;
     row.continuous = *b;
+    if (previous) {
+      std::optional<Score> c = Eval(f, models::VersionDir(pub, *previous), next, root + "/eval.log");
+      if (!c) return false;
+      row.late = *c;
+    }
+    previous = v;
     if (static_cast<size_t>(w + 1) < bayes.size()) row.bayes_auc = bayes[w + 1];
     std::fprintf(stderr, "  window %d: frozen %.4f, continuous %.4f (version %llu)\n", w + 1,
                  a->auc, b->auc, static_cast<unsigned long long>(*v));
@@ -197,20 +208,27 @@ void PrintTable(const Flags& f, const std::vector<Row>& rows, double seconds) {
       "drift_bench: %d windows x %d rows, drift %g, item drift %g, %d users, %d items, seed %d, model %s, "
       "1 server x 1 worker, publish every 1 s; next-window evaluation\n",
       f.windows, f.rows, f.drift, f.item_drift, f.users, f.items, f.seed, f.model.c_str());
-  std::printf("| window | frozen AUC | continuous AUC | gain | frozen logloss | continuous logloss | "
-              "Bayes AUC |\n|---|---|---|---|---|---|---|\n");
-  double gain_all = 0, gain_later = 0;
+  std::printf("| window | frozen AUC | continuous AUC | gain | 1 window late AUC | freshness gain | "
+              "frozen logloss | continuous logloss | Bayes AUC |\n"
+              "|---|---|---|---|---|---|---|---|---|\n");
+  double gain_all = 0, gain_later = 0, fresh_later = 0;
   int later = 0;
   for (const Row& r : rows) {
     const double gain = r.continuous.auc - r.frozen.auc;
-    std::printf("| %d | %.4f | %.4f | %+.4f | %.4f | %.4f | %.4f |\n", r.window, r.frozen.auc,
-                r.continuous.auc, gain, r.frozen.logloss, r.continuous.logloss, r.bayes_auc);
+    const double fresh = r.continuous.auc - r.late.auc;
+    std::printf("| %d | %.4f | %.4f | %+.4f | %.4f | %+.4f | %.4f | %.4f | %.4f |\n", r.window,
+                r.frozen.auc, r.continuous.auc, gain, r.late.auc, fresh, r.frozen.logloss,
+                r.continuous.logloss, r.bayes_auc);
     gain_all += gain;
     if (r.window >= 2) {
       gain_later += gain;
+      fresh_later += fresh;
       ++later;
     }
   }
+  std::printf("mean freshness gain (continuous over the same job one window late, which has "
+              "trained all but the newest window): %+.4f over windows 2..%d\n",
+              later > 0 ? fresh_later / later : 0.0, f.windows - 1);
   std::printf("mean AUC gain of continuous over frozen: %+.4f over windows 2..%d (%+.4f over 1..%d; "
               "window 1 is the same model twice); %.0f s\n",
               later > 0 ? gain_later / later : 0.0, f.windows - 1,
