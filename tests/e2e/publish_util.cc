@@ -1,7 +1,6 @@
 #include "tests/e2e/publish_util.h"
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "models/model_versions.h"
@@ -11,8 +10,8 @@ namespace tessera::testing {
 
 bool VersionTrainedFile(const std::string& pub, uint64_t v, const std::string& name) {
   using nlohmann::json;
-  const json manifest = json::parse(
-      ReadFileOrEmpty(models::VersionDir(pub, v) + "/manifest.json"), nullptr, false);
+  const json manifest =
+      json::parse(ReadFileOrEmpty(models::VersionDir(pub, v) + "/manifest.json"), nullptr, false);
   if (!manifest.is_object() || !manifest.contains("training_state")) return false;
   const json& state = manifest["training_state"];
   if (!state.is_object() || !state.contains("data")) return false;
