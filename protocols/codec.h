@@ -182,6 +182,7 @@ struct ReplicateBatch {
   std::vector<ReplicaRows> rows;
   std::vector<ReplicaDense> dense;
   std::vector<uint64_t> op_ids;
+  bool captured = false;  // tombstones tracked; a capture point (tessera.fbs)
   size_t payload_bytes() const;
 };
 // Decoded form: spans into the received frame.
@@ -205,6 +206,7 @@ struct ReplicateView {
   std::vector<ReplicaRowsView> rows;
   std::vector<ReplicaDenseView> dense;
   std::span<const uint64_t> op_ids;
+  bool captured = false;
 };
 
 // Training coordination.

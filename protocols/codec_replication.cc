@@ -63,7 +63,7 @@ Frame EncodeReplicate(const Header& header, const ReplicateBatch& batch) {
   const auto ops = fbb.CreateVector(batch.op_ids);
   const auto body =
       wire::CreateReplicateRequest(fbb, batch.epoch, batch.reset, rows_vec, dense_vec, ops,
-                                   batch.batch_id);
+                                   batch.batch_id, batch.captured);
   return internal::FinishEnvelope(fbb, header, wire::Body::ReplicateRequest, body.Union());
 }
 
@@ -80,6 +80,7 @@ StatusOr<ReplicateView> DecodedMessage::AsReplicate() const {
   view.epoch = w->epoch();
   view.reset = w->reset();
   view.batch_id = w->batch_id();
+  view.captured = w->captured();
   if (w->rows() != nullptr) {
     for (const wire::ReplicaRowsW* r : *w->rows()) {
       if (r == nullptr) return InvalidArgumentError("ReplicateRequest.rows: null entry");

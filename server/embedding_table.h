@@ -220,6 +220,16 @@ class EmbeddingTable {
   // previous Capture, and starts or continues change tracking (see the class
   // comment). Locks one stripe at a time.
   Captured Capture(bool full);
+  // True once Capture ran (change tracking is on).
+  bool tracking() const { return tracking_.load(); }
+  // The tombstones the next Capture(false) would take whose keys have no row
+  // now, sorted, each once (a full replication copy carries them: rows
+  // present are copied anyway).
+  std::vector<Key> Tombstones() const;
+  // With change tracking on, makes `keys` tombstones of the next delta
+  // without touching rows: rows removed elsewhere, a dead primary's
+  // evictions its promoted backup publishes (server/replica_store.h).
+  void AddTombstones(std::span<const Key> keys);
 
   // Removes expired rows, then the oldest rows past max_rows (see the class
   // comment); returns the number removed. Locks one stripe at a time.
@@ -301,7 +311,7 @@ class EmbeddingTable {
   mutable std::atomic<uint64_t> keys_pulled_{0}, pull_misses_{0};
   Mutex evict_mu_;  // Serializes Evict.
   std::atomic<bool> tracking_{false};
-  Mutex deleted_mu_;  // Taken after evict_mu_ when both are held.
+  mutable Mutex deleted_mu_;  // Taken after evict_mu_ when both are held.
   std::vector<Key> deleted_ TESSERA_GUARDED_BY(deleted_mu_);  // Tombstones since the last Capture.
 };
 

@@ -124,6 +124,29 @@ EmbeddingTable::Captured EmbeddingTable::Capture(bool full) {
   return out;
 }
 
+std::vector<Key> EmbeddingTable::Tombstones() const {
+  std::vector<Key> keys;
+  {
+    MutexLock lock(&deleted_mu_);
+    keys = deleted_;
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::erase_if(keys, [this](Key key) {
+    const uint64_t hash = HashKey(key);
+    const Stripe& stripe = stripes_[StripeOf(hash)];
+    absl::ReaderMutexLock lock(&stripe.mu);
+    return stripe.store.Find(key, hash) != nullptr;
+  });
+  return keys;
+}
+
+void EmbeddingTable::AddTombstones(std::span<const Key> keys) {
+  if (!tracking_.load() || keys.empty()) return;
+  MutexLock lock(&deleted_mu_);
+  deleted_.insert(deleted_.end(), keys.begin(), keys.end());
+}
+
 size_t EmbeddingTable::EvictFromStripe(uint32_t s, const std::function<bool(uint32_t)>& doomed,
                                        size_t limit, std::vector<Key>& evicted) {
   Stripe& stripe = stripes_[s];

@@ -1,10 +1,39 @@
 #include "server/replica_store.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 #include <vector>
 
 namespace tessera::server {
+
+Status ReplicaStore::ApplyRows(Copy& copy, const protocol::ReplicaRowsView& rows,
+                               const ServerTable& table) {
+  std::unique_ptr<EmbeddingTable>& replica = copy.sparse[rows.table];
+  if (replica == nullptr) {
+    EmbeddingTable::Options options;
+    options.id = table.config.id;
+    options.dim = table.config.dim;
+    options.optimizer = table.optimizer.get();
+    options.initializer = table.config.initializer;
+    replica = std::make_unique<EmbeddingTable>(options);
+  }
+  TESSERA_RETURN_IF_ERROR(replica->InsertRecords(rows.records, /*mark_changed=*/false));
+  for (Key key : rows.deleted) replica->Erase(key);
+  if (!copy.tracking) return OkStatus();
+  absl::flat_hash_set<Key>& tombstones = copy.tombstones[rows.table];
+  if (!tombstones.empty()) {
+    // Rows replicated again (re-created after their removal): no tombstone.
+    const size_t record = replica->record_bytes();
+    for (size_t at = 0; at + record <= rows.records.size(); at += record) {
+      Key key;
+      std::memcpy(&key, rows.records.data() + at, sizeof(key));
+      tombstones.erase(key);
+    }
+  }
+  tombstones.insert(rows.deleted.begin(), rows.deleted.end());
+  return OkStatus();
+}
 
 Status ReplicaStore::Apply(int32_t primary, const protocol::ReplicateView& batch,
                            const TableSet& tables) {
@@ -19,22 +48,18 @@ Status ReplicaStore::Apply(int32_t primary, const protocol::ReplicateView& batch
   Copy& copy = copies_[primary];
   copy.newest = key;
   if (batch.reset) copy.full_copy = key;
+  if (batch.captured) {
+    // A capture point: the tombstones of earlier batches are in a version.
+    // (A full copy's messages each carry the flag: the copy started empty.)
+    if (!batch.reset) copy.tombstones.clear();
+    copy.tracking = true;
+  }
   for (const protocol::ReplicaRowsView& rows : batch.rows) {
     const ServerTable* table = tables.Find(rows.table);
     if (table == nullptr || table->sparse == nullptr) {
       return InvalidArgumentError("replicate: no sparse table " + std::to_string(rows.table));
     }
-    std::unique_ptr<EmbeddingTable>& replica = copy.sparse[rows.table];
-    if (replica == nullptr) {
-      EmbeddingTable::Options options;
-      options.id = table->config.id;
-      options.dim = table->config.dim;
-      options.optimizer = table->optimizer.get();
-      options.initializer = table->config.initializer;
-      replica = std::make_unique<EmbeddingTable>(options);
-    }
-    TESSERA_RETURN_IF_ERROR(replica->InsertRecords(rows.records, /*mark_changed=*/false));
-    for (Key key : rows.deleted) replica->Erase(key);
+    TESSERA_RETURN_IF_ERROR(ApplyRows(copy, rows, *table));
   }
   for (const protocol::ReplicaDenseView& d : batch.dense) {
     const ServerTable* table = tables.Find(d.table);
@@ -76,6 +101,14 @@ StatusOr<size_t> ReplicaStore::PromoteInto(int32_t primary, const std::function<
       ++moved;
     }
     TESSERA_RETURN_IF_ERROR(table->sparse->InsertRecords(kept, /*mark_changed=*/true));
+    std::vector<Key> tombstones;
+    if (auto t = copy.tombstones.find(id); t != copy.tombstones.end()) {
+      for (Key key : t->second) {
+        if (owned(key)) tombstones.push_back(key);
+      }
+    }
+    std::sort(tombstones.begin(), tombstones.end());
+    table->sparse->AddTombstones(tombstones);
   }
   for (auto& [id, ranges] : copy.dense) {
     const ServerTable* table = tables.Find(id);
@@ -127,9 +160,24 @@ size_t ReplicaStore::Erase(TableId table, std::span<const Key> keys) {
   for (auto& [p, copy] : copies_) {
     auto it = copy.sparse.find(table);
     if (it == copy.sparse.end()) continue;
-    for (Key key : keys) erased += it->second->Erase(key) ? 1 : 0;
+    for (Key key : keys) {
+      if (!it->second->Erase(key)) continue;
+      ++erased;
+      if (copy.tracking) copy.tombstones[table].insert(key);
+    }
   }
   return erased;
+}
+
+std::vector<Key> ReplicaStore::tombstones(int32_t primary, TableId table) const {
+  std::vector<Key> out;
+  auto it = copies_.find(primary);
+  if (it == copies_.end()) return out;
+  auto t = it->second.tombstones.find(table);
+  if (t == it->second.tombstones.end()) return out;
+  out.assign(t->second.begin(), t->second.end());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 }  // namespace tessera::server

@@ -6,6 +6,14 @@
 // requests; when the scheduler promotes this server in a primary's place,
 // PromoteInto moves the copy into the server's own tables.
 //
+// Tombstones. Rows the primary evicted (or forgot) since it last captured a
+// version are in no published version's tombstones yet: the primary would
+// have put them in its next delta. So once the primary tracks changes
+// (ReplicateRequest.captured), a copy keeps the keys its batches delete,
+// drops them at each capture point the primary marks, and PromoteInto makes
+// them tombstones of the promoted server's next delta. A key deleted and
+// then replicated again (re-created) is no tombstone: its row is promoted.
+//
 // Thread-compatible (the server's receive thread owns it).
 #ifndef TESSERA_SERVER_REPLICA_STORE_H_
 #define TESSERA_SERVER_REPLICA_STORE_H_
@@ -15,7 +23,9 @@
 #include <map>
 #include <memory>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "common/status.h"
 #include "common/types.h"
 #include "protocols/codec.h"
@@ -40,7 +50,8 @@ class ReplicaStore {
   uint64_t stale_messages() const { return stale_messages_; }
 
   // Moves the copy of `primary` into `tables`: rows whose key `owned` selects
-  // (marked changed, for the next delta), dense ranges (the part inside the
+  // (marked changed, for the next delta), its tombstones of those keys
+  // (EmbeddingTable::AddTombstones), dense ranges (the part inside the
   // dense shards' ranges: call TableSet::ReshardDense first) and operation
   // ids (into `ops`). The copy is dropped. Returns the rows moved.
   StatusOr<size_t> PromoteInto(int32_t primary, const std::function<bool(Key)>& owned,
@@ -53,8 +64,11 @@ class ReplicaStore {
   size_t num_rows(int32_t primary) const;
   size_t num_rows() const;
   size_t memory_bytes() const;
-  // Removes `keys` from every copy of table `table`; returns rows removed.
+  // Removes `keys` from every copy of table `table` (tombstones of copies
+  // whose primary tracks changes); returns rows removed.
   size_t Erase(TableId table, std::span<const Key> keys);
+  // The tombstones kept for `primary`'s table `table`, sorted.
+  std::vector<Key> tombstones(int32_t primary, TableId table) const;
 
  private:
   struct DenseCopy {
@@ -70,7 +84,15 @@ class ReplicaStore {
     std::map<TableId, std::unique_ptr<EmbeddingTable>> sparse;
     std::map<TableId, std::map<uint64_t, DenseCopy>> dense;  // by range begin
     AppliedOps ops;
+    // The primary tracks changes (ReplicateRequest.captured): `tombstones`
+    // holds the keys deleted since its last capture point that have no row.
+    bool tracking = false;
+    std::map<TableId, absl::flat_hash_set<Key>> tombstones;
   };
+
+  // Applies one table's rows and deletions to `copy`.
+  static Status ApplyRows(Copy& copy, const protocol::ReplicaRowsView& rows,
+                          const ServerTable& table);
 
   std::map<int32_t, Copy> copies_;
   uint64_t stale_messages_ = 0;

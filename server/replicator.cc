@@ -77,6 +77,12 @@ void Replicator::NoteOp(uint64_t op_id) {
   new_ops_.push_back(op_id);
 }
 
+void Replicator::NoteCapture() {
+  // A full copy due reads the tombstones left after the capture anyway.
+  if (!enabled() || full_copy_due_) return;
+  capture_due_ = true;
+}
+
 void Replicator::AfterReplicated(Reply reply) {
   if (!enabled()) {
     reply(OkStatus());
@@ -108,6 +114,8 @@ void Replicator::Abandon() {
 std::vector<ReplicateBatch> Replicator::BuildIncremental() {
   ReplicateBatch batch;
   batch.epoch = epoch_;
+  batch.captured = capture_due_;
+  capture_due_ = false;
   for (auto& [id, keys] : changed_rows_) {
     const ServerTable* table = tables_->Find(id);
     if (table == nullptr || table->sparse == nullptr) continue;
@@ -137,14 +145,32 @@ std::vector<ReplicateBatch> Replicator::BuildIncremental() {
 
 std::vector<ReplicateBatch> Replicator::BuildFull() {
   std::vector<ReplicateBatch> out;
+  // The copy holds the state after any capture: no capture point is due.
+  capture_due_ = false;
+  bool tracking = false;
+  for (const ServerTable* table : tables_->All()) {
+    tracking |= table->sparse != nullptr && table->sparse->tracking();
+  }
   auto fresh = [&] {
     ReplicateBatch b;
     b.epoch = epoch_;
     b.reset = true;  // every message: whichever arrives first starts the copy over
+    b.captured = tracking;
     return b;
   };
   ReplicateBatch batch = fresh();
   batch.op_ids = ops_->All();
+  if (tracking) {
+    // The tombstones since the last capture (keys without a row: they never
+    // delete a row of the copy, whichever message comes first).
+    for (const ServerTable* table : tables_->All()) {
+      if (table->sparse == nullptr) continue;
+      protocol::ReplicaRows rows;
+      rows.table = table->config.id;
+      rows.deleted = table->sparse->Tombstones();
+      if (!rows.deleted.empty()) batch.rows.push_back(std::move(rows));
+    }
+  }
   for (const ServerTable* table : tables_->All()) {
     if (table->dense != nullptr) {
       table->dense->ForEachRange([&](const DenseShard::RangeView& r) {

@@ -20,6 +20,13 @@
 // in flight and starts with a full copy (reset) to every backup; the
 // replies held are released once that copy is acknowledged.
 //
+// Tombstones. Removed rows travel as `deleted` keys. Once the tables track
+// changes for versions, batches say so (`captured`), and the first batch
+// built after a capture (NoteCapture) marks the capture point: the backups
+// keep the tombstones since then, which a promoted backup publishes in the
+// place of the dead primary (server/replica_store.h). A full copy carries
+// the tables' tombstones since their last capture.
+//
 // Threading: every method runs on the server's receive thread (the
 // Messenger's reply callbacks run there too). Not thread-safe.
 #ifndef TESSERA_SERVER_REPLICATOR_H_
@@ -78,6 +85,9 @@ class Replicator {
   void NoteRows(TableId table, std::span<const Key> keys);
   void NoteDense(TableId table);
   void NoteOp(uint64_t op_id);
+  // The tables were captured for a version, after every change noted so
+  // far: the next batch marks the capture point.
+  void NoteCapture();
   // Runs `reply` (with OK) once every change noted so far reached every
   // backup: at once when replication is off, else after a batch is
   // acknowledged.
@@ -131,6 +141,7 @@ class Replicator {
   std::vector<NodeId> backups_;
   uint64_t epoch_ = 0;
   bool full_copy_due_ = false;
+  bool capture_due_ = false;  // the next incremental batch marks a capture point
   std::map<TableId, absl::flat_hash_set<Key>> changed_rows_;
   absl::flat_hash_set<TableId> changed_dense_;
   std::vector<uint64_t> new_ops_;

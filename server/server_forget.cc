@@ -3,6 +3,7 @@
 // tombstone of the next published delta (EmbeddingTable::Erase with change
 // tracking), so later versions do not hold it either.
 #include <string>
+#include <vector>
 
 #include "common/logging.h"
 #include "server/server_node.h"
@@ -22,8 +23,15 @@ using protocol::Header;
 size_t ServerNode::EraseKeys(TableId table, std::span<const Key> keys) {
   const ServerTable* t = tables_.Find(table);
   if (t == nullptr || t->sparse == nullptr) return 0;
-  size_t erased = 0;
-  for (Key key : keys) erased += t->sparse->Erase(key) ? 1 : 0;
+  std::vector<Key> removed;
+  for (Key key : keys) {
+    if (t->sparse->Erase(key)) removed.push_back(key);
+  }
+  size_t erased = removed.size();
+  // Its backups learn the removals in the replication stream, in order with
+  // its capture points: a backup promoted before this server's next version
+  // publishes the tombstones (server/replica_store.h).
+  replicator_.NoteRows(table, removed);
   // The backup copies this server holds of other servers' shards: a
   // promotion must not bring a forgotten row back.
   erased += replicas_.Erase(table, keys);

@@ -193,6 +193,9 @@ void ServerNode::HandleSnapshot(const DecodedMessage& msg) {
     StatusOr<CapturedVersion> captured = CaptureVersion(tables_, rank_, *info);
     s = captured.status();
     if (s.ok()) {
+      // Backups drop the tombstones replicated so far (they are in this
+      // version) and keep later ones (server/replicator.h).
+      replicator_.NoteCapture();
       captured_rows_.Increment(static_cast<double>(captured->sparse_rows()));
       snapshot_writer_.Enqueue(std::move(captured).value());
     }
@@ -310,6 +313,17 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
   // values) once its first application is replicated, never applied again.
   const bool duplicate = !is_pull && req.op_id != 0 && applied_ops_.Contains(req.op_id);
   if (duplicate) duplicate_ops_.Increment();
+  // Eviction sweeps run after pushes, at most once per second per table (see
+  // EmbeddingTable::MaybeEvict); backups learn the evicted keys. With
+  // backups the sweep runs before the reply waits for replication, so its
+  // removals are on the backups once the push is acknowledged.
+  bool swept = false;
+  auto sweep = [&] {
+    std::vector<Key> evicted;
+    rows.MaybeEvict(now, replicator_.enabled() ? &evicted : nullptr);
+    replicator_.NoteRows(table->config.id, evicted);
+    swept = true;
+  };
   if (is_pull) {
     sent = messenger_.Reply(msg, [&](const Header& h) {
       Frame f = protocol::EncodeValuesReply(h, req.keys.size() * dim,
@@ -347,6 +361,7 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
       replicator_.NoteOp(req.op_id);
       replicator_.NoteRows(table->config.id, req.keys);
     }
+    sweep();
     reply_bytes = values->size() * sizeof(float);
     ReplyWhenReplicated([this, request = msg, values](const Status& status) {
       Status s = !status.ok() ? messenger_.ReplyError(request, status)
@@ -359,11 +374,7 @@ Status ServerNode::HandleSparse(const DecodedMessage& msg) {
     });
   }
   if (!is_pull) {
-    // Eviction sweeps run here, at most once per second per table (see
-    // EmbeddingTable::MaybeEvict); backups learn the evicted keys.
-    std::vector<Key> evicted;
-    rows.MaybeEvict(now, replicator_.enabled() ? &evicted : nullptr);
-    replicator_.NoteRows(table->config.id, evicted);
+    if (!swept) sweep();
     UpdateTableGauges(*table);
   }
   op->requests->Increment();

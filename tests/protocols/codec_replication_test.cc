@@ -81,6 +81,7 @@ TEST(CodecReplicationTest, ReplicateRoundTrip) {
   batch.epoch = 3;
   batch.reset = true;
   batch.batch_id = 41;
+  batch.captured = true;
   ReplicaRows rows;
   rows.table = 2;
   rows.records = {std::byte{1}, std::byte{2}, std::byte{3}};
@@ -100,6 +101,7 @@ TEST(CodecReplicationTest, ReplicateRoundTrip) {
   EXPECT_EQ(v.epoch, 3u);
   EXPECT_TRUE(v.reset);
   EXPECT_EQ(v.batch_id, 41u);
+  EXPECT_TRUE(v.captured);
   ASSERT_EQ(v.rows.size(), 1u);
   EXPECT_EQ(v.rows[0].table, 2u);
   EXPECT_EQ(std::vector<std::byte>(v.rows[0].records.begin(), v.rows[0].records.end()),
@@ -133,6 +135,7 @@ TEST(CodecReplicationTest, ReplicateWithEmptyAndOddSizedVectors) {
     EXPECT_EQ(v.rows[1].deleted.size(), 3u);
     EXPECT_EQ(v.rows[2].records.size(), odd + 2);
     EXPECT_EQ(v.op_ids.size(), odd % 2 == 1 ? 1u : 0u);
+    EXPECT_FALSE(v.captured);
   }
 }
 

@@ -3,9 +3,11 @@
 // server's own tables.
 #include "server/replica_store.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "protocols/codec.h"
@@ -137,13 +139,15 @@ TEST(ReplicaStoreTest, ResetStartsTheCopyOverAndBadRecordsAreRefused) {
   EXPECT_FALSE(store.Apply(0, unknown, backup).ok());
 }
 
-// One message of batch `batch_id` (epoch 1) with the current rows of `keys`.
+// One message of batch `batch_id` (epoch 1) with the current rows of `keys`
+// (keys without a row: deleted), as the primary's Replicator builds it.
 protocol::DecodedMessage RowsMessage(const TableSet& primary, std::vector<Key> keys,
-                                     uint64_t batch_id, bool reset) {
+                                     uint64_t batch_id, bool reset, bool captured = false) {
   protocol::ReplicateBatch batch;
   batch.epoch = 1;
   batch.batch_id = batch_id;
   batch.reset = reset;
+  batch.captured = captured;
   protocol::ReplicaRows rows;
   rows.table = 1;
   std::sort(keys.begin(), keys.end());
@@ -215,6 +219,107 @@ TEST(ReplicaStoreTest, FullCopyPartsArriveInAnyOrder) {
   std::vector<float> want(kept.size() * kDim);
   primary.Find(1)->sparse->Pull(kept, want);
   EXPECT_EQ(CopiedRows(store, kept), want);
+}
+
+// Rows a primary evicts after its last capture are in no published version
+// yet: the backup keeps their tombstones (from the first batch marked as a
+// capture point) and promotion puts them in its own next delta; those
+// replicated before a later capture point are dropped (that version has
+// them).
+TEST(ReplicaStoreTest, TombstonesSinceTheLastCapturePointReachTheNextDelta) {
+  const ShardMap before = ShardMap::Uniform(64, 2);
+  TableSet primary, backup;
+  ASSERT_OK(primary.Apply(Configs(), before, 0));
+  ASSERT_OK(backup.Apply(Configs(), before, 1));
+  EmbeddingTable& rows = *primary.Find(1)->sparse;
+  const std::vector<Key> keys = {1, 2, 3, 4, 5, 6};
+  rows.Push(keys, std::vector<float>(keys.size() * kDim, 1.0f), 5);
+  ReplicaStore store;
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, keys, 1, false).AsReplicate(), backup));
+  EXPECT_TRUE(rows.Erase(1));  // Not tracking yet: no version will need it.
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, {1}, 2, false).AsReplicate(), backup));
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::IsEmpty());
+
+  (void)rows.Capture(true);  // Version 1 (full); the next batch says so.
+  EXPECT_TRUE(rows.Erase(2));
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, {2}, 3, false, true).AsReplicate(), backup));
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::ElementsAre(2));
+  (void)rows.Capture(false);  // Version 2 holds the tombstone of 2.
+  EXPECT_TRUE(rows.Erase(3));
+  EXPECT_TRUE(rows.Erase(5));
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, {3, 5}, 4, false, true).AsReplicate(), backup));
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::ElementsAre(3, 5));
+  // Batch 4 again (its ack was lost): the same tombstones.
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, {3, 5}, 4, false, true).AsReplicate(), backup));
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::ElementsAre(3, 5));
+  rows.Push(std::vector<Key>{5}, std::vector<float>(kDim, 1.0f), 6);  // 5 trained again
+  EXPECT_TRUE(rows.Erase(4));
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, {4, 5}, 5, false).AsReplicate(), backup));
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::ElementsAre(3, 4));
+  // What the primary's next delta would have held.
+  EmbeddingTable::Captured lost = rows.Capture(false);
+  EXPECT_THAT(lost.deleted, ::testing::UnorderedElementsAre(3, 5, 4));
+
+  // The primary dies before publishing it: its backup does.
+  const ShardMap after = PromoteBackups(before, {false, true});
+  ASSERT_OK(backup.ReshardDense(after, 1));
+  EmbeddingTable& promoted = *backup.Find(1)->sparse;
+  (void)promoted.Capture(true);  // the backup's own version 2
+  AppliedOps ops;
+  ASSERT_OK(store.PromoteInto(0, [&](Key k) { return after.OwnerOfKey(k) == 1; }, backup, ops)
+                .status());
+  EmbeddingTable::Captured next = promoted.Capture(false);
+  EXPECT_THAT(next.deleted, ::testing::UnorderedElementsAre(3, 4));
+  std::vector<Key> copied;
+  for (size_t i = 0; i < next.num_rows(); ++i) {
+    Key k;
+    std::memcpy(&k, next.rows.data() + i * next.record_bytes(), sizeof(k));
+    copied.push_back(k);
+  }
+  EXPECT_THAT(copied, ::testing::UnorderedElementsAre(5, 6));  // 5 as a row, not a tombstone
+}
+
+// Without a capture (no versions published) nothing is kept; a full copy
+// from a primary that tracks changes carries its pending tombstones, and
+// forgetting rows of a tracked copy leaves tombstones too.
+TEST(ReplicaStoreTest, FullCopiesCarryTombstonesAndUntrackedCopiesKeepNone) {
+  const ShardMap map = ShardMap::Uniform(64, 2);
+  TableSet primary, backup;
+  ASSERT_OK(primary.Apply(Configs(), map, 0));
+  ASSERT_OK(backup.Apply(Configs(), map, 1));
+  EmbeddingTable& rows = *primary.Find(1)->sparse;
+  const std::vector<Key> keys = {1, 2, 3, 4};
+  rows.Push(keys, std::vector<float>(keys.size() * kDim, 1.0f), 5);
+  ReplicaStore store;
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, keys, 1, false).AsReplicate(), backup));
+  EXPECT_TRUE(rows.Erase(1));
+  ASSERT_OK(store.Apply(0, *RowsMessage(primary, {1}, 2, false).AsReplicate(), backup));
+  EXPECT_EQ(store.Erase(1, std::vector<Key>{2}), 1u);
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::IsEmpty());
+
+  // A full copy in two parts; the tombstones ride in the first.
+  (void)rows.Capture(true);
+  EXPECT_TRUE(rows.Erase(2));
+  protocol::ReplicateBatch part1;
+  part1.epoch = 1;
+  part1.batch_id = 3;
+  part1.reset = true;
+  part1.captured = true;
+  protocol::ReplicaRows tombstones;
+  tombstones.table = 1;
+  tombstones.deleted = rows.Tombstones();
+  part1.rows.push_back(std::move(tombstones));
+  protocol::Header h;
+  h.sender = NodeId{Role::kServer, 0};
+  protocol::DecodedMessage m1 =
+      std::move(protocol::DecodedMessage::Decode(protocol::EncodeReplicate(h, part1))).value();
+  protocol::DecodedMessage m2 = RowsMessage(primary, {3, 4}, 3, true, true);
+  ASSERT_OK(store.Apply(0, *m1.AsReplicate(), backup));
+  ASSERT_OK(store.Apply(0, *m2.AsReplicate(), backup));
+  EXPECT_EQ(store.num_rows(0), 2u);
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::ElementsAre(2));
+  EXPECT_EQ(store.Erase(1, std::vector<Key>{3}), 1u);  // `tessera forget`
+  EXPECT_THAT(store.tombstones(0, 1), ::testing::ElementsAre(2, 3));
 }
 
 }  // namespace

@@ -133,6 +133,31 @@ TEST_P(TableCaptureTest, KeyErasedThenPushedAgainIsBothTombstoneAndRow) {
   EXPECT_EQ(rows.at(5).update_count, 1u);
 }
 
+// What a full replication copy carries (Tombstones) and what a promoted
+// backup adds for its dead primary (AddTombstones).
+TEST_P(TableCaptureTest, PendingTombstonesAndAddedOnes) {
+  EmbeddingTable t(Opts());
+  Push(t, {1, 2, 3, 4});
+  EXPECT_FALSE(t.tracking());
+  t.AddTombstones(std::vector<Key>{8});  // Not tracking: dropped.
+  EXPECT_TRUE(t.Erase(1));
+  EXPECT_THAT(t.Tombstones(), IsEmpty());
+  (void)t.Capture(true);
+  EXPECT_TRUE(t.tracking());
+  EXPECT_TRUE(t.Erase(3));
+  EXPECT_TRUE(t.Erase(2));
+  Push(t, {2});  // Created again: a row, so no pending tombstone to copy.
+  EXPECT_TRUE(t.Erase(4));
+  Push(t, {4});
+  EXPECT_TRUE(t.Erase(4));  // Twice a tombstone, listed once.
+  EXPECT_THAT(t.Tombstones(), ElementsAre(3, 4));
+  t.AddTombstones(std::vector<Key>{9, 7});
+  EXPECT_THAT(t.Tombstones(), ElementsAre(3, 4, 7, 9));
+  EmbeddingTable::Captured delta = t.Capture(false);
+  EXPECT_THAT(delta.deleted, UnorderedElementsAre(3, 2, 4, 4, 9, 7));
+  EXPECT_THAT(t.Tombstones(), IsEmpty());
+}
+
 TEST_P(TableCaptureTest, FullSnapshotPlusDeltasReplayedWithInsertRowEqualsTheTable) {
   EmbeddingTable t(Opts());
   std::mt19937_64 rng(7);
