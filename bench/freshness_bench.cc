@@ -70,6 +70,7 @@
 #include <zmq.hpp>
 
 #include "bench/bench_flags.h"
+#include "bench/bench_util.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -141,14 +142,6 @@ int FreePort() {
     if (free) return port;
   }
   return 0;
-}
-
-// Nearest-rank percentile; NaN for no samples.
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return std::nan("");
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(v.size())));
-  return v[std::clamp<size_t>(rank, 1, v.size()) - 1];
 }
 
 // Pushes `lines` round-robin at `rate` lines/s (messages every 10 ms) until
