@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "common/shutdown_signals.h"
 
 namespace tessera::protocol {
 
@@ -215,6 +216,26 @@ Status ClusterMember::RequestClusterShutdown(const std::string& reason, SteadyTi
   return Call(kSchedulerId, [&](const Header& h) { return EncodeShutdownRequest(h, reason); },
               deadline)
       .status();
+}
+
+std::function<void(int signo, bool insist)> MemberSignalHandler(const std::string& role,
+                                                                const std::atomic<bool>* started,
+                                                                bool first_signal_drains,
+                                                                ClusterMember* member) {
+  auto signals = std::make_shared<std::atomic<int>>(0);
+  return [role, started, first_signal_drains, member, signals](int signo, bool insist) {
+    if (!started->load() || insist) {
+      TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << ": exiting now";
+      _exit(128 + signo);
+    }
+    if (first_signal_drains && signals->fetch_add(1) == 0) {
+      TESSERA_LOG(kInfo) << ShutdownSignalName(signo)
+                         << ": the scheduler drains the stream and stops the cluster (again to "
+                            "stop this node now)";
+      return;
+    }
+    member->OnShutdown(role + " received " + ShutdownSignalName(signo));
+  };
 }
 
 }  // namespace tessera::protocol

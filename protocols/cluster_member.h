@@ -9,6 +9,7 @@
 #ifndef TESSERA_PROTOCOLS_CLUSTER_MEMBER_H_
 #define TESSERA_PROTOCOLS_CLUSTER_MEMBER_H_
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -109,6 +110,18 @@ class ClusterMember {
   bool shutdown_ TESSERA_GUARDED_BY(mu_) = false;
   std::string shutdown_reason_ TESSERA_GUARDED_BY(mu_);
 };
+
+// The shutdown-signal policy of a server or worker process, a callback for
+// ShutdownSignalWatcher (common/shutdown_signals.h): before `*started`
+// (nothing to hand over yet) or when the signal insists, exit now with
+// 128 + signo; with `first_signal_drains` (a streaming job) the first signal
+// only logs, since the scheduler drains the stream and stops the cluster;
+// otherwise `member` leaves: OnShutdown("<role> received SIGTERM").
+// `started` and `member` are borrowed and must outlive the watcher.
+std::function<void(int signo, bool insist)> MemberSignalHandler(const std::string& role,
+                                                                const std::atomic<bool>* started,
+                                                                bool first_signal_drains,
+                                                                ClusterMember* member);
 
 }  // namespace tessera::protocol
 

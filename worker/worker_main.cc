@@ -79,20 +79,8 @@ Status Run(const WorkerMainArgs& args) {
   node = std::make_unique<WorkerNode>(options, transport.get(), &clock, &metrics);
 
   std::atomic<bool> started{false};
-  std::atomic<int> signals{0};
-  ShutdownSignalWatcher watcher([&](int signo, bool insist) {
-    if (!started.load() || insist) {
-      TESSERA_LOG(kWarning) << ShutdownSignalName(signo) << ": exiting now";
-      _exit(128 + signo);
-    }
-    if (args.first_signal_drains && signals.fetch_add(1) == 0) {
-      TESSERA_LOG(kInfo) << ShutdownSignalName(signo)
-                         << ": the scheduler drains the stream and stops the cluster (again to "
-                            "stop this node now)";
-      return;
-    }
-    node->member().OnShutdown(std::string("worker received ") + ShutdownSignalName(signo));
-  });
+  ShutdownSignalWatcher watcher(
+      protocol::MemberSignalHandler("worker", &started, args.first_signal_drains, &node->member()));
 
   TESSERA_RETURN_IF_ERROR(node->Start(DeadlineIn(args.startup_timeout)));
   started.store(true);
