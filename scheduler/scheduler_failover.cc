@@ -280,6 +280,7 @@ void SchedulerNode::AdvanceHandoff(uint64_t epoch, NodeId from, Status status) {
       next.handoff_to = -1;
       view_ = next;
       resync_epoch_ = next.epoch;
+      full_version_due_ = true;  // the replacement's rows are not in its change sets
       handoff_.stage = 4;
       handoff_.epoch = next.epoch;
       handoff_.pending = SendHandoffView(-1);

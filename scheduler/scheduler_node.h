@@ -304,6 +304,12 @@ class SchedulerNode {
   uint64_t published_ TESSERA_GUARDED_BY(mu_) = 0;  // last version published
   int64_t published_unix_ms_ TESSERA_GUARDED_BY(mu_) = 0;  // its created_unix_ms
   uint64_t versions_this_run_ TESSERA_GUARDED_BY(mu_) = 0;
+  // The next version must be full, not a delta: a version failed after its
+  // capture was asked for (servers that captured have reset their change
+  // sets, so a delta on the last published version would miss what changed
+  // in between), or a handoff gave slots to a replacement server, whose
+  // tables track no changes before their first capture.
+  bool full_version_due_ TESSERA_GUARDED_BY(mu_) = false;
   Mutex publish_mu_;  // one version at a time (thread vs. PublishNow)
   Notification stop_publish_;
   std::thread publish_thread_;

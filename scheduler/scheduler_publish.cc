@@ -160,7 +160,8 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
                        : DeadlineExceededError("publish: workers did not reach a step boundary");
     }
     v.version = next_version_;
-    v.full = versions_this_run_ % options_.publish.full_every == 0;
+    v.full = full_version_due_ || versions_this_run_ % options_.publish.full_every == 0;
+    if (v.full) full_version_due_ = false;  // set again below if this one fails
     v.base_version = v.full ? 0 : published_;
     v.dir = options_.publish.model_dir + "/" + std::to_string(v.version);
     v.training_state_json = "{\"data\": " + DataAssignerStateToJson(data_.Export()) + "}";
@@ -185,12 +186,22 @@ StatusOr<uint64_t> SchedulerNode::PublishVersion(bool final) {
   }
   const double paused = SecondsSince(start);
   publish_pause_seconds_.Observe(paused);
-  if (!captured.ok()) return captured;
+  // From here a failure leaves the servers' change sets unknown: some may
+  // have captured (and reset theirs) for a version that never completes.
+  auto failed = [this](Status status) {
+    MutexLock lock(&mu_);
+    full_version_due_ = true;
+    return status;
+  };
+  if (!captured.ok()) return failed(captured);
   // 4. Files, then the manifest that makes the version complete.
-  TESSERA_RETURN_IF_ERROR(CallServers(
-      [&](const Header& h) { return protocol::EncodeSnapshotFlushRequest(h, v.version); },
-      kFlushTimeout));
-  TESSERA_RETURN_IF_ERROR(options_.publish.write_manifest(v));
+  if (Status flushed = CallServers(
+          [&](const Header& h) { return protocol::EncodeSnapshotFlushRequest(h, v.version); },
+          kFlushTimeout);
+      !flushed.ok()) {
+    return failed(flushed);
+  }
+  if (Status written = options_.publish.write_manifest(v); !written.ok()) return failed(written);
   {
     MutexLock lock(&mu_);
     published_ = v.version;
