@@ -236,6 +236,8 @@ void PrintTable(const Flags& f, const std::vector<Row>& rows, double seconds) {
               seconds);
 }
 
+constexpr int kLoopReports = 10;  // the closed loop's report windows
+
 // The closed loop after the last window: the frozen model and the job's
 // publish directory as two serve arms, the joiner feeding the job, and
 // simulate's shoppers continuing the world where the generated windows end.
@@ -254,7 +256,7 @@ bool RunLoop(const Flags& f, const std::string& root, pid_t train) {
                  absl::StrCat(f.item_drift), "--after-rows",
                  std::to_string(static_cast<int64_t>(f.rows) * f.windows)},
        .requests = f.loop_requests,
-       .reports = 10,
+       .reports = kLoopReports,
        .rate = f.loop_rate});
   if (loop.simulate_exit != 0 || loop.windows.empty()) {
     std::cerr << "the closed loop failed (simulate exit " << loop.simulate_exit << "):\n"
@@ -267,7 +269,7 @@ bool RunLoop(const Flags& f, const std::string& root, pid_t train) {
               f.loop_requests, f.loop_rate);
   std::printf("| visits | frozen CTR | continuous CTR | gain | frozen planted | continuous planted |\n"
               "|---|---|---|---|---|---|\n");
-  const int per = std::max(1, f.loop_requests / 10);
+  const int per = std::max(1, f.loop_requests / kLoopReports);
   for (size_t w = 0; w < loop.windows.size(); ++w) {
     const auto& arms = loop.windows[w];
     const testing::ArmCounts a = arms.contains("frozen") ? arms.at("frozen") : testing::ArmCounts{};

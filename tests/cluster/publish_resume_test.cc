@@ -167,7 +167,11 @@ StatusOr<RunOutcome> TrainAndPublish(const models::JobConfig& job, bool resume,
           "tessera_worker_examples_total", "Training examples processed.");
       const double until = examples.Value() + static_cast<double>(examples_between);
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-      while (examples.Value() < until && std::chrono::steady_clock::now() < deadline) {
+      while (examples.Value() < until) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          during = DeadlineExceededError("worker 0 did not train between the publishes");
+          break;
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }

@@ -49,10 +49,11 @@ std::optional<int> WaitForExit(pid_t pid, std::chrono::milliseconds timeout) {
   return status;
 }
 
-int RunToExit(const std::vector<std::string>& argv, const std::string& output_file,
-              std::chrono::milliseconds timeout) {
-  const pid_t pid = Spawn(argv, output_file);
-  if (pid < 0) return -1;
+namespace {
+
+// `pid`'s exit code (128 + the signal if a signal ended it) once it exits
+// within `timeout`; otherwise -1, SIGKILLed and reaped.
+int ExitCodeOrKill(pid_t pid, std::chrono::milliseconds timeout) {
   const std::optional<int> status = WaitForExit(pid, timeout);
   if (!status) {
     ::kill(pid, SIGKILL);
@@ -62,16 +63,18 @@ int RunToExit(const std::vector<std::string>& argv, const std::string& output_fi
   return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
 }
 
+}  // namespace
+
+int RunToExit(const std::vector<std::string>& argv, const std::string& output_file,
+              std::chrono::milliseconds timeout) {
+  const pid_t pid = Spawn(argv, output_file);
+  return pid < 0 ? -1 : ExitCodeOrKill(pid, timeout);
+}
+
 int StopProcess(pid_t pid, std::chrono::milliseconds timeout) {
   if (pid <= 0) return -1;
   ::kill(pid, SIGTERM);
-  const std::optional<int> status = WaitForExit(pid, timeout);
-  if (!status) {
-    ::kill(pid, SIGKILL);
-    WaitForExit(pid, std::chrono::seconds(10));
-    return -1;
-  }
-  return WIFEXITED(*status) ? WEXITSTATUS(*status) : 128 + WTERMSIG(*status);
+  return ExitCodeOrKill(pid, timeout);
 }
 
 pid_t StartServe(const std::string& binary, const std::vector<std::string>& args,
