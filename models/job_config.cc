@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "common/arm_name.h"
+
 namespace tessera::models {
 namespace {
 
@@ -361,10 +363,9 @@ Status ReadSections(YAML::Node root, const std::string& base_dir, JobConfig* job
     TESSERA_RETURN_IF_ERROR(j.Int("commit_interval_ms", &job->join.commit_interval_ms, 10, 3600000));
     TESSERA_RETURN_IF_ERROR(j.StringList("arms", &job->join.arms));
     for (const std::string& arm : job->join.arms) {
-      if (arm.empty() || arm.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                               "0123456789_.-") != std::string::npos) {
-        return InvalidArgumentError("join.arms: '" + arm +
-                                    "' is not an arm name ([A-Za-z0-9_.-]+, as serve's --arm NAME)");
+      if (!IsArmName(arm)) {
+        return InvalidArgumentError("join.arms: '" + arm + "' is not an arm name (" +
+                                    kArmNameRule + ", as serve's --arm NAME)");
       }
     }
     TESSERA_RETURN_IF_ERROR(j.Finish());

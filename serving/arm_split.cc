@@ -6,19 +6,9 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/arm_name.h"
 
 namespace tessera::serving {
-namespace {
-
-bool ValidArmName(std::string_view name) {
-  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
-
-}  // namespace
-
 StatusOr<ArmSpec> ParseArmSpec(std::string_view text) {
   const auto bad = [&](std::string_view why) {
     return InvalidArgumentError(absl::StrCat("--arm ", std::string(text), ": ", std::string(why),
@@ -34,7 +24,7 @@ StatusOr<ArmSpec> ParseArmSpec(std::string_view text) {
   const std::string_view weight = text.substr(colon + 1);
   const auto [end, ec] = std::from_chars(weight.data(), weight.data() + weight.size(), spec.weight);
   if (ec != std::errc() || end != weight.data() + weight.size()) return bad("bad weight");
-  if (!ValidArmName(spec.name)) return bad("NAME must be 1-64 of [A-Za-z0-9_.-]");
+  if (!IsArmName(spec.name)) return bad(std::string("NAME must be ") + kArmNameRule);
   if (spec.dir.empty()) return bad("empty DIR");
   if (!std::isfinite(spec.weight) || spec.weight <= 0) return bad("WEIGHT must be > 0");
   return spec;
@@ -46,8 +36,8 @@ StatusOr<ArmSplit> ArmSplit::Create(std::vector<ArmWeight> arms) {
   std::set<std::string> seen;
   double total = 0;
   for (const ArmWeight& a : arms) {
-    if (!ValidArmName(a.name)) {
-      return InvalidArgumentError(absl::StrCat("arm '", a.name, "': bad name"));
+    if (!IsArmName(a.name)) {
+      return InvalidArgumentError(absl::StrCat("arm '", a.name, "': bad name (", kArmNameRule, ")"));
     }
     if (!seen.insert(a.name).second) {
       return InvalidArgumentError(absl::StrCat("arm '", a.name, "' is given twice"));
